@@ -1,0 +1,34 @@
+//! Test support shared by Keel's crates. Used only as a dev-dependency.
+//!
+//! Why this crate exists: every crate's tests need the same few things: to find a real server from
+//! the environment (and fail, not skip, in CI), unique names so tests run in parallel, and a few
+//! instruments that are not part of any product crate.
+
+#![allow(clippy::print_stderr)]
+
+/// Variable that turns a missing server URL from a printed skip into a test failure. `.ci/run` and
+/// the README's test command set it, so CI never passes by skipping.
+pub const REQUIRE_SERVERS: &str = "KEEL_REQUIRE_SERVERS";
+
+/// The URL of a real server from the environment variable `var` (e.g. `DATABASE_URL`).
+///
+/// When the variable is unset, the test should return early: this prints the reason and returns
+/// `None`. When [`REQUIRE_SERVERS`] is `1`, it panics instead, so a skipped test fails the run.
+pub fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var(REQUIRE_SERVERS).as_deref() == Ok("1") => {
+            panic!("{var} is not set but {REQUIRE_SERVERS}=1: this test needs that server")
+        }
+        _ => {
+            eprintln!("SKIPPED: {var} is not set; set it to run this test against a real server");
+            None
+        }
+    }
+}
+
+/// A name no other test uses: `prefix` plus 12 random hex digits, lowercase, a valid SQL identifier.
+pub fn unique_name(prefix: &str) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}_{}", &random[..12])
+}
