@@ -1,1 +1,25 @@
-//! placeholder
+//! The HTTP server foundation every Keel service is built on.
+//!
+//! Why this crate exists: every service must answer the same way at the edge (problem+json errors,
+//! `X-Request-ID` on every response, the same metrics and log fields, the same shutdown
+//! behaviour), and that is only true if they share one stack rather than each wiring its own.
+//!
+//! - [`Problem`] is the RFC 9457 error body every endpoint returns; [`Json`] is the body extractor
+//!   whose rejections are problems with field paths.
+//! - [`Stack`] wraps a service's `Router` in the middleware stack, in a documented order.
+//! - [`HttpServer`] binds, serves with graceful shutdown and a drain deadline.
+//! - [`ops_router`] serves `/healthz`, `/ready` and `/metrics`.
+
+mod json;
+mod middleware;
+mod ops;
+mod problem;
+mod request_id;
+mod server;
+
+pub use json::Json;
+pub use middleware::Stack;
+pub use ops::ops_router;
+pub use problem::{FieldError, Problem};
+pub use request_id::{REQUEST_ID_HEADER, RequestId};
+pub use server::{HttpError, HttpServer};

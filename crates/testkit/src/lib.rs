@@ -32,3 +32,20 @@ pub fn unique_name(prefix: &str) -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}_{}", &random[..12])
 }
+
+mod logs;
+mod proxy;
+
+pub use logs::LogCapture;
+pub use proxy::FaultProxy;
+
+/// The echo gRPC service used by the gRPC foundation's tests.
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod echo {
+    tonic::include_proto!("keel.testkit.v1");
+}
+
+/// The repository's `config/` directory, so tests load the configuration files we ship.
+pub fn config_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
+}

@@ -1,0 +1,261 @@
+//! The middleware stack every service's router is wrapped in.
+//!
+//! Order, outermost first (a request passes down the list, its response back up):
+//!
+//! 1. **observe**: takes or makes the request id, opens the request span (parented on an incoming
+//!    `traceparent`, carrying `request_id`, `trace_id`, `user_id`), runs the rest inside the request
+//!    context, logs completion, and puts `X-Request-ID` on the response. Outermost, so every line
+//!    logged below it, and every response, carries the id.
+//! 2. **security headers**: outside everything that can answer on its own, so 404s, 413s, timeouts
+//!    and panics carry them too.
+//! 3. **metrics**: count and latency by method, *route template* (never the raw path: that would
+//!    be unbounded cardinality) and status; sees every answer below, including the ones below make.
+//! 4. **CORS**: answers preflights; adds the allow headers to real responses.
+//! 5. **panic catch**: a panicking handler becomes a 500 problem and one error-bus record.
+//! 6. **timeout**: a request over `http.request_timeout_ms` becomes a 503 problem.
+//! 7. **body limit**: a declared body over the limit is a 413 problem before the handler runs; an
+//!    undeclared (chunked) one is cut off by the same limit when the handler reads it.
+//! 8. **compression**: gzip when the client accepts it.
+//!
+//! The stack is applied with `Router::layer`, which wraps each route (and the fallback), so the
+//! matched route template is known to every layer.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use http::header::{self, HeaderName, HeaderValue};
+use http::Method;
+use keel_config::{CorsConfig, HttpConfig};
+use keel_errorbus::{ErrorBus, ErrorRecord};
+use keel_telemetry::context::{self, RequestContext};
+use opentelemetry::trace::TraceContextExt;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::problem::Problem;
+use crate::request_id::{REQUEST_ID_HEADER, RequestId};
+
+/// Route label for requests that matched no route (the fallback).
+const UNMATCHED_ROUTE: &str = "unmatched";
+/// Routes polled by orchestrators and scrapers: their completions log at debug, not info.
+const QUIET_ROUTES: &[&str] = &["/healthz", "/ready", "/metrics"];
+
+/// The middleware stack of one HTTP server, built from its configuration.
+#[derive(Clone, Debug)]
+pub struct Stack {
+    config: HttpConfig,
+    error_bus: ErrorBus,
+}
+
+impl Stack {
+    /// A stack for a server configured by `config`, reporting unexpected errors to `error_bus`.
+    pub fn new(config: HttpConfig, error_bus: ErrorBus) -> Self {
+        Self { config, error_bus }
+    }
+
+    /// Wraps `router` in the stack and gives it problem+json answers for unknown routes (404) and
+    /// wrong methods (405).
+    pub fn apply(&self, router: Router) -> Router {
+        let router = router
+            .fallback(|| async { Problem::not_found("no route matches this path") })
+            .method_not_allowed_fallback(|| async { Problem::method_not_allowed() });
+        let limit = self.config.body_limit_bytes;
+        let timeout = self.config.request_timeout();
+        let bus = self.error_bus.clone();
+        let headers = security_headers(&self.config);
+        // `Router::layer` calls wrap what is already there, so they run innermost first: read
+        // bottom-up, this is the order of the module documentation.
+        let router = match self.config.compression {
+            true => router.layer(CompressionLayer::new()),
+            false => router,
+        };
+        let router = router
+            .layer(DefaultBodyLimit::max(limit))
+            .layer(middleware::from_fn(move |request: Request, next: Next| reject_declared_oversize(limit, request, next)))
+            .layer(middleware::from_fn(move |request: Request, next: Next| enforce_timeout(timeout, request, next)))
+            .layer(CatchPanicLayer::custom(move |panic: Box<dyn Any + Send + 'static>| panic_response(&bus, panic.as_ref())));
+        let router = match cors(&self.config.cors) {
+            Some(layer) => router.layer(layer),
+            None => router,
+        };
+        router
+            .layer(middleware::from_fn(record_metrics))
+            .layer(middleware::from_fn(move |request: Request, next: Next| {
+                add_security_headers(headers.clone(), request, next)
+            }))
+            .layer(middleware::from_fn(observe))
+    }
+}
+
+/// Step 1: request id, span, context, access log.
+async fn observe(mut request: Request, next: Next) -> Response {
+    let sent = request.headers().get(REQUEST_ID_HEADER).cloned();
+    let (id, honoured) = RequestId::from_header(sent.as_ref());
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let route = route.as_deref().unwrap_or(UNMATCHED_ROUTE).to_owned();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id.0,
+        trace_id = tracing::field::Empty,
+        user_id = tracing::field::Empty,
+        method = %request.method(),
+        route = %route,
+    );
+    let _ = span.set_parent(keel_telemetry::propagation::extract(request.headers()));
+    let trace_id = span.context().span().span_context().trace_id();
+    if trace_id != opentelemetry::TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+    if sent.is_some() && !honoured {
+        span.in_scope(|| tracing::debug!("replaced an unusable X-Request-ID with a fresh one"));
+    }
+    let header_value = HeaderValue::from_str(&id.0).ok();
+    if let Some(value) = &header_value {
+        request.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
+    }
+    request.extensions_mut().insert(id.clone());
+
+    let started = Instant::now();
+    let mut response = context::scope(RequestContext::new(id.0), next.run(request)).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if QUIET_ROUTES.contains(&route.as_str()) {
+            tracing::debug!(status, latency_ms, "request completed");
+        } else {
+            tracing::info!(status, latency_ms, "request completed");
+        }
+    });
+    if let Some(value) = header_value {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// Step 3: request count and latency by method, route template and status.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let labels = [("method", method), ("route", route), ("status", response.status().as_u16().to_string())];
+    metrics::counter!("keel_http_requests_total", &labels).increment(1);
+    metrics::histogram!("keel_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Step 5: the answer to a panicking handler, and its error-bus record.
+fn panic_response(bus: &ErrorBus, panic: &(dyn Any + Send)) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".to_owned());
+    let mut record = ErrorRecord::new("panic", format!("handler panicked: {message}"));
+    if let Some(current) = context::current() {
+        record = record.with_request_id(current.request_id());
+        if let Some(user) = current.user_id() {
+            record = record.with_user_id(user);
+        }
+    }
+    bus.publish(record);
+    Problem::internal().into_response()
+}
+
+/// Step 6: a request over the deadline becomes a 503 problem.
+async fn enforce_timeout(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
+            Problem::unavailable(format!("the request did not complete within {} ms", timeout.as_millis()))
+                .with_retry_after(1)
+                .into_response()
+        }
+    }
+}
+
+/// Step 7: a declared `Content-Length` over the limit is refused before the handler runs.
+async fn reject_declared_oversize(limit: usize, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => Problem::payload_too_large(limit).into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// Step 4: CORS from configuration; `None` (no layer, no cross-origin access) when no origin is allowed.
+fn cors(config: &CorsConfig) -> Option<CorsLayer> {
+    if config.allowed_origins.is_empty() {
+        return None;
+    }
+    let origin = if config.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(config.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let methods: Vec<Method> = config.allowed_methods.iter().filter_map(|m| m.parse().ok()).collect();
+    let headers: Vec<HeaderName> = config.allowed_headers.iter().filter_map(|h| h.parse().ok()).collect();
+    let exposed: Vec<HeaderName> = config.exposed_headers.iter().filter_map(|h| h.parse().ok()).collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(origin)
+            .allow_methods(methods)
+            .allow_headers(headers)
+            .expose_headers(exposed)
+            .allow_credentials(config.allow_credentials)
+            .max_age(Duration::from_secs(config.max_age_secs)),
+    )
+}
+
+/// Step 2: the security headers of `config`, computed once.
+fn security_headers(config: &HttpConfig) -> Arc<[(HeaderName, HeaderValue)]> {
+    let settings = &config.security_headers;
+    if !settings.enabled {
+        return Arc::new([]);
+    }
+    let mut headers = vec![
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin")),
+    ];
+    if let Ok(csp) = HeaderValue::from_str(&settings.content_security_policy)
+        && !settings.content_security_policy.is_empty()
+    {
+        headers.push((header::CONTENT_SECURITY_POLICY, csp));
+    }
+    if settings.hsts_max_age_secs > 0
+        && let Ok(hsts) = HeaderValue::from_str(&format!("max-age={}; includeSubDomains", settings.hsts_max_age_secs))
+    {
+        headers.push((header::STRICT_TRANSPORT_SECURITY, hsts));
+    }
+    headers.into()
+}
+
+/// Adds each security header the handler did not set itself.
+async fn add_security_headers(headers: Arc<[(HeaderName, HeaderValue)]>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    for (name, value) in headers.iter() {
+        if !response.headers().contains_key(name) {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    response
+}

@@ -1,0 +1,72 @@
+//! The request id and user id of the request being served, for code that has no request at hand.
+//!
+//! A server middleware runs each request inside [`scope`]; anything the request's task calls
+//! (an outgoing gRPC call, a publish to the error bus) reads them with [`current`]. The user id is
+//! filled in later by authentication, hence the interior cell.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+tokio::task_local! {
+    static CURRENT: RequestContext;
+}
+
+/// Correlation data of one request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    request_id: Arc<str>,
+    user_id: Arc<OnceLock<String>>,
+}
+
+impl RequestContext {
+    /// A context for the request with this id, without a user yet.
+    pub fn new(request_id: impl Into<Arc<str>>) -> Self {
+        Self { request_id: request_id.into(), user_id: Arc::default() }
+    }
+
+    /// The request id.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// The authenticated user, once authentication has run.
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.get().map(String::as_str)
+    }
+
+    /// Records the authenticated user (first call wins) and adds it to the request span.
+    pub fn set_user_id(&self, user_id: impl Into<String>) {
+        let user_id = user_id.into();
+        tracing::Span::current().record("user_id", user_id.as_str());
+        let _ = self.user_id.set(user_id);
+    }
+}
+
+/// Runs `future` with `context` as the current request context.
+pub async fn scope<F: Future>(context: RequestContext, future: F) -> F::Output {
+    CURRENT.scope(context, future).await
+}
+
+/// The current request context, when running inside [`scope`].
+pub fn current() -> Option<RequestContext> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_context_is_visible_inside_its_scope_only() {
+        assert!(current().is_none());
+        let context = RequestContext::new("req-42");
+        scope(context, async {
+            let seen = current().expect("inside the scope");
+            assert_eq!(seen.request_id(), "req-42");
+            seen.set_user_id("user-7");
+            assert_eq!(current().and_then(|c| c.user_id().map(str::to_owned)).as_deref(), Some("user-7"));
+        })
+        .await;
+        assert!(current().is_none());
+    }
+}

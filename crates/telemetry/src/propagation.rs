@@ -1,0 +1,75 @@
+//! W3C trace-context (`traceparent`, `tracestate`) in and out of HTTP headers.
+//!
+//! gRPC metadata travels as HTTP/2 headers, so the same two functions serve HTTP and gRPC, servers
+//! and clients. The propagator is used directly rather than through OpenTelemetry's global, so
+//! nothing depends on what another part of the process installed.
+
+use http::HeaderMap;
+use http::header::{HeaderName, HeaderValue};
+use opentelemetry::Context;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// The remote parent context carried by `headers` (an empty context when there is none or it is
+/// malformed; a malformed `traceparent` starts a new trace rather than failing the request).
+pub fn extract(headers: &HeaderMap) -> Context {
+    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+}
+
+/// Writes `context`'s span as `traceparent` (and `tracestate`) into `headers`.
+pub fn inject(context: &Context, headers: &mut HeaderMap) {
+    TraceContextPropagator::new().inject_context(context, &mut HeaderInjector(headers));
+}
+
+/// Writes the current `tracing` span's trace context into `headers`, for an outgoing call.
+pub fn inject_current(headers: &mut HeaderMap) {
+    inject(&tracing::Span::current().context(), headers);
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TraceContextExt;
+
+    use super::*;
+
+    #[test]
+    fn a_traceparent_survives_extract_then_inject() {
+        let mut incoming = HeaderMap::new();
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        incoming.insert("traceparent", HeaderValue::from_static(traceparent));
+        let context = extract(&incoming);
+        assert_eq!(context.span().span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let mut outgoing = HeaderMap::new();
+        inject(&context, &mut outgoing);
+        assert_eq!(outgoing.get("traceparent").and_then(|v| v.to_str().ok()), Some(traceparent));
+    }
+
+    #[test]
+    fn a_malformed_traceparent_is_ignored() {
+        let mut incoming = HeaderMap::new();
+        incoming.insert("traceparent", HeaderValue::from_static("garbage"));
+        assert!(!extract(&incoming).span().span_context().is_valid());
+    }
+}
