@@ -61,6 +61,7 @@ keel_is_local() {
 
 # True when something accepts TCP connections on HOST PORT.
 keel_tcp_open() {
+    # shellcheck disable=SC2016 # $0 and $1 expand in the inner shell, on purpose
     timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
 }
 
@@ -94,7 +95,7 @@ keel_start_postgres() {
         keel_log "PostgreSQL is not running and pg_ctlcluster is not installed here; start it yourself"
         return 1
     fi
-    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    version=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort -V | tail -n 1)
     keel_log "starting PostgreSQL $version/main"
     keel_as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
 }
@@ -168,6 +169,7 @@ keel_ensure_redis() {
 
 # Prints the INFO line a NATS server sends first on every connection; fails when none comes.
 keel_nats_info() {
+    # shellcheck disable=SC2016 # $0, $1 and $line expand in the inner shell, on purpose
     timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1" && IFS= read -r -t 2 line <&3 && printf "%s\n" "$line"' \
         "$1" "$2" 2>/dev/null
 }
@@ -218,12 +220,12 @@ keel_ensure_promtool() {
         return 1
     fi
     keel_log "installing promtool (Debian package prometheus)"
-    keel_as_root apt-get update -q </dev/null &&
-        keel_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-            prometheus </dev/null || {
+    if ! keel_as_root apt-get update -q </dev/null ||
+        ! keel_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            prometheus </dev/null; then
         keel_log "could not install the prometheus package"
         return 1
-    }
+    fi
     command -v promtool >/dev/null 2>&1
 }
 

@@ -25,6 +25,8 @@ pub enum ConfigError {
         message: String,
     },
     /// `KEEL_ENV` names an environment whose file does not exist or that is not a plain name.
-    #[error("KEEL_ENV={0:?} does not name an environment (expected e.g. development or production with a matching config/<name>.yaml)")]
+    #[error(
+        "KEEL_ENV={0:?} does not name an environment (expected e.g. development or production with a matching config/<name>.yaml)"
+    )]
     UnknownEnvironment(String),
 }

@@ -40,7 +40,10 @@ impl ConfigLoader {
 
     /// A loader over `dir` with no environment variables.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), vars: Vec::new() }
+        Self {
+            dir: dir.into(),
+            vars: Vec::new(),
+        }
     }
 
     /// Replaces the environment variables the loader sees.
@@ -69,7 +72,10 @@ impl ConfigLoader {
         let env_file = self.dir.join(format!("{environment}.yaml"));
         for file in [&default_file, &env_file] {
             if let Err(e) = std::fs::metadata(file) {
-                return Err(ConfigError::FileUnreadable { path: file.clone(), reason: e.to_string() });
+                return Err(ConfigError::FileUnreadable {
+                    path: file.clone(),
+                    reason: e.to_string(),
+                });
             }
         }
         let defaults = Figment::new().merge(YamlFile::new(&default_file));
@@ -88,7 +94,12 @@ impl ConfigLoader {
             });
         }
         let warnings = self.unknown_variables(&defaults);
-        Ok(Config { environment, figment, kernel: Arc::new(kernel), warnings })
+        Ok(Config {
+            environment,
+            figment,
+            kernel: Arc::new(kernel),
+            warnings,
+        })
     }
 
     fn environment(&self) -> Result<String, ConfigError> {
@@ -99,7 +110,9 @@ impl ConfigLoader {
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| DEFAULT_ENVIRONMENT.to_owned());
         let plain = !name.is_empty()
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if !plain || name == "default" {
             return Err(ConfigError::UnknownEnvironment(name));
         }
@@ -164,7 +177,9 @@ impl Config {
 
     /// Extracts one section (e.g. `identity`) into its typed struct; errors name the key and source.
     pub fn section<T: DeserializeOwned>(&self, key: &str) -> Result<T, ConfigError> {
-        self.figment.extract_inner(key).map_err(|e| invalid(&self.figment, e))
+        self.figment
+            .extract_inner(key)
+            .map_err(|e| invalid(&self.figment, e))
     }
 
     /// Problems worth a warning that do not stop start-up (unknown `KEEL_` variables). They are
@@ -197,7 +212,11 @@ fn invalid(figment: &Figment, error: figment::Error) -> ConfigError {
         other => other.to_string(),
     };
     let key = if key.is_empty() { "<root>".to_owned() } else { key };
-    ConfigError::Invalid { key, source_name, message }
+    ConfigError::Invalid {
+        key,
+        source_name,
+        message,
+    }
 }
 
 /// Where the value of `key` came from, for messages about values that parsed but are invalid.
@@ -214,7 +233,11 @@ fn describe_source(metadata: &Metadata, path: &[String]) -> String {
         Some(Source::File(file)) => display_path(file),
         _ => {
             let keys: Vec<&str> = path.iter().map(String::as_str).collect();
-            format!("{} {}", metadata.name, metadata.interpolate(&Profile::Default, &keys))
+            format!(
+                "{} {}",
+                metadata.name,
+                metadata.interpolate(&Profile::Default, &keys)
+            )
         }
     }
 }

@@ -259,7 +259,10 @@ impl KernelConfig {
         let mut found = Vec::new();
         let mut check = |ok: bool, key: &'static str, message: &str| {
             if !ok {
-                found.push(Violation { key, message: message.to_owned() });
+                found.push(Violation {
+                    key,
+                    message: message.to_owned(),
+                });
             }
         };
         check(!self.app.name.trim().is_empty(), "app.name", "must not be empty");
@@ -274,22 +277,41 @@ impl KernelConfig {
             "telemetry.traces.otlp_endpoint",
             "must be an http(s) URL when the exporter is otlp",
         );
-        check(self.http.request_timeout_ms > 0, "http.request_timeout_ms", "must be positive");
-        check(self.http.body_limit_bytes > 0, "http.body_limit_bytes", "must be positive");
         check(
-            !(self.http.cors.allow_credentials
-                && self.http.cors.allowed_origins.iter().any(|o| o == "*")),
+            self.http.request_timeout_ms > 0,
+            "http.request_timeout_ms",
+            "must be positive",
+        );
+        check(
+            self.http.body_limit_bytes > 0,
+            "http.body_limit_bytes",
+            "must be positive",
+        );
+        check(
+            !(self.http.cors.allow_credentials && self.http.cors.allowed_origins.iter().any(|o| o == "*")),
             "http.cors.allowed_origins",
             "`*` cannot be combined with allow_credentials (browsers refuse it)",
         );
-        check(self.grpc.default_deadline_ms > 0, "grpc.default_deadline_ms", "must be positive");
+        check(
+            self.grpc.default_deadline_ms > 0,
+            "grpc.default_deadline_ms",
+            "must be positive",
+        );
         check(
             self.grpc.max_deadline_ms >= self.grpc.default_deadline_ms,
             "grpc.max_deadline_ms",
             "must be at least grpc.default_deadline_ms",
         );
-        check(self.health.check_timeout_ms > 0, "health.check_timeout_ms", "must be positive");
-        check(self.error_bus.capacity > 0, "error_bus.capacity", "must be positive");
+        check(
+            self.health.check_timeout_ms > 0,
+            "health.check_timeout_ms",
+            "must be positive",
+        );
+        check(
+            self.error_bus.capacity > 0,
+            "error_bus.capacity",
+            "must be positive",
+        );
         let url = self.database.url.expose_secret();
         check(
             url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"),
@@ -297,11 +319,18 @@ impl KernelConfig {
             "must start with sqlite: or postgres://",
         );
         check(
-            self.database.schema_prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            self.database
+                .schema_prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
             "database.schema_prefix",
             "may hold only lowercase letters, digits and underscores",
         );
-        check(self.database.pool.max_connections > 0, "database.pool.max_connections", "must be positive");
+        check(
+            self.database.pool.max_connections > 0,
+            "database.pool.max_connections",
+            "must be positive",
+        );
         check(
             self.database.pool.min_connections <= self.database.pool.max_connections,
             "database.pool.min_connections",

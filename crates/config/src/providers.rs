@@ -31,7 +31,9 @@ pub(crate) struct YamlFile {
 
 impl YamlFile {
     pub(crate) fn new(path: &Path) -> Self {
-        Self { path: path.to_path_buf() }
+        Self {
+            path: path.to_path_buf(),
+        }
     }
 }
 
@@ -167,7 +169,10 @@ mod tests {
     #[test]
     fn variable_names_map_to_dotted_keys_and_back() {
         assert_eq!(key_of("KEEL_HTTP__REQUEST_TIMEOUT_MS"), "http.request_timeout_ms");
-        assert_eq!(variable_name(&["http", "request_timeout_ms"]), "KEEL_HTTP__REQUEST_TIMEOUT_MS");
+        assert_eq!(
+            variable_name(&["http", "request_timeout_ms"]),
+            "KEEL_HTTP__REQUEST_TIMEOUT_MS"
+        );
     }
 
     #[test]

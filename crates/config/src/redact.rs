@@ -6,7 +6,14 @@ use serde_json::Value;
 const MASK: &str = "<redacted>";
 
 /// Key fragments whose values are secrets wherever they appear.
-const SECRET_KEY_PARTS: &[&str] = &["password", "secret", "token", "private_key", "api_key", "credential"];
+const SECRET_KEY_PARTS: &[&str] = &[
+    "password",
+    "secret",
+    "token",
+    "private_key",
+    "api_key",
+    "credential",
+];
 
 /// Masks, in place, every string value whose key names a secret, and the password inside any URL's user
 /// information (`postgres://user:pw@host` → `postgres://user:<redacted>@host`).
@@ -56,11 +63,20 @@ mod tests {
             "smtp": {"password": null}
         });
         redact_value(&mut value);
-        assert_eq!(value["database"]["url"], "postgres://keel:<redacted>@db:5432/keel");
+        assert_eq!(
+            value["database"]["url"],
+            "postgres://keel:<redacted>@db:5432/keel"
+        );
         assert_eq!(value["database"]["schema_prefix"], "keel_");
         assert_eq!(value["auth"]["signing_secret"], MASK);
-        assert_eq!(value["auth"]["token_ttl_secs"], 900, "numbers are settings, not secrets");
-        assert!(value["smtp"]["password"].is_null(), "an unset secret stays visibly unset");
+        assert_eq!(
+            value["auth"]["token_ttl_secs"], 900,
+            "numbers are settings, not secrets"
+        );
+        assert!(
+            value["smtp"]["password"].is_null(),
+            "an unset secret stays visibly unset"
+        );
     }
 
     #[test]

@@ -21,18 +21,32 @@ fn development_is_the_default_environment_and_overlays_default_yaml() {
     let dir = shipped_config();
     let config = ConfigLoader::new(dir.path()).load().expect("loads");
     assert_eq!(config.environment(), "development");
-    assert_eq!(config.kernel().telemetry.log.format, LogFormat::Compact, "development.yaml wins over default.yaml");
-    assert_eq!(config.kernel().http.port, 8080, "default.yaml supplies what the overlay leaves out");
+    assert_eq!(
+        config.kernel().telemetry.log.format,
+        LogFormat::Compact,
+        "development.yaml wins over default.yaml"
+    );
+    assert_eq!(
+        config.kernel().http.port,
+        8080,
+        "default.yaml supplies what the overlay leaves out"
+    );
 }
 
 #[test]
 fn keel_env_selects_the_production_overlay() {
     let dir = shipped_config();
-    let config = ConfigLoader::new(dir.path()).with_var("KEEL_ENV", "production").load().expect("loads");
+    let config = ConfigLoader::new(dir.path())
+        .with_var("KEEL_ENV", "production")
+        .load()
+        .expect("loads");
     assert!(config.is_production());
     assert_eq!(config.kernel().telemetry.log.format, LogFormat::Json);
     assert_eq!(config.kernel().telemetry.traces.exporter, TraceExporter::Otlp);
-    assert_eq!(config.kernel().http.security_headers.hsts_max_age_secs, 31_536_000);
+    assert_eq!(
+        config.kernel().http.security_headers.hsts_max_age_secs,
+        31_536_000
+    );
 }
 
 #[test]
@@ -55,16 +69,29 @@ fn environment_variables_override_files_at_any_depth() {
 #[test]
 fn a_bad_environment_value_names_the_key_and_the_variable() {
     let dir = shipped_config();
-    let error = ConfigLoader::new(dir.path()).with_var("KEEL_HTTP__PORT", "eighty").load().unwrap_err();
+    let error = ConfigLoader::new(dir.path())
+        .with_var("KEEL_HTTP__PORT", "eighty")
+        .load()
+        .unwrap_err();
     let message = error.to_string();
-    assert!(matches!(error, ConfigError::Invalid { ref key, .. } if key == "http.port"), "{message}");
-    assert!(message.contains("KEEL_HTTP__PORT"), "names the variable: {message}");
+    assert!(
+        matches!(error, ConfigError::Invalid { ref key, .. } if key == "http.port"),
+        "{message}"
+    );
+    assert!(
+        message.contains("KEEL_HTTP__PORT"),
+        "names the variable: {message}"
+    );
 }
 
 #[test]
 fn a_bad_file_value_names_the_key_and_the_file() {
     let dir = shipped_config();
-    fs::write(dir.path().join("development.yaml"), "http:\n  body_limit_bytes: -5\n").expect("write");
+    fs::write(
+        dir.path().join("development.yaml"),
+        "http:\n  body_limit_bytes: -5\n",
+    )
+    .expect("write");
     let message = ConfigLoader::new(dir.path()).load().unwrap_err().to_string();
     assert!(message.contains("http.body_limit_bytes"), "{message}");
     assert!(message.contains("development.yaml"), "{message}");
@@ -87,15 +114,24 @@ fn a_rule_violation_names_the_key_and_its_source() {
         .unwrap_err();
     let message = error.to_string();
     assert!(message.contains("telemetry.traces.sample_ratio"), "{message}");
-    assert!(message.contains("KEEL_TELEMETRY__TRACES__SAMPLE_RATIO"), "{message}");
+    assert!(
+        message.contains("KEEL_TELEMETRY__TRACES__SAMPLE_RATIO"),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_missing_environment_file_is_a_clear_error() {
     let dir = shipped_config();
-    let error = ConfigLoader::new(dir.path()).with_var("KEEL_ENV", "staging").load().unwrap_err();
+    let error = ConfigLoader::new(dir.path())
+        .with_var("KEEL_ENV", "staging")
+        .load()
+        .unwrap_err();
     assert!(matches!(error, ConfigError::FileUnreadable { ref path, .. } if path.ends_with("staging.yaml")));
-    let error = ConfigLoader::new(dir.path()).with_var("KEEL_ENV", "../etc").load().unwrap_err();
+    let error = ConfigLoader::new(dir.path())
+        .with_var("KEEL_ENV", "../etc")
+        .load()
+        .unwrap_err();
     assert!(matches!(error, ConfigError::UnknownEnvironment(_)));
 }
 
@@ -115,7 +151,10 @@ fn unknown_keel_variables_are_reported_as_likely_typos() {
 #[test]
 fn a_misspelt_key_inside_a_known_section_stops_start_up() {
     let dir = shipped_config();
-    let error = ConfigLoader::new(dir.path()).with_var("KEEL_HTTP__PROT", "81").load().unwrap_err();
+    let error = ConfigLoader::new(dir.path())
+        .with_var("KEEL_HTTP__PROT", "81")
+        .load()
+        .unwrap_err();
     assert!(error.to_string().contains("KEEL_HTTP__PROT"), "{error}");
 }
 
@@ -130,8 +169,14 @@ fn secret_files_supply_values_and_secrets_never_show() {
         .expect("loads");
     let url = &config.kernel().database.url;
     assert_eq!(url.expose_secret(), "postgres://keel:s3cr3t-pw@db:5432/keel");
-    assert!(!format!("{:?}", config.kernel()).contains("s3cr3t-pw"), "Debug redacts");
-    assert!(!config.redacted().to_string().contains("s3cr3t-pw"), "the printed configuration redacts");
+    assert!(
+        !format!("{:?}", config.kernel()).contains("s3cr3t-pw"),
+        "Debug redacts"
+    );
+    assert!(
+        !config.redacted().to_string().contains("s3cr3t-pw"),
+        "the printed configuration redacts"
+    );
     assert!(config.warnings().is_empty(), "{:?}", config.warnings());
 }
 

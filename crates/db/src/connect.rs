@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sea_orm::{DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
@@ -21,9 +21,10 @@ pub struct Database;
 /// Where one service's data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
-    /// A SQLite file, `<directory>/<service>.db`.
+    /// A SQLite file, `<directory>/<service>.db` (with `-` in the service name turned into `_`).
     SqliteFile(PathBuf),
-    /// A PostgreSQL schema, `<schema_prefix><service>`, that unqualified names resolve to.
+    /// A PostgreSQL schema, `<schema_prefix><service>` (same mapping), that unqualified names
+    /// resolve to.
     PostgresSchema(String),
 }
 
@@ -36,9 +37,9 @@ pub struct ServiceDatabase {
     pub(crate) location: StoreLocation,
     pub(crate) connection: DatabaseConnection,
     pub(crate) pool: Pool,
-    /// The pool's connect options (PostgreSQL only), for the readiness probe and the migration
-    /// lock, which use connections of their own.
-    pub(crate) pg_options: Option<Arc<PgConnectOptions>>,
+    /// The sqlx pool under `connection` (PostgreSQL only): its connect options serve the
+    /// readiness probe and the migration lock, which use connections of their own.
+    pub(crate) pg_pool: Option<PgPool>,
     pub(crate) redactor: Redactor,
 }
 
@@ -67,8 +68,7 @@ impl Database {
             pool,
             redactor,
         } = Settings::resolve(config, service, &store)?;
-        observe::describe();
-        let (location, mut connection, pg_options) = match target {
+        let (location, mut connection, pg_pool) = match target {
             Target::Sqlite { file } => {
                 let connection = open_sqlite(&file, &pool, service).await?;
                 (StoreLocation::SqliteFile(file), connection, None)
@@ -76,12 +76,9 @@ impl Database {
             Target::Postgres { url, schema } => {
                 let err = |e: sqlx::Error| connect_error(service, &redactor, e);
                 let options = postgres_options(&url, &schema, service).map_err(err)?;
-                let connection = open_postgres(&options, &schema, &pool, service, &redactor).await?;
-                (
-                    StoreLocation::PostgresSchema(schema),
-                    connection,
-                    Some(Arc::new(options)),
-                )
+                let pg_pool = open_postgres(options, &schema, &pool, service, &redactor).await?;
+                let connection = SqlxPostgresConnector::from_sqlx_postgres_pool(pg_pool.clone());
+                (StoreLocation::PostgresSchema(schema), connection, Some(pg_pool))
             }
         };
         connection.set_metric_callback(observe::observer(service));
@@ -91,7 +88,7 @@ impl Database {
             location,
             connection,
             pool,
-            pg_options,
+            pg_pool,
             redactor,
         })
     }
@@ -154,12 +151,12 @@ fn postgres_options(url: &str, schema: &str, service: &str) -> Result<PgConnectO
 /// Creates the schema if missing over one short-lived connection, checks the server honours the
 /// start-up `search_path`, then builds the pool.
 async fn open_postgres(
-    options: &PgConnectOptions,
+    options: PgConnectOptions,
     schema: &str,
     pool: &Pool,
     service: &str,
     redactor: &Redactor,
-) -> Result<DatabaseConnection, DbError> {
+) -> Result<PgPool, DbError> {
     let err = |e: sqlx::Error| connect_error(service, redactor, e);
     // One attempt bounded by the connect timeout: a refused connection is reported at once with
     // its cause, where the pool would retry until its acquire timeout and report only "timed out".
@@ -190,15 +187,14 @@ async fn open_postgres(
             ),
         ));
     }
-    let pg_pool = PgPoolOptions::new()
+    PgPoolOptions::new()
         .max_connections(pool.max_connections)
         .min_connections(pool.min_connections)
         .acquire_timeout(pool.acquire_timeout)
         .idle_timeout(pool.idle_timeout)
-        .connect_with(options.clone())
+        .connect_with(options)
         .await
-        .map_err(err)?;
-    Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pg_pool))
+        .map_err(err)
 }
 
 /// Creates the schema unless it exists. Checking first lets a role without `CREATE` on the

@@ -1,13 +1,12 @@
 //! The `database` readiness check.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use keel_health::HealthCheck;
 use sea_orm::DatabaseConnection;
 use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::{PgConnection, PgPool};
 use tokio::sync::Mutex;
 
 use crate::ServiceDatabase;
@@ -32,13 +31,14 @@ pub struct DatabaseCheck {
 enum Probe {
     Pool(DatabaseConnection),
     Postgres {
-        options: Arc<PgConnectOptions>,
+        pool: PgPool,
         connection: Mutex<Option<PgConnection>>,
     },
 }
 
 impl std::fmt::Debug for DatabaseCheck {
-    /// Leaves out the connect options: sqlx prints the password in their `Debug`.
+    /// Leaves out the pool and the probe connection (sqlx prints connect options, password
+    /// included, in `Debug`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseCheck")
             .field("timeout", &self.timeout)
@@ -49,9 +49,9 @@ impl std::fmt::Debug for DatabaseCheck {
 impl ServiceDatabase {
     /// A readiness check for this database, to register with the process's health registry.
     pub fn readiness_check(&self) -> DatabaseCheck {
-        let probe = match &self.pg_options {
-            Some(options) => Probe::Postgres {
-                options: Arc::clone(options),
+        let probe = match &self.pg_pool {
+            Some(pool) => Probe::Postgres {
+                pool: pool.clone(),
                 connection: Mutex::new(None),
             },
             None => Probe::Pool(self.connection.clone()),
@@ -92,8 +92,12 @@ impl DatabaseCheck {
                 .ping()
                 .await
                 .map_err(|e| format!("database unavailable: {e}")),
-            Probe::Postgres { options, connection } => {
+            Probe::Postgres { pool, connection } => {
                 let mut slot = connection.lock().await;
+                if pool.is_closed() {
+                    *slot = None;
+                    return Err("the connection pool is closed (shutting down)".to_owned());
+                }
                 if let Some(conn) = slot.as_mut() {
                     if select_one(conn).await.is_ok() {
                         return Ok(());
@@ -101,7 +105,8 @@ impl DatabaseCheck {
                     // Broken (server restarted, network cut): drop it and try one fresh connection.
                     *slot = None;
                 }
-                let mut conn = options
+                let mut conn = pool
+                    .connect_options()
                     .connect()
                     .await
                     .map_err(|e| format!("database unreachable: {e}"))?;

@@ -15,9 +15,9 @@ impl ServiceDatabase {
     /// so each migration is applied once. Each PostgreSQL migration runs in its own transaction
     /// (sea-orm's default); a failure leaves the earlier ones applied.
     pub async fn migrate<M: MigratorTrait>(&self) -> Result<(), DbError> {
-        let lock = match (&self.location, &self.pg_options) {
-            (StoreLocation::PostgresSchema(schema), Some(options)) => {
-                Some(MigrationLock::acquire(options, schema, self).await?)
+        let lock = match (&self.location, &self.pg_pool) {
+            (StoreLocation::PostgresSchema(schema), Some(pool)) => {
+                Some(MigrationLock::acquire(&pool.connect_options(), schema, self).await?)
             }
             _ => None,
         };

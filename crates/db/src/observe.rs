@@ -4,11 +4,13 @@
 //! with the elapsed time and whether it failed. It does not call it for
 //! `ConnectionTrait::execute_unprepared` (raw multi-statement SQL) nor when no connection could be
 //! acquired from the pool (the acquire happens before the timed part), so those are not counted.
+//!
+//! The metric descriptions (HELP texts) are registered by `keel-telemetry` with the others.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::{SharedString, Unit};
+use metrics::SharedString;
 use sea_orm::metric::Info;
 
 /// Histogram of query durations in seconds, labelled `service` and `outcome` (`ok` / `error`).
@@ -17,20 +19,6 @@ pub(crate) const QUERY_DURATION: &str = "keel_db_query_duration_seconds";
 pub(crate) const QUERY_ERRORS: &str = "keel_db_query_errors_total";
 /// A query slower than this is logged at `warn` instead of `debug`.
 const SLOW_QUERY: Duration = Duration::from_secs(1);
-
-/// Describes the metrics to whichever recorder is installed (idempotent).
-pub(crate) fn describe() {
-    metrics::describe_histogram!(
-        QUERY_DURATION,
-        Unit::Seconds,
-        "Duration of database queries, by service and outcome."
-    );
-    metrics::describe_counter!(
-        QUERY_ERRORS,
-        Unit::Count,
-        "Database queries that failed, by service."
-    );
-}
 
 /// The callback to install on a service's connection.
 pub(crate) fn observer(service: &str) -> impl Fn(&Info<'_>) + Send + Sync + 'static {

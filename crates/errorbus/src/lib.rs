@@ -36,7 +36,14 @@ pub struct ErrorRecord {
 impl ErrorRecord {
     /// A record of `kind` with `message`, stamped now, without context.
     pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), request_id: None, user_id: None, operation: None, at: Utc::now() }
+        Self {
+            kind,
+            message: message.into(),
+            request_id: None,
+            user_id: None,
+            operation: None,
+            at: Utc::now(),
+        }
     }
 
     /// Attaches the request id.
@@ -125,7 +132,11 @@ impl ErrorBus {
     }
 }
 
-async fn consume(mut receiver: mpsc::Receiver<ErrorRecord>, sinks: Vec<Arc<dyn ErrorSink>>, shutdown: CancellationToken) {
+async fn consume(
+    mut receiver: mpsc::Receiver<ErrorRecord>,
+    sinks: Vec<Arc<dyn ErrorSink>>,
+    shutdown: CancellationToken,
+) {
     let deliver = |record: ErrorRecord| sinks.iter().for_each(|sink| sink.record(&record));
     loop {
         tokio::select! {
@@ -155,7 +166,10 @@ mod tests {
 
     impl ErrorSink for Collect {
         fn record(&self, record: &ErrorRecord) {
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(record.clone());
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(record.clone());
         }
     }
 
@@ -170,7 +184,11 @@ mod tests {
         let sink = Arc::new(Collect::default());
         let shutdown = CancellationToken::new();
         let (bus, consumer) = ErrorBus::start(8, vec![sink.clone(), Arc::new(LogSink)], shutdown.clone());
-        let outcome = bus.publish(ErrorRecord::new("database", "connection reset").with_request_id("req-1").with_user_id("u-1"));
+        let outcome = bus.publish(
+            ErrorRecord::new("database", "connection reset")
+                .with_request_id("req-1")
+                .with_user_id("u-1"),
+        );
         assert_eq!(outcome, Published::Queued);
         shutdown.cancel();
         consumer.await.expect("consumer ends");
@@ -187,7 +205,9 @@ mod tests {
         let (bus, consumer) = ErrorBus::start(2, vec![sink.clone()], shutdown.clone());
         // On a current-thread runtime the consumer cannot run until we yield, so the third and
         // later records find the channel full; publish must return at once regardless.
-        let outcomes: Vec<_> = (0..5).map(|i| bus.publish(ErrorRecord::new("test", format!("e{i}")))).collect();
+        let outcomes: Vec<_> = (0..5)
+            .map(|i| bus.publish(ErrorRecord::new("test", format!("e{i}"))))
+            .collect();
         assert_eq!(outcomes.iter().filter(|o| **o == Published::Queued).count(), 2);
         assert_eq!(outcomes.iter().filter(|o| **o == Published::Dropped).count(), 3);
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -31,7 +31,10 @@ pub enum GrpcClientError {
 /// reconnects after failures, with the configured connect timeout, wrapped in [`ClientLayer`].
 pub fn connect_lazy(target: &str, config: &GrpcConfig) -> Result<ClientService<Channel>, GrpcClientError> {
     let endpoint = Endpoint::from_shared(target.to_owned())
-        .map_err(|e| GrpcClientError::InvalidEndpoint { target: target.to_owned(), reason: e.to_string() })?
+        .map_err(|e| GrpcClientError::InvalidEndpoint {
+            target: target.to_owned(),
+            reason: e.to_string(),
+        })?
         .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
@@ -49,14 +52,19 @@ pub struct ClientLayer {
 impl ClientLayer {
     /// A layer putting `config.default_deadline_ms` on calls that carry no deadline of their own.
     pub fn new(config: &GrpcConfig) -> Self {
-        Self { default_deadline: Duration::from_millis(config.default_deadline_ms) }
+        Self {
+            default_deadline: Duration::from_millis(config.default_deadline_ms),
+        }
     }
 }
 
 impl<S> Layer<S> for ClientLayer {
     type Service = ClientService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        ClientService { inner, default_deadline: self.default_deadline }
+        ClientService {
+            inner,
+            default_deadline: self.default_deadline,
+        }
     }
 }
 

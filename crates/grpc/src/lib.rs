@@ -40,7 +40,10 @@ mod tests {
 
     #[test]
     fn grpc_paths_split_into_service_and_method() {
-        assert_eq!(split_path("/keel.identity.v1.Identity/GetUser"), ("keel.identity.v1.Identity".into(), "GetUser".into()));
+        assert_eq!(
+            split_path("/keel.identity.v1.Identity/GetUser"),
+            ("keel.identity.v1.Identity".into(), "GetUser".into())
+        );
         assert_eq!(split_path("/garbage"), ("unknown".into(), "unknown".into()));
     }
 }

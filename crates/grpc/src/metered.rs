@@ -32,7 +32,13 @@ pub(crate) struct CallRecorder {
 
 impl CallRecorder {
     pub(crate) fn new(side: Side, service: String, method: String) -> Self {
-        Self { side, service, method, started: Instant::now(), done: false }
+        Self {
+            side,
+            service,
+            method,
+            started: Instant::now(),
+            done: false,
+        }
     }
 
     /// Records the call with the status found in `headers` (headers or trailers), if any.
@@ -54,7 +60,10 @@ impl CallRecorder {
         self.done = true;
         let (count, duration) = match self.side {
             Side::Server => ("keel_grpc_requests_total", "keel_grpc_request_duration_seconds"),
-            Side::Client => ("keel_grpc_client_requests_total", "keel_grpc_client_request_duration_seconds"),
+            Side::Client => (
+                "keel_grpc_client_requests_total",
+                "keel_grpc_client_request_duration_seconds",
+            ),
         };
         let labels = [
             ("service", self.service.clone()),
@@ -88,7 +97,10 @@ pin_project_lite::pin_project! {
 
 impl<B> MeteredBody<B> {
     pub(crate) fn new(inner: B, recorder: CallRecorder) -> Self {
-        Self { inner, recorder: Some(recorder) }
+        Self {
+            inner,
+            recorder: Some(recorder),
+        }
     }
 }
 
@@ -96,7 +108,10 @@ impl<B: Body<Data = Bytes>> Body for MeteredBody<B> {
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
         if let Some(recorder) = this.recorder.as_mut() {

@@ -13,9 +13,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
 use tonic::server::NamedService;
+use tonic::transport::server::{Router, TcpIncoming};
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::HealthService;
-use tonic::transport::server::{Router, TcpIncoming};
 use tower::{Layer, Service};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -103,7 +103,9 @@ where
         let mut recorder = CallRecorder::new(Side::Server, service, method);
         Box::pin(async move {
             let context = RequestContext::new(request_id);
-            let outcome = context::scope(context, inner.call(request)).instrument(span.clone()).await;
+            let outcome = context::scope(context, inner.call(request))
+                .instrument(span.clone())
+                .await;
             match outcome {
                 Ok(response) => {
                     if recorder.record_from(response.headers()) {
@@ -124,7 +126,9 @@ where
 fn is_sane(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 fn uuid_v7() -> String {
@@ -144,15 +148,21 @@ pub struct GrpcServer {
 
 impl std::fmt::Debug for GrpcServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GrpcServer").field("address", &self.address).finish_non_exhaustive()
+        f.debug_struct("GrpcServer")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
     }
 }
 
 impl GrpcServer {
     /// Binds `address`; calls may take at most `config.max_deadline_ms` whatever their deadline.
     pub async fn bind(address: SocketAddr, config: &GrpcConfig) -> Result<Self, GrpcError> {
-        let listener = TcpListener::bind(address).await.map_err(|source| GrpcError::Bind { address, source })?;
-        let address = listener.local_addr().map_err(|source| GrpcError::Bind { address, source })?;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| GrpcError::Bind { address, source })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| GrpcError::Bind { address, source })?;
         Ok(Self {
             listener,
             address,
@@ -182,7 +192,9 @@ impl GrpcServer {
         let router = tonic::transport::Server::builder()
             .timeout(self.max_deadline)
             .layer(ServerLayer)
-            .add_service(HealthServer::new(HealthService::from_health_reporter(self.health)));
+            .add_service(HealthServer::new(HealthService::from_health_reporter(
+                self.health,
+            )));
         let router = add(router);
         tracing::info!(%address, "gRPC server listening");
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));

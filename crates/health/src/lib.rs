@@ -93,12 +93,18 @@ impl std::fmt::Debug for HealthRegistry {
 impl HealthRegistry {
     /// An empty registry whose checks may each take up to `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        Self { checks: Arc::default(), timeout }
+        Self {
+            checks: Arc::default(),
+            timeout,
+        }
     }
 
     /// Adds a check.
     pub fn register(&self, check: Arc<dyn HealthCheck>) {
-        self.checks.write().unwrap_or_else(|poisoned| poisoned.into_inner()).push(check);
+        self.checks
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(check);
     }
 
     /// Names of the registered checks.
@@ -107,7 +113,10 @@ impl HealthRegistry {
     }
 
     fn snapshot(&self) -> Vec<Arc<dyn HealthCheck>> {
-        self.checks.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.checks
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Runs every check concurrently, each bounded by the timeout, so the whole report takes at
@@ -117,7 +126,10 @@ impl HealthRegistry {
         let runs = checks.iter().map(|check| self.run(check.as_ref()));
         let checks = futures_util::future::join_all(runs).await;
         let ready = checks.iter().all(|c| !c.critical || c.status == CheckStatus::Up);
-        ReadinessReport { status: if ready { CheckStatus::Up } else { CheckStatus::Down }, checks }
+        ReadinessReport {
+            status: if ready { CheckStatus::Up } else { CheckStatus::Down },
+            checks,
+        }
     }
 
     async fn run(&self, check: &dyn HealthCheck) -> CheckReport {
@@ -132,7 +144,11 @@ impl HealthRegistry {
         }
         CheckReport {
             name: check.name().to_owned(),
-            status: if outcome.is_ok() { CheckStatus::Up } else { CheckStatus::Down },
+            status: if outcome.is_ok() {
+                CheckStatus::Up
+            } else {
+                CheckStatus::Down
+            },
             critical: check.critical(),
             duration_ms,
             error: outcome.err(),
@@ -165,13 +181,28 @@ mod tests {
         }
     }
 
-    fn fixed(name: &'static str, critical: bool, outcome: Result<(), String>, delay_ms: u64) -> Arc<dyn HealthCheck> {
-        Arc::new(Fixed { name, critical, outcome, delay: Duration::from_millis(delay_ms) })
+    fn fixed(
+        name: &'static str,
+        critical: bool,
+        outcome: Result<(), String>,
+        delay_ms: u64,
+    ) -> Arc<dyn HealthCheck> {
+        Arc::new(Fixed {
+            name,
+            critical,
+            outcome,
+            delay: Duration::from_millis(delay_ms),
+        })
     }
 
     #[tokio::test]
     async fn an_empty_registry_is_ready() {
-        assert!(HealthRegistry::new(Duration::from_millis(50)).readiness().await.is_ready());
+        assert!(
+            HealthRegistry::new(Duration::from_millis(50))
+                .readiness()
+                .await
+                .is_ready()
+        );
     }
 
     #[tokio::test]
@@ -203,7 +234,15 @@ mod tests {
         let started = tokio::time::Instant::now();
         let report = registry.readiness().await;
         assert!(!report.is_ready());
-        assert!(report.checks.iter().all(|c| c.error.as_deref() == Some("timed out after 100 ms")));
-        assert!(started.elapsed() < Duration::from_millis(150), "checks run concurrently");
+        assert!(
+            report
+                .checks
+                .iter()
+                .all(|c| c.error.as_deref() == Some("timed out after 100 ms"))
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(150),
+            "checks run concurrently"
+        );
     }
 }

@@ -30,8 +30,12 @@ where
         }
         let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
             if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(http::StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large")
-                    .with_detail("the request body exceeds the limit")
+                Problem::new(
+                    http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload-too-large",
+                    "Payload too large",
+                )
+                .with_detail("the request body exceeds the limit")
             } else {
                 Problem::bad_request("the request body could not be read")
             }
@@ -52,11 +56,18 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         match inner.classify() {
             serde_json::error::Category::Data => {
                 let message = inner.to_string();
-                Problem::validation(vec![FieldError::new(field, code_of(&message), strip_position(&message))])
+                Problem::validation(vec![FieldError::new(
+                    field,
+                    code_of(&message),
+                    strip_position(&message),
+                )])
             }
-            serde_json::error::Category::Eof | serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
-                Problem::bad_request(format!("the body is not valid JSON: {}", strip_position(&inner.to_string())))
-            }
+            serde_json::error::Category::Eof
+            | serde_json::error::Category::Syntax
+            | serde_json::error::Category::Io => Problem::bad_request(format!(
+                "the body is not valid JSON: {}",
+                strip_position(&inner.to_string())
+            )),
         }
     })
 }
@@ -133,7 +144,8 @@ mod tests {
 
     #[test]
     fn an_unknown_field_is_rejected_by_name() {
-        let problem = parse::<Register>(br#"{"email":"a@b.c","profile":{"age":3},"role":"admin"}"#).unwrap_err();
+        let problem =
+            parse::<Register>(br#"{"email":"a@b.c","profile":{"age":3},"role":"admin"}"#).unwrap_err();
         assert_eq!(problem.status, 422);
         assert_eq!(problem.errors[0].code, "unknown_field");
         assert!(problem.errors[0].message.contains("role"));
@@ -153,7 +165,10 @@ mod tests {
     #[test]
     fn json_media_types_are_recognised() {
         let mut headers = http::HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json; charset=utf-8"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         assert!(is_json(&headers));
         headers.insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
         assert!(!is_json(&headers));

@@ -28,8 +28,8 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use http::header::{self, HeaderName, HeaderValue};
 use http::Method;
+use http::header::{self, HeaderName, HeaderValue};
 use keel_config::{CorsConfig, HttpConfig};
 use keel_errorbus::{ErrorBus, ErrorRecord};
 use keel_telemetry::context::{self, RequestContext};
@@ -79,9 +79,15 @@ impl Stack {
         };
         let router = router
             .layer(DefaultBodyLimit::max(limit))
-            .layer(middleware::from_fn(move |request: Request, next: Next| reject_declared_oversize(limit, request, next)))
-            .layer(middleware::from_fn(move |request: Request, next: Next| enforce_timeout(timeout, request, next)))
-            .layer(CatchPanicLayer::custom(move |panic: Box<dyn Any + Send + 'static>| panic_response(&bus, panic.as_ref())));
+            .layer(middleware::from_fn(move |request: Request, next: Next| {
+                reject_declared_oversize(limit, request, next)
+            }))
+            .layer(middleware::from_fn(move |request: Request, next: Next| {
+                enforce_timeout(timeout, request, next)
+            }))
+            .layer(CatchPanicLayer::custom(
+                move |panic: Box<dyn Any + Send + 'static>| panic_response(&bus, panic.as_ref()),
+            ));
         let router = match cors(&self.config.cors) {
             Some(layer) => router.layer(layer),
             None => router,
@@ -99,7 +105,10 @@ impl Stack {
 async fn observe(mut request: Request, next: Next) -> Response {
     let sent = request.headers().get(REQUEST_ID_HEADER).cloned();
     let (id, honoured) = RequestId::from_header(sent.as_ref());
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
     let route = route.as_deref().unwrap_or(UNMATCHED_ROUTE).to_owned();
     let span = tracing::info_span!(
         "request",
@@ -124,7 +133,9 @@ async fn observe(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(id.clone());
 
     let started = Instant::now();
-    let mut response = context::scope(RequestContext::new(id.0), next.run(request)).instrument(span.clone()).await;
+    let mut response = context::scope(RequestContext::new(id.0), next.run(request))
+        .instrument(span.clone())
+        .await;
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
@@ -150,9 +161,14 @@ async fn record_metrics(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
     let started = Instant::now();
     let response = next.run(request).await;
-    let labels = [("method", method), ("route", route), ("status", response.status().as_u16().to_string())];
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
     metrics::counter!("keel_http_requests_total", &labels).increment(1);
-    metrics::histogram!("keel_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("keel_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
     response
 }
 
@@ -180,9 +196,12 @@ async fn enforce_timeout(timeout: Duration, request: Request, next: Next) -> Res
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
-            Problem::unavailable(format!("the request did not complete within {} ms", timeout.as_millis()))
-                .with_retry_after(1)
-                .into_response()
+            Problem::unavailable(format!(
+                "the request did not complete within {} ms",
+                timeout.as_millis()
+            ))
+            .with_retry_after(1)
+            .into_response()
         }
     }
 }
@@ -208,11 +227,28 @@ fn cors(config: &CorsConfig) -> Option<CorsLayer> {
     let origin = if config.allowed_origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(config.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        AllowOrigin::list(
+            config
+                .allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
     };
-    let methods: Vec<Method> = config.allowed_methods.iter().filter_map(|m| m.parse().ok()).collect();
-    let headers: Vec<HeaderName> = config.allowed_headers.iter().filter_map(|h| h.parse().ok()).collect();
-    let exposed: Vec<HeaderName> = config.exposed_headers.iter().filter_map(|h| h.parse().ok()).collect();
+    let methods: Vec<Method> = config
+        .allowed_methods
+        .iter()
+        .filter_map(|m| m.parse().ok())
+        .collect();
+    let headers: Vec<HeaderName> = config
+        .allowed_headers
+        .iter()
+        .filter_map(|h| h.parse().ok())
+        .collect();
+    let exposed: Vec<HeaderName> = config
+        .exposed_headers
+        .iter()
+        .filter_map(|h| h.parse().ok())
+        .collect();
     Some(
         CorsLayer::new()
             .allow_origin(origin)
@@ -231,10 +267,16 @@ fn security_headers(config: &HttpConfig) -> Arc<[(HeaderName, HeaderValue)]> {
         return Arc::new([]);
     }
     let mut headers = vec![
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
         (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
-        (HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin")),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ),
     ];
     if let Ok(csp) = HeaderValue::from_str(&settings.content_security_policy)
         && !settings.content_security_policy.is_empty()
@@ -242,7 +284,10 @@ fn security_headers(config: &HttpConfig) -> Arc<[(HeaderName, HeaderValue)]> {
         headers.push((header::CONTENT_SECURITY_POLICY, csp));
     }
     if settings.hsts_max_age_secs > 0
-        && let Ok(hsts) = HeaderValue::from_str(&format!("max-age={}; includeSubDomains", settings.hsts_max_age_secs))
+        && let Ok(hsts) = HeaderValue::from_str(&format!(
+            "max-age={}; includeSubDomains",
+            settings.hsts_max_age_secs
+        ))
     {
         headers.push((header::STRICT_TRANSPORT_SECURITY, hsts));
     }
@@ -250,7 +295,11 @@ fn security_headers(config: &HttpConfig) -> Arc<[(HeaderName, HeaderValue)]> {
 }
 
 /// Adds each security header the handler did not set itself.
-async fn add_security_headers(headers: Arc<[(HeaderName, HeaderValue)]>, request: Request, next: Next) -> Response {
+async fn add_security_headers(
+    headers: Arc<[(HeaderName, HeaderValue)]>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
     for (name, value) in headers.iter() {
         if !response.headers().contains_key(name) {

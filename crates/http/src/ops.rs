@@ -32,11 +32,19 @@ async fn liveness() -> Response {
 
 async fn readiness(State(state): State<OpsState>) -> Response {
     let report = state.health.readiness().await;
-    let status = if report.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if report.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, axum::Json(report)).into_response()
 }
 
 async fn render_metrics(State(state): State<OpsState>) -> Response {
     let body = state.metrics.render();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }

@@ -25,7 +25,11 @@ pub struct FieldError {
 impl FieldError {
     /// A field error.
     pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), code: code.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -92,7 +96,12 @@ impl Problem {
 
     /// 401: no valid credentials.
     pub fn unauthenticated(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required").with_detail(detail)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Authentication required",
+        )
+        .with_detail(detail)
     }
 
     /// 403: authenticated but not allowed.
@@ -107,7 +116,11 @@ impl Problem {
 
     /// 405: the route exists but not with this method.
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+        )
     }
 
     /// 409: conflicts with the current state (a duplicate, a stale version).
@@ -117,32 +130,55 @@ impl Problem {
 
     /// 413: the body is larger than allowed.
     pub fn payload_too_large(limit_bytes: usize) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large")
-            .with_detail(format!("the request body exceeds the limit of {limit_bytes} bytes"))
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+        )
+        .with_detail(format!(
+            "the request body exceeds the limit of {limit_bytes} bytes"
+        ))
     }
 
     /// 415: the body is not in a media type the endpoint accepts.
     pub fn unsupported_media_type(expected: &str) -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
-            .with_detail(format!("expected a body of type {expected}"))
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+        )
+        .with_detail(format!("expected a body of type {expected}"))
     }
 
     /// 422: well-formed but invalid; `errors` says which fields and why.
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Validation failed")
-            .with_detail("one or more fields are invalid")
-            .with_errors(errors)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "Validation failed",
+        )
+        .with_detail("one or more fields are invalid")
+        .with_errors(errors)
     }
 
     /// 500: something unexpected; the detail stays generic (the cause is logged, not shown).
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error")
-            .with_detail("an unexpected error occurred; quote the instance id when reporting it")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+        )
+        .with_detail("an unexpected error occurred; quote the instance id when reporting it")
     }
 
     /// 503: a dependency is unavailable or the request ran out of time.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable").with_detail(detail)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+        )
+        .with_detail(detail)
     }
 
     /// The status as an [`http::StatusCode`].
@@ -169,7 +205,8 @@ impl IntoResponse for Problem {
             self.instance = keel_telemetry::context::current().map(|c| c.request_id().to_owned());
         }
         let status = self.status_code();
-        let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{\"title\":\"Internal server error\",\"status\":500}".to_vec());
+        let body = serde_json::to_vec(&self)
+            .unwrap_or_else(|_| b"{\"title\":\"Internal server error\",\"status\":500}".to_vec());
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -186,7 +223,11 @@ mod tests {
 
     #[test]
     fn a_problem_serialises_per_rfc_9457() {
-        let problem = Problem::validation(vec![FieldError::new("email", "invalid_format", "not an e-mail address")]);
+        let problem = Problem::validation(vec![FieldError::new(
+            "email",
+            "invalid_format",
+            "not an e-mail address",
+        )]);
         let json = serde_json::to_value(&problem).expect("serialises");
         assert_eq!(json["type"], "urn:keel:problem:validation");
         assert_eq!(json["status"], 422);
@@ -196,7 +237,9 @@ mod tests {
 
     #[test]
     fn retry_after_becomes_a_header() {
-        let response = Problem::unavailable("database down").with_retry_after(3).into_response();
+        let response = Problem::unavailable("database down")
+            .with_retry_after(3)
+            .into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "3");
         assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);

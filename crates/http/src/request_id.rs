@@ -27,7 +27,9 @@ impl RequestId {
 fn is_sane(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 #[cfg(test)]

@@ -34,8 +34,12 @@ pub struct HttpServer {
 impl HttpServer {
     /// Binds `address`.
     pub async fn bind(address: SocketAddr) -> Result<Self, HttpError> {
-        let listener = TcpListener::bind(address).await.map_err(|source| HttpError::Bind { address, source })?;
-        let address = listener.local_addr().map_err(|source| HttpError::Bind { address, source })?;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| HttpError::Bind { address, source })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| HttpError::Bind { address, source })?;
         Ok(Self { listener, address })
     }
 
@@ -46,11 +50,17 @@ impl HttpServer {
 
     /// Serves `router` until `shutdown` is cancelled; then stops accepting, lets in-flight requests
     /// finish for up to `grace`, and returns. Connections still busy after `grace` are dropped.
-    pub async fn serve(self, router: Router, shutdown: CancellationToken, grace: Duration) -> Result<(), HttpError> {
+    pub async fn serve(
+        self,
+        router: Router,
+        shutdown: CancellationToken,
+        grace: Duration,
+    ) -> Result<(), HttpError> {
         let address = self.address;
         tracing::info!(%address, "HTTP server listening");
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let serving = axum::serve(self.listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let serving =
+            axum::serve(self.listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let serving = std::future::IntoFuture::into_future(serving);
         tokio::pin!(serving);
         tokio::select! {

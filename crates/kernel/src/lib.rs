@@ -111,7 +111,11 @@ impl KernelBuilder {
     /// Builds the kernel: telemetry first (so everything after can log), then metrics, error bus,
     /// health, registry. Must run inside a Tokio runtime.
     pub fn build(self) -> Result<Kernel, KernelError> {
-        let telemetry = if self.global_telemetry { Some(keel_telemetry::init(&self.config)?) } else { None };
+        let telemetry = if self.global_telemetry {
+            Some(keel_telemetry::init(&self.config)?)
+        } else {
+            None
+        };
         let kernel_config = self.config.kernel();
         let metrics = keel_telemetry::metrics::install();
         let shutdown = self.shutdown.unwrap_or_default();
@@ -119,7 +123,11 @@ impl KernelBuilder {
         // The error bus gets its own token, cancelled only after every component stopped, so the
         // errors of a shutdown are still delivered.
         let bus_stop = CancellationToken::new();
-        let (error_bus, error_consumer) = ErrorBus::start(kernel_config.error_bus.capacity, self.error_sinks, bus_stop.clone());
+        let (error_bus, error_consumer) = ErrorBus::start(
+            kernel_config.error_bus.capacity,
+            self.error_sinks,
+            bus_stop.clone(),
+        );
         let health = HealthRegistry::new(Duration::from_millis(kernel_config.health.check_timeout_ms));
         for check in self.health_checks {
             health.register(check);
@@ -139,10 +147,27 @@ impl KernelBuilder {
                 }
             }
         });
-        tracing::info!(environment = self.config.environment(), app = %kernel_config.app.name, "kernel built");
+        tracing::info!(
+            environment = self.config.environment(),
+            app = %kernel_config.app.name,
+            config = %self.config.redacted(),
+            "kernel built with this effective configuration (secrets redacted)"
+        );
         Ok(Kernel {
-            inner: Arc::new(Inner { config: self.config, health, metrics, error_bus, registry, shutdown, tasks }),
-            owned: Some(Owned { telemetry, bus_stop, error_consumer }),
+            inner: Arc::new(Inner {
+                config: self.config,
+                health,
+                metrics,
+                error_bus,
+                registry,
+                shutdown,
+                tasks,
+            }),
+            owned: Some(Owned {
+                telemetry,
+                bus_stop,
+                error_consumer,
+            }),
         })
     }
 }
@@ -178,7 +203,9 @@ pub struct KernelHandle {
 
 impl std::fmt::Debug for KernelHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KernelHandle").field("environment", &self.inner.config.environment()).finish_non_exhaustive()
+        f.debug_struct("KernelHandle")
+            .field("environment", &self.inner.config.environment())
+            .finish_non_exhaustive()
     }
 }
 
@@ -225,7 +252,10 @@ impl KernelHandle {
         self.inner.tasks.spawn(async move {
             if let Err(error) = task.await {
                 tracing::error!(task = %name, %error, "background task failed; stopping the process");
-                bus.publish(keel_errorbus::ErrorRecord::new("task", format!("task {name} failed: {error}")));
+                bus.publish(keel_errorbus::ErrorRecord::new(
+                    "task",
+                    format!("task {name} failed: {error}"),
+                ));
                 shutdown.cancel();
             }
         });
@@ -240,7 +270,9 @@ impl Kernel {
 
     /// A handle for components and handlers.
     pub fn handle(&self) -> KernelHandle {
-        KernelHandle { inner: self.inner.clone() }
+        KernelHandle {
+            inner: self.inner.clone(),
+        }
     }
 
     /// Starts `components` in order, runs until SIGTERM, SIGINT or [`KernelHandle::shutdown`], then
@@ -255,7 +287,10 @@ impl Kernel {
             match component.start(&handle).await {
                 Ok(()) => started.push(component),
                 Err(source) => {
-                    failure = Some(KernelError::Start { name: component.name().to_owned(), source });
+                    failure = Some(KernelError::Start {
+                        name: component.name().to_owned(),
+                        source,
+                    });
                     break;
                 }
             }

@@ -21,7 +21,10 @@ pub struct RequestContext {
 impl RequestContext {
     /// A context for the request with this id, without a user yet.
     pub fn new(request_id: impl Into<Arc<str>>) -> Self {
-        Self { request_id: request_id.into(), user_id: Arc::default() }
+        Self {
+            request_id: request_id.into(),
+            user_id: Arc::default(),
+        }
     }
 
     /// The request id.
@@ -64,7 +67,10 @@ mod tests {
             let seen = current().expect("inside the scope");
             assert_eq!(seen.request_id(), "req-42");
             seen.set_user_id("user-7");
-            assert_eq!(current().and_then(|c| c.user_id().map(str::to_owned)).as_deref(), Some("user-7"));
+            assert_eq!(
+                current().and_then(|c| c.user_id().map(str::to_owned)).as_deref(),
+                Some("user-7")
+            );
         })
         .await;
         assert!(current().is_none());

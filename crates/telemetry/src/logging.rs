@@ -24,30 +24,54 @@ pub struct SubscriberParts {
 ///
 /// `RUST_LOG`, when set in the process, wins over `log.level`. Tests pass their own writer to read
 /// what was logged.
-pub fn build_subscriber<W>(log: &LogConfig, provider: SdkTracerProvider, writer: W) -> Result<SubscriberParts, TelemetryError>
+pub fn build_subscriber<W>(
+    log: &LogConfig,
+    provider: SdkTracerProvider,
+    writer: W,
+) -> Result<SubscriberParts, TelemetryError>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let directive = std::env::var("RUST_LOG").ok().filter(|d| !d.trim().is_empty()).unwrap_or_else(|| log.level.clone());
+    let directive = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| log.level.clone());
     let filter = EnvFilter::builder()
         .parse(&directive)
-        .map_err(|e| TelemetryError::Filter { directive: directive.clone(), reason: e.to_string() })?;
+        .map_err(|e| TelemetryError::Filter {
+            directive: directive.clone(),
+            reason: e.to_string(),
+        })?;
 
     // Colour only for people: a readable format on a terminal, unless NO_COLOR says otherwise.
     let ansi = log.format != LogFormat::Json
         && std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
-    let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_target(true).with_ansi(ansi);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_target(true)
+        .with_ansi(ansi);
     let fmt_layer: Box<dyn Layer<Registry> + Send + Sync> = match log.format {
-        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(false).with_span_list(true).boxed(),
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .boxed(),
         LogFormat::Pretty => fmt.pretty().boxed(),
         LogFormat::Compact => fmt.compact().boxed(),
     };
     let tracer = provider.tracer("keel");
-    let otel_layer: Box<dyn Layer<Registry> + Send + Sync> =
-        tracing_opentelemetry::layer().with_tracer(tracer).with_location(false).with_threads(false).boxed();
+    let otel_layer: Box<dyn Layer<Registry> + Send + Sync> = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .boxed();
     let subscriber = Registry::default().with(vec![fmt_layer, otel_layer]).with(filter);
-    Ok(SubscriberParts { subscriber: Box::new(subscriber), provider })
+    Ok(SubscriberParts {
+        subscriber: Box::new(subscriber),
+        provider,
+    })
 }
 
 /// Installs logging and tracing for this process from `config`, and the metrics recorder.
@@ -57,7 +81,8 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, TelemetryError> {
     let kernel = config.kernel();
     let provider = build_tracer_provider(&kernel.telemetry.traces, &kernel.app.name)?;
     let parts = build_subscriber(&kernel.telemetry.log, provider, std::io::stdout)?;
-    tracing::subscriber::set_global_default(parts.subscriber).map_err(|_| TelemetryError::AlreadyInitialised)?;
+    tracing::subscriber::set_global_default(parts.subscriber)
+        .map_err(|_| TelemetryError::AlreadyInitialised)?;
     // Route `log` records of dependencies (sqlx, hyper) into tracing.
     let _ = tracing_log::LogTracer::init();
     crate::metrics::install();

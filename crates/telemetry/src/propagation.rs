@@ -26,7 +26,10 @@ struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
             self.0.insert(name, value);
         }
     }
@@ -60,10 +63,16 @@ mod tests {
         let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         incoming.insert("traceparent", HeaderValue::from_static(traceparent));
         let context = extract(&incoming);
-        assert_eq!(context.span().span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            context.span().span_context().trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         let mut outgoing = HeaderMap::new();
         inject(&context, &mut outgoing);
-        assert_eq!(outgoing.get("traceparent").and_then(|v| v.to_str().ok()), Some(traceparent));
+        assert_eq!(
+            outgoing.get("traceparent").and_then(|v| v.to_str().ok()),
+            Some(traceparent)
+        );
     }
 
     #[test]

@@ -37,10 +37,17 @@ pub enum TelemetryError {
 /// A tracer provider for `service_name` exporting as `config` says. With the `none` exporter it still
 /// creates and samples spans, so trace ids exist for logs and propagation. An OTLP exporter must be
 /// built inside a Tokio runtime (its gRPC channel belongs to the runtime).
-pub fn build_tracer_provider(config: &TracesConfig, service_name: &str) -> Result<SdkTracerProvider, TelemetryError> {
-    let resource = Resource::builder().with_service_name(service_name.to_owned()).build();
+pub fn build_tracer_provider(
+    config: &TracesConfig,
+    service_name: &str,
+) -> Result<SdkTracerProvider, TelemetryError> {
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .build();
     let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sample_ratio)));
-    let builder = SdkTracerProvider::builder().with_resource(resource).with_sampler(sampler);
+    let builder = SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_sampler(sampler);
     let builder = match config.exporter {
         TraceExporter::None => builder,
         TraceExporter::Stdout => builder.with_batch_exporter(opentelemetry_stdout::SpanExporter::default()),
@@ -68,7 +75,9 @@ pub struct TelemetryGuard {
 
 impl TelemetryGuard {
     pub(crate) fn new(provider: SdkTracerProvider) -> Self {
-        Self { provider: Some(provider) }
+        Self {
+            provider: Some(provider),
+        }
     }
 
     /// Flushes and stops span export. Called by the kernel as the last step of shutdown.

@@ -49,3 +49,24 @@ pub mod echo {
 pub fn config_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
 }
+
+/// The path of an external tool the test needs (e.g. `promtool`), found on `PATH`.
+///
+/// Like [`server_url`]: `None` with a printed reason when missing, a panic under [`REQUIRE_SERVERS`].
+pub fn tool(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    match found {
+        Some(path) => Some(path),
+        None if std::env::var(REQUIRE_SERVERS).as_deref() == Ok("1") => {
+            panic!("{name} is not on PATH but {REQUIRE_SERVERS}=1: this test needs it")
+        }
+        None => {
+            eprintln!("SKIPPED: {name} is not on PATH; install it to run this test");
+            None
+        }
+    }
+}

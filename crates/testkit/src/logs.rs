@@ -25,13 +25,20 @@ impl LogCapture {
 
     /// Non-empty lines written so far.
     pub fn lines(&self) -> Vec<String> {
-        self.contents().lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
+        self.contents()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 }
 
 impl Write for LogCapture {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.buffer.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(bytes);
+        self.buffer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(bytes);
         Ok(bytes.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

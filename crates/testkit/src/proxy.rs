@@ -28,7 +28,10 @@ impl FaultProxy {
     pub async fn start(upstream: SocketAddr) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(ProxyState { up: true, connections: CancellationToken::new() }));
+        let state = Arc::new(Mutex::new(ProxyState {
+            up: true,
+            connections: CancellationToken::new(),
+        }));
         let stop = CancellationToken::new();
         tokio::spawn(accept_loop(listener, upstream, state.clone(), stop.clone()));
         Ok(Self { address, state, stop })
@@ -62,7 +65,12 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, upstream: SocketAddr, state: Arc<Mutex<ProxyState>>, stop: CancellationToken) {
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    state: Arc<Mutex<ProxyState>>,
+    stop: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -82,7 +90,9 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, state: Arc<Mut
 }
 
 async fn forward(mut client: TcpStream, upstream: SocketAddr, cut: CancellationToken) {
-    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
+        return;
+    };
     tokio::select! {
         _ = copy_bidirectional(&mut client, &mut server) => {}
         () = cut.cancelled() => {}

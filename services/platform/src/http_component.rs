@@ -17,7 +17,11 @@ pub(crate) struct HttpComponent {
 
 impl HttpComponent {
     pub(crate) fn new(name: &str, server: HttpServer, router: Router, grace: Duration) -> Self {
-        Self { name: name.to_owned(), pending: Mutex::new(Some((server, router))), grace }
+        Self {
+            name: name.to_owned(),
+            pending: Mutex::new(Some((server, router))),
+            grace,
+        }
     }
 }
 
@@ -30,7 +34,10 @@ impl Component for HttpComponent {
     async fn start(&self, kernel: &KernelHandle) -> Result<(), ComponentError> {
         let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
         let (server, router) = pending.ok_or_else(|| ComponentError::new("already started"))?;
-        kernel.spawn(&self.name, server.serve(router, kernel.shutdown_token(), self.grace));
+        kernel.spawn(
+            &self.name,
+            server.serve(router, kernel.shutdown_token(), self.grace),
+        );
         Ok(())
     }
 }

@@ -49,7 +49,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("address", &self.address).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,9 +74,17 @@ impl Application {
         let router = Stack::new(config.http.clone(), handle.error_bus().clone()).apply(router);
         let server = HttpServer::bind(SocketAddr::new(config.http.host, config.http.port)).await?;
         let address = server.local_addr();
-        let components: Vec<Arc<dyn Component>> =
-            vec![Arc::new(HttpComponent::new("gateway-http", server, router, config.http.shutdown_grace()))];
-        Ok(Self { kernel, address, components })
+        let components: Vec<Arc<dyn Component>> = vec![Arc::new(HttpComponent::new(
+            "gateway-http",
+            server,
+            router,
+            config.http.shutdown_grace(),
+        ))];
+        Ok(Self {
+            kernel,
+            address,
+            components,
+        })
     }
 
     /// The address the public HTTP server is bound to.
@@ -89,6 +99,9 @@ impl Application {
 
     /// Serves until SIGTERM, SIGINT or a shutdown through the kernel handle, then stops gracefully.
     pub async fn run_until_stopped(self) -> Result<(), PlatformError> {
-        self.kernel.run(self.components).await.map_err(PlatformError::from)
+        self.kernel
+            .run(self.components)
+            .await
+            .map_err(PlatformError::from)
     }
 }

@@ -58,6 +58,12 @@ async fn readiness_goes_down_fast_when_postgres_is_cut_off_and_comes_back_with_i
         );
         // The pool recovers too: its broken connections are replaced.
         db.connection().execute_unprepared("SELECT 1").await?;
+
+        db.close().await;
+        assert!(
+            !registry.readiness().await.is_ready(),
+            "down once the pool is closed"
+        );
         anyhow::Ok(())
     }
     .await;

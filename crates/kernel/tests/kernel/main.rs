@@ -1,0 +1,8 @@
+//! Integration tests of the kernel and the foundations composed: one test binary, several modules.
+
+mod lifecycle;
+mod metrics;
+mod readiness;
+mod secrets;
+mod support;
+mod trace_propagation;
