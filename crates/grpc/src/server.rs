@@ -83,7 +83,7 @@ where
             .and_then(|v| v.to_str().ok())
             .filter(|id| is_sane(id))
             .map(str::to_owned)
-            .unwrap_or_else(|| uuid_v7());
+            .unwrap_or_else(uuid_v7);
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             request.headers_mut().insert(REQUEST_ID_KEY, value);
         }
