@@ -100,7 +100,7 @@ where
         if let Some(current) = keel_telemetry::context::current()
             && let Ok(value) = HeaderValue::from_str(current.request_id())
         {
-            headers.insert("x-request-id", value);
+            headers.insert(keel_telemetry::context::REQUEST_ID_HEADER, value);
         }
         if !headers.contains_key("grpc-timeout")
             && let Ok(value) = HeaderValue::from_str(&format!("{}m", self.default_deadline.as_millis()))

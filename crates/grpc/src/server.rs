@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
 use keel_config::GrpcConfig;
-use keel_telemetry::context::{self, RequestContext};
+use keel_telemetry::context::{self, REQUEST_ID_HEADER, RequestContext};
 use opentelemetry::trace::TraceContextExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -22,9 +22,6 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::metered::{CallRecorder, MeteredBody, Side};
 use crate::split_path;
-
-/// Metadata key of the request id.
-const REQUEST_ID_KEY: &str = "x-request-id";
 
 /// Why the gRPC server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -77,15 +74,13 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (service, method) = split_path(request.uri().path());
-        let request_id = request
+        let sent = request
             .headers()
-            .get(REQUEST_ID_KEY)
-            .and_then(|v| v.to_str().ok())
-            .filter(|id| is_sane(id))
-            .map(str::to_owned)
-            .unwrap_or_else(uuid_v7);
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let (request_id, _) = context::accept_request_id(sent);
         if let Ok(value) = HeaderValue::from_str(&request_id) {
-            request.headers_mut().insert(REQUEST_ID_KEY, value);
+            request.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
         let span = tracing::info_span!(
             "request",
@@ -121,18 +116,6 @@ where
             }
         })
     }
-}
-
-fn is_sane(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-}
-
-fn uuid_v7() -> String {
-    uuid::Uuid::now_v7().to_string()
 }
 
 /// The layer stack of a Keel gRPC server's router.

@@ -2,11 +2,7 @@
 
 use http::HeaderValue;
 
-/// The header carrying the request id, in and out.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// Longest client-sent id we honour.
-const MAX_LEN: usize = 128;
+pub use keel_telemetry::context::REQUEST_ID_HEADER;
 
 /// The id of the request being served; in the request's extensions for handlers that want it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,19 +13,9 @@ impl RequestId {
     /// else a new UUIDv7. A rejected id is not an error: the request proceeds under a fresh id, so a
     /// hostile header can neither break the request nor inject into logs.
     pub fn from_header(header: Option<&HeaderValue>) -> (Self, bool) {
-        match header.and_then(|v| v.to_str().ok()) {
-            Some(id) if is_sane(id) => (Self(id.to_owned()), true),
-            _ => (Self(uuid::Uuid::now_v7().to_string()), false),
-        }
+        let (id, honoured) = keel_telemetry::context::accept_request_id(header.and_then(|v| v.to_str().ok()));
+        (Self(id), honoured)
     }
-}
-
-fn is_sane(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 #[cfg(test)]
@@ -47,7 +33,7 @@ mod tests {
             assert!(!honoured, "{bad:?}");
             assert!(uuid::Uuid::parse_str(&id.0).is_ok());
         }
-        let long = "a".repeat(MAX_LEN + 1);
+        let long = "a".repeat(129);
         assert!(!RequestId::from_header(Some(&HeaderValue::from_str(&long).expect("ascii"))).1);
         assert!(!RequestId::from_header(None).1);
     }

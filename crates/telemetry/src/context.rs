@@ -7,6 +7,31 @@
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
+/// The header (HTTP) and metadata key (gRPC) carrying the request id, in and out.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Longest client-sent request id that is honoured.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The request id to serve a request under: the caller's when it is sane (1 to 128 characters of
+/// letters, digits, `-`, `_`, `.`, `:`), else a new UUIDv7; and whether the caller's was honoured.
+/// A rejected id is not an error: the request proceeds under a fresh id, so a hostile value can
+/// neither break the request nor inject into logs. HTTP and gRPC servers both use this one rule.
+pub fn accept_request_id(sent: Option<&str>) -> (String, bool) {
+    match sent {
+        Some(id) if is_sane(id) => (id.to_owned(), true),
+        _ => (uuid::Uuid::now_v7().to_string(), false),
+    }
+}
+
+fn is_sane(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
 tokio::task_local! {
     static CURRENT: RequestContext;
 }
