@@ -93,7 +93,8 @@ impl ConfigLoader {
                 message: violation.message,
             });
         }
-        let warnings = self.unknown_variables(&defaults);
+        let mut warnings = self.unknown_variables(&defaults);
+        warnings.extend(unknown_sections(&defaults, &env_file));
         Ok(Config {
             environment,
             figment,
@@ -132,6 +133,27 @@ impl ConfigLoader {
             })
             .collect()
     }
+}
+
+/// Top-level sections of the environment file that default.yaml does not define (a typo such as
+/// `htpp:` would otherwise load silently, since services read their own sections by name).
+fn unknown_sections(defaults: &Figment, env_file: &Path) -> Vec<String> {
+    let Ok(overlay) = Figment::new()
+        .merge(YamlFile::new(env_file))
+        .extract::<figment::value::Dict>()
+    else {
+        return Vec::new();
+    };
+    overlay
+        .keys()
+        .filter(|section| !defaults.contains(section))
+        .map(|section| {
+            format!(
+                "{} defines section `{section}`, which config/default.yaml does not (a typo?); it is ignored",
+                env_file.display()
+            )
+        })
+        .collect()
 }
 
 /// A key is known when default.yaml has it, or when its nearest defined ancestor is an open map
@@ -203,6 +225,7 @@ impl Config {
 fn invalid(figment: &Figment, error: figment::Error) -> ConfigError {
     let key = error.path.join(".");
     let source_name = match &error.metadata {
+        Some(metadata) if error.path.is_empty() => metadata.name.to_string(),
         Some(metadata) => describe_source(metadata, &error.path),
         None if !key.is_empty() => source_of(figment, &key),
         None => "configuration".to_owned(),

@@ -18,7 +18,7 @@ pub struct KernelConfig {
     pub app: AppConfig,
     /// Logs, traces and metrics.
     pub telemetry: TelemetryConfig,
-    /// The HTTP server defaults (a service may override its port in its own section).
+    /// The HTTP server settings of the process's public listener.
     pub http: HttpConfig,
     /// The gRPC server and client defaults.
     pub grpc: GrpcConfig,
@@ -36,7 +36,7 @@ pub struct KernelConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
-    /// Name used in logs, traces and metrics (`service.name`).
+    /// Name of the process in logs and traces (the OpenTelemetry `service.name`).
     pub name: String,
 }
 

@@ -22,6 +22,7 @@ pub(crate) const META_VARIABLES: &[&str] = &[
     "KEEL_ADMIN_EMAIL",
     "KEEL_ADMIN_PASSWORD",
     "KEEL_REQUIRE_SERVERS",
+    "KEEL_SERVICE_WAIT_SECS",
 ];
 
 /// A YAML file whose top level is a map of sections.

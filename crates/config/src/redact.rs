@@ -34,6 +34,9 @@ pub fn redact_value(value: &mut Value) {
             if let Some(masked) = mask_url_password(text) {
                 *text = masked;
             }
+            if let Some(masked) = mask_query_secrets(text) {
+                *text = masked;
+            }
         }
         _ => {}
     }
@@ -48,6 +51,28 @@ fn mask_url_password(text: &str) -> Option<String> {
     }
     let (user, _password) = userinfo.split_once(':')?;
     Some(format!("{scheme}://{user}:{MASK}@{host}"))
+}
+
+/// `...?user=a&password=x&sslmode=...` → `...?user=a&password=<redacted>&sslmode=...`, for any query
+/// parameter whose name names a secret; `None` when there is none.
+fn mask_query_secrets(text: &str) -> Option<String> {
+    let (base, query) = text.split_once('?')?;
+    let mut changed = false;
+    let parameters: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _))
+                if SECRET_KEY_PARTS
+                    .iter()
+                    .any(|part| name.to_ascii_lowercase().contains(part)) =>
+            {
+                changed = true;
+                format!("{name}={MASK}")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    changed.then(|| format!("{base}?{}", parameters.join("&")))
 }
 
 #[cfg(test)]
@@ -76,6 +101,16 @@ mod tests {
         assert!(
             value["smtp"]["password"].is_null(),
             "an unset secret stays visibly unset"
+        );
+    }
+
+    #[test]
+    fn secrets_in_url_query_parameters_are_masked() {
+        let mut value = json!({"url": "postgres://keel@db/keel?password=hunter2&sslmode=require"});
+        redact_value(&mut value);
+        assert_eq!(
+            value["url"],
+            "postgres://keel@db/keel?password=<redacted>&sslmode=require"
         );
     }
 

@@ -193,3 +193,24 @@ fn services_read_their_own_sections() {
     assert_eq!(demo.greeting, "hello");
     assert!(config.section::<Demo>("absent").is_err());
 }
+
+#[test]
+fn an_unknown_section_in_a_file_is_reported_as_a_likely_typo() {
+    let dir = shipped_config();
+    fs::write(dir.path().join("development.yaml"), "htpp:\n  port: 81\n").expect("write");
+    let config = ConfigLoader::new(dir.path()).load().expect("loads");
+    assert_eq!(config.warnings().len(), 1, "{:?}", config.warnings());
+    assert!(config.warnings()[0].contains("htpp"));
+}
+
+#[test]
+fn an_unreadable_secret_file_names_the_variable() {
+    let dir = shipped_config();
+    let error = ConfigLoader::new(dir.path())
+        .with_var("KEEL_DATABASE__URL_FILE", "/nonexistent/keel-secret")
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("KEEL_DATABASE__URL_FILE"), "{error}");
+    assert!(error.contains("/nonexistent/keel-secret"), "{error}");
+}

@@ -162,6 +162,7 @@ impl KernelBuilder {
                 registry,
                 shutdown,
                 tasks,
+                task_failure: std::sync::Mutex::default(),
             }),
             owned: Some(Owned {
                 telemetry,
@@ -180,6 +181,8 @@ struct Inner {
     registry: Arc<dyn ServiceRegistry>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// The first background task that failed: (name, reason). Makes [`Kernel::run`] return an error.
+    task_failure: std::sync::Mutex<Option<(String, String)>>,
 }
 
 /// What only the kernel's owner may take down, at the very end.
@@ -247,16 +250,18 @@ impl KernelHandle {
         E: std::fmt::Display + Send + 'static,
     {
         let name = name.to_owned();
-        let shutdown = self.inner.shutdown.clone();
-        let bus = self.inner.error_bus.clone();
+        let inner = self.inner.clone();
         self.inner.tasks.spawn(async move {
             if let Err(error) = task.await {
                 tracing::error!(task = %name, %error, "background task failed; stopping the process");
-                bus.publish(keel_errorbus::ErrorRecord::new(
-                    "task",
-                    format!("task {name} failed: {error}"),
-                ));
-                shutdown.cancel();
+                let record = keel_errorbus::ErrorRecord::new("task", format!("task {name} failed: {error}"));
+                inner.error_bus.publish(record);
+                inner
+                    .task_failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert_with(|| (name.clone(), error.to_string()));
+                inner.shutdown.cancel();
             }
         });
     }
@@ -308,7 +313,17 @@ impl Kernel {
             }
         }
         self.teardown().await;
-        failure.map_or(Ok(()), Err)
+        let task_failure = self
+            .inner
+            .task_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match (failure, task_failure) {
+            (Some(failure), _) => Err(failure),
+            (None, Some((name, reason))) => Err(KernelError::Task { name, reason }),
+            (None, None) => Ok(()),
+        }
     }
 
     /// Waits for the background tasks, drains the error bus, flushes telemetry. Idempotent.

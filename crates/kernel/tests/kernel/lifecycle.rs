@@ -106,7 +106,7 @@ async fn a_failed_start_stops_what_had_started_and_reports_the_component() {
 }
 
 #[tokio::test]
-async fn a_failing_background_task_stops_the_process() {
+async fn a_failing_background_task_stops_the_process_with_its_error() {
     let kernel = Kernel::builder(config(&[]))
         .without_global_telemetry()
         .build()
@@ -115,5 +115,9 @@ async fn a_failing_background_task_stops_the_process() {
         .handle()
         .spawn("doomed", async { Err::<(), _>("lost the listener") });
     // Without the failing task nothing would end this run.
-    kernel.run(Vec::new()).await.expect("the run ends");
+    let error = kernel.run(Vec::new()).await.unwrap_err();
+    assert!(
+        matches!(error, KernelError::Task { ref name, ref reason } if name == "doomed" && reason == "lost the listener"),
+        "{error}"
+    );
 }
