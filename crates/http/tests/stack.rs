@@ -56,6 +56,7 @@ async fn spawn(router: Router, config: HttpConfig, format: LogFormat) -> TestSer
     let provider = keel_telemetry::build_tracer_provider(&traces, "test").expect("provider");
     let parts = keel_telemetry::build_subscriber(&log, provider, logs.clone()).expect("subscriber");
     let guard = tracing::subscriber::set_default(parts.subscriber);
+    tracing::callsite::rebuild_interest_cache();
     let records = Arc::new(Records::default());
     let shutdown = CancellationToken::new();
     let (bus, _consumer) = ErrorBus::start(16, vec![records.clone()], CancellationToken::new());

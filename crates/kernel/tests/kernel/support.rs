@@ -38,6 +38,9 @@ pub(crate) fn capture_logs(format: LogFormat) -> CapturedLogs {
     )
     .expect("subscriber");
     let guard = tracing::subscriber::set_default(parts.subscriber);
+    // Other tests of this binary run on other threads without this subscriber; make every callsite
+    // re-evaluate its interest now that this one exists.
+    tracing::callsite::rebuild_interest_cache();
     CapturedLogs {
         logs,
         _guard: guard,
