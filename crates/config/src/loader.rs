@@ -253,7 +253,7 @@ fn source_of(figment: &Figment, key: &str) -> String {
 
 fn describe_source(metadata: &Metadata, path: &[String]) -> String {
     match &metadata.source {
-        Some(Source::File(file)) => display_path(file),
+        Some(Source::File(file)) => file.display().to_string(),
         _ => {
             let keys: Vec<&str> = path.iter().map(String::as_str).collect();
             format!(
@@ -263,8 +263,4 @@ fn describe_source(metadata: &Metadata, path: &[String]) -> String {
             )
         }
     }
-}
-
-fn display_path(path: &Path) -> String {
-    path.display().to_string()
 }

@@ -19,7 +19,7 @@ mod metered;
 mod server;
 
 pub use client::{ClientLayer, ClientService, GrpcClientError, connect_lazy};
-pub use server::{GrpcError, GrpcServer, Layered, ServerLayer, ServerService, set_serving};
+pub use server::{GrpcError, GrpcServer, Layered, ServerLayer, ServerService};
 /// The standard health service's reporter, to mark services serving or not.
 pub use tonic_health::server::HealthReporter;
 

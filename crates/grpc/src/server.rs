@@ -8,17 +8,14 @@ use futures_util::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
 use keel_config::GrpcConfig;
 use keel_telemetry::context::{self, REQUEST_ID_HEADER, RequestContext};
-use opentelemetry::trace::TraceContextExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
-use tonic::server::NamedService;
 use tonic::transport::server::{Router, TcpIncoming};
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::HealthService;
 use tower::{Layer, Service};
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::metered::{CallRecorder, MeteredBody, Side};
 use crate::split_path;
@@ -90,11 +87,7 @@ where
             rpc.service = %service,
             rpc.method = %method,
         );
-        let _ = span.set_parent(keel_telemetry::propagation::extract(request.headers()));
-        let trace_id = span.context().span().span_context().trace_id();
-        if trace_id != opentelemetry::TraceId::INVALID {
-            span.record("trace_id", tracing::field::display(trace_id));
-        }
+        keel_telemetry::propagation::continue_trace(&span, request.headers());
         let mut recorder = CallRecorder::new(Side::Server, service, method);
         Box::pin(async move {
             let context = RequestContext::new(request_id);
@@ -196,9 +189,4 @@ impl GrpcServer {
             }
         }
     }
-}
-
-/// Marks `S` as serving in `reporter` (a thin helper so callers need not name tonic-health).
-pub async fn set_serving<S: NamedService>(reporter: &crate::HealthReporter) {
-    reporter.set_serving::<S>().await;
 }

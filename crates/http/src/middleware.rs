@@ -33,12 +33,10 @@ use http::header::{self, HeaderName, HeaderValue};
 use keel_config::{CorsConfig, HttpConfig};
 use keel_errorbus::{ErrorBus, ErrorRecord};
 use keel_telemetry::context::{self, RequestContext};
-use opentelemetry::trace::TraceContextExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::problem::Problem;
 use crate::request_id::{REQUEST_ID_HEADER, RequestId};
@@ -101,15 +99,20 @@ impl Stack {
     }
 }
 
+/// The route template the request matched (`/users/{id}`), or [`UNMATCHED_ROUTE`].
+fn route_of(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
+        .to_owned()
+}
+
 /// Step 1: request id, span, context, access log.
 async fn observe(mut request: Request, next: Next) -> Response {
     let sent = request.headers().get(REQUEST_ID_HEADER).cloned();
     let (id, honoured) = RequestId::from_header(sent.as_ref());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let route = route.as_deref().unwrap_or(UNMATCHED_ROUTE).to_owned();
+    let route = route_of(&request);
     let span = tracing::info_span!(
         "request",
         request_id = %id.0,
@@ -118,11 +121,7 @@ async fn observe(mut request: Request, next: Next) -> Response {
         method = %request.method(),
         route = %route,
     );
-    let _ = span.set_parent(keel_telemetry::propagation::extract(request.headers()));
-    let trace_id = span.context().span().span_context().trace_id();
-    if trace_id != opentelemetry::TraceId::INVALID {
-        span.record("trace_id", tracing::field::display(trace_id));
-    }
+    keel_telemetry::propagation::continue_trace(&span, request.headers());
     if sent.is_some() && !honoured {
         span.in_scope(|| tracing::debug!("replaced an unusable X-Request-ID with a fresh one"));
     }
@@ -154,11 +153,7 @@ async fn observe(mut request: Request, next: Next) -> Response {
 /// Step 3: request count and latency by method, route template and status.
 async fn record_metrics(request: Request, next: Next) -> Response {
     let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+    let route = route_of(&request);
     let started = Instant::now();
     let response = next.run(request).await;
     let labels = [

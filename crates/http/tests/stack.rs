@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use keel_config::{ConfigLoader, HttpConfig, LogConfig, LogFormat, TraceExporter, TracesConfig};
+use keel_config::{HttpConfig, LogFormat};
 use keel_errorbus::{ErrorBus, ErrorRecord, ErrorSink};
 use keel_http::{HttpServer, Json, Problem, Stack};
-use keel_testkit::{LogCapture, config_dir};
+use keel_testkit::{CapturedLogs, capture_logs, test_config};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
@@ -26,37 +26,18 @@ impl ErrorSink for Records {
 /// A running server with its captured logs and error-bus records.
 struct TestServer {
     base: String,
-    logs: LogCapture,
     records: Arc<Records>,
     shutdown: CancellationToken,
     served: tokio::task::JoinHandle<Result<(), keel_http::HttpError>>,
-    _subscriber: tracing::subscriber::DefaultGuard,
-    _provider: opentelemetry_sdk::trace::SdkTracerProvider,
+    captured: CapturedLogs,
 }
 
 fn http_config(vars: &[(&str, &str)]) -> HttpConfig {
-    let mut loader = ConfigLoader::new(config_dir()).with_var("KEEL_HTTP__PORT", "0");
-    for (name, value) in vars {
-        loader = loader.with_var(*name, *value);
-    }
-    loader.load().expect("config loads").kernel().http.clone()
+    test_config(vars).kernel().http.clone()
 }
 
 async fn spawn(router: Router, config: HttpConfig, format: LogFormat) -> TestServer {
-    let logs = LogCapture::new();
-    let log = LogConfig {
-        level: "info".into(),
-        format,
-    };
-    let traces = TracesConfig {
-        exporter: TraceExporter::None,
-        otlp_endpoint: String::new(),
-        sample_ratio: 1.0,
-    };
-    let provider = keel_telemetry::build_tracer_provider(&traces, "test").expect("provider");
-    let parts = keel_telemetry::build_subscriber(&log, provider, logs.clone()).expect("subscriber");
-    let guard = tracing::subscriber::set_default(parts.subscriber);
-    tracing::callsite::rebuild_interest_cache();
+    let captured = capture_logs(format);
     let records = Arc::new(Records::default());
     let shutdown = CancellationToken::new();
     let (bus, _consumer) = ErrorBus::start(16, vec![records.clone()], CancellationToken::new());
@@ -68,12 +49,10 @@ async fn spawn(router: Router, config: HttpConfig, format: LogFormat) -> TestSer
     let served = tokio::spawn(server.serve(router, shutdown.clone(), Duration::from_secs(5)));
     TestServer {
         base,
-        logs,
         records,
         shutdown,
         served,
-        _subscriber: guard,
-        _provider: parts.provider,
+        captured,
     }
 }
 
@@ -133,6 +112,7 @@ async fn a_request_without_an_id_gets_a_fresh_one_on_the_response_and_every_log_
         .to_owned();
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "a fresh UUID: {id}");
     let lines: Vec<String> = server
+        .captured
         .logs
         .lines()
         .into_iter()
@@ -169,7 +149,7 @@ async fn a_sane_client_id_is_honoured_and_an_insane_one_replaced() {
     assert_ne!(id, hostile);
     assert!(uuid::Uuid::parse_str(id).is_ok());
     assert!(
-        !server.logs.contents().contains(&hostile),
+        !server.captured.logs.contents().contains(&hostile),
         "a rejected id never reaches the logs"
     );
 }
@@ -184,7 +164,7 @@ async fn production_logs_are_json_with_the_request_id() {
         .await
         .expect("request");
     assert_eq!(response.status(), 200);
-    let lines = server.logs.lines();
+    let lines = server.captured.logs.lines();
     let completed: Vec<serde_json::Value> = lines
         .iter()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("every line is JSON"))

@@ -8,6 +8,7 @@ use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -46,6 +47,17 @@ pub fn inject(context: &Context, headers: &mut HeaderMap) {
     TraceContextPropagator::new().inject_context(context, &mut HeaderInjector(headers));
 }
 
+/// Makes `span` (a server's request span, declared with an empty `trace_id` field) continue the
+/// trace `headers` carry, or start a new one, and records the resulting trace id in `trace_id`, so
+/// every log line inside the span shows it. HTTP and gRPC servers both call this.
+pub fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
+    let _ = span.set_parent(extract(headers));
+    let trace_id = span.context().span().span_context().trace_id();
+    if trace_id != opentelemetry::TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+}
+
 /// Writes the current `tracing` span's trace context into `headers`, for an outgoing call.
 pub fn inject_current(headers: &mut HeaderMap) {
     inject(&tracing::Span::current().context(), headers);
@@ -53,8 +65,6 @@ pub fn inject_current(headers: &mut HeaderMap) {
 
 #[cfg(test)]
 mod tests {
-    use opentelemetry::trace::TraceContextExt;
-
     use super::*;
 
     #[test]

@@ -17,14 +17,21 @@ pub const REQUIRE_SERVERS: &str = "KEEL_REQUIRE_SERVERS";
 pub fn server_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var(REQUIRE_SERVERS).as_deref() == Ok("1") => {
-            panic!("{var} is not set but {REQUIRE_SERVERS}=1: this test needs that server")
-        }
-        _ => {
-            eprintln!("SKIPPED: {var} is not set; set it to run this test against a real server");
-            None
-        }
+        _ => missing(
+            &format!("{var} is not set"),
+            "set it to run this test against a real server",
+        ),
     }
+}
+
+/// What a test does without something it needs: fail under [`REQUIRE_SERVERS`], else print the
+/// `SKIPPED:` line that `.ci/run` looks for and return `None`.
+fn missing<T>(what: &str, remedy: &str) -> Option<T> {
+    if std::env::var(REQUIRE_SERVERS).as_deref() == Ok("1") {
+        panic!("{what} but {REQUIRE_SERVERS}=1: this test needs it");
+    }
+    eprintln!("SKIPPED: {what}; {remedy}");
+    None
 }
 
 /// A name no other test uses: `prefix` plus 12 random hex digits, lowercase, a valid SQL identifier.
@@ -36,7 +43,7 @@ pub fn unique_name(prefix: &str) -> String {
 mod logs;
 mod proxy;
 
-pub use logs::LogCapture;
+pub use logs::{CapturedLogs, LogCapture, capture_logs};
 pub use proxy::FaultProxy;
 
 /// The echo gRPC service used by the gRPC foundation's tests.
@@ -50,6 +57,15 @@ pub fn config_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
 }
 
+/// The shipped configuration plus `vars`, with the HTTP server on a free port.
+pub fn test_config(vars: &[(&str, &str)]) -> keel_config::Config {
+    let mut loader = keel_config::ConfigLoader::new(config_dir()).with_var("KEEL_HTTP__PORT", "0");
+    for (name, value) in vars {
+        loader = loader.with_var(*name, *value);
+    }
+    loader.load().expect("the shipped configuration loads")
+}
+
 /// The path of an external tool the test needs (e.g. `promtool`), found on `PATH`.
 ///
 /// Like [`server_url`]: `None` with a printed reason when missing, a panic under [`REQUIRE_SERVERS`].
@@ -59,14 +75,5 @@ pub fn tool(name: &str) -> Option<std::path::PathBuf> {
             .map(|dir| dir.join(name))
             .find(|candidate| candidate.is_file())
     });
-    match found {
-        Some(path) => Some(path),
-        None if std::env::var(REQUIRE_SERVERS).as_deref() == Ok("1") => {
-            panic!("{name} is not on PATH but {REQUIRE_SERVERS}=1: this test needs it")
-        }
-        None => {
-            eprintln!("SKIPPED: {name} is not on PATH; install it to run this test");
-            None
-        }
-    }
+    found.or_else(|| missing(&format!("{name} is not on PATH"), "install it to run this test"))
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// Forwards connections from a local port to `upstream` while up; while down, it closes every
 /// connection it had and refuses new ones (accepts and drops them at once).
@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 pub struct FaultProxy {
     address: SocketAddr,
     state: Arc<Mutex<ProxyState>>,
-    stop: CancellationToken,
+    /// Cancels the accept loop when the last clone of the proxy is dropped.
+    _stop: Arc<DropGuard>,
 }
 
 #[derive(Debug)]
@@ -34,7 +35,11 @@ impl FaultProxy {
         }));
         let stop = CancellationToken::new();
         tokio::spawn(accept_loop(listener, upstream, state.clone(), stop.clone()));
-        Ok(Self { address, state, stop })
+        Ok(Self {
+            address,
+            state,
+            _stop: Arc::new(stop.drop_guard()),
+        })
     }
 
     /// The proxy's own address, to give to the client under test.
@@ -54,14 +59,6 @@ impl FaultProxy {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.up = true;
         state.connections = CancellationToken::new();
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if Arc::strong_count(&self.state) == 2 {
-            self.stop.cancel();
-        }
     }
 }
 

@@ -15,7 +15,6 @@ mod http_component;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
 use keel_config::Config;
 use keel_db::Database;
 use keel_http::{HttpServer, Stack, ops_router};
@@ -70,7 +69,7 @@ impl Application {
         let database = Database::connect(&config.database, PLATFORM_STORE).await?;
         handle.health().register(Arc::new(database.readiness_check()));
 
-        let router = Router::new().merge(ops_router(handle.health().clone(), handle.metrics().clone()));
+        let router = ops_router(handle.health().clone(), handle.metrics().clone());
         let router = Stack::new(config.http.clone(), handle.error_bus().clone()).apply(router);
         let server = HttpServer::bind(SocketAddr::new(config.http.host, config.http.port)).await?;
         let address = server.local_addr();

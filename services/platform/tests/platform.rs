@@ -3,19 +3,15 @@
 
 use std::time::Duration;
 
-use keel_config::ConfigLoader;
 use keel_kernel::Kernel;
 use keel_platform::Application;
-use keel_testkit::config_dir;
+use keel_testkit::test_config;
 
 #[tokio::test]
 async fn the_platform_serves_liveness_readiness_and_metrics_then_stops_gracefully() {
     let data = tempfile::tempdir().expect("temporary data directory");
-    let config = ConfigLoader::new(config_dir())
-        .with_var("KEEL_HTTP__PORT", "0")
-        .with_var("KEEL_DATABASE__URL", format!("sqlite:{}", data.path().display()))
-        .load()
-        .expect("configuration loads");
+    let url = format!("sqlite:{}", data.path().display());
+    let config = test_config(&[("KEEL_DATABASE__URL", url.as_str())]);
     let application = Application::build_with(Kernel::builder(config).without_global_telemetry())
         .await
         .expect("builds");
@@ -80,11 +76,11 @@ async fn a_port_in_use_is_a_clear_start_up_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("address").port().to_string();
     let data = tempfile::tempdir().expect("temporary data directory");
-    let config = ConfigLoader::new(config_dir())
-        .with_var("KEEL_HTTP__PORT", port.as_str())
-        .with_var("KEEL_DATABASE__URL", format!("sqlite:{}", data.path().display()))
-        .load()
-        .expect("configuration loads");
+    let url = format!("sqlite:{}", data.path().display());
+    let config = test_config(&[
+        ("KEEL_HTTP__PORT", port.as_str()),
+        ("KEEL_DATABASE__URL", url.as_str()),
+    ]);
     let error = Application::build_with(Kernel::builder(config).without_global_telemetry())
         .await
         .unwrap_err();
