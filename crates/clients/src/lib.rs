@@ -1,0 +1,77 @@
+//! Typed clients of Keel's core services.
+//!
+//! Why this crate exists: a caller depends on *what* a peer service does, never on how it is reached
+//! or where its data lives (no service reads another's database). Each core service has one trait
+//! here ([`IdentityClient`], [`AuthClient`], [`AuthzClient`], [`AuditClient`]) in domain types, and a
+//! gRPC implementation with deadlines, retries for idempotent calls and a circuit breaker, found
+//! through the service registry. Tests and the all-in-one process can substitute any of them.
+//!
+//! Errors: every call fails with a [`ServiceError`], the one vocabulary of failures shared by the
+//! gRPC wire (status codes) and the REST edge (problem+json), so a peer's "not found" or
+//! "validation failed" reaches the end user unchanged and a peer being down is a 503.
+
+mod audit;
+mod auth;
+mod authz;
+mod error;
+mod identity;
+
+pub use audit::{AuditClient, AuditQuery, AuditRecord, ChainReport, StoredAuditRecord};
+pub use auth::{AuthClient, Session, TokenInfo, TokenPair};
+pub use authz::{AuthzClient, NewRole, Permission, Role, RoleChanges, RoleSelector};
+pub use error::{FieldViolation, ServiceError};
+pub use identity::{CredentialsVerdict, IdentityClient, NewUser, User, UserChanges};
+
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Who caused a call, carried to the peer for its audit records: the acting user and the original
+/// HTTP client's address and user agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    /// The authenticated user acting; `None` when anonymous.
+    pub actor_id: Option<Uuid>,
+    /// The client's IP address as the edge saw it.
+    pub ip: Option<String>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+/// One page of a cursor-paginated list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// The cursor of the next page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Page size and position of a list request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Items per page, 1..=100; `None` means the default (20).
+    pub limit: Option<u32>,
+    /// The opaque cursor of a previous page; `None` for the first.
+    pub cursor: Option<String>,
+}
+
+use std::sync::Arc;
+
+/// The clients of every core service, as one process's services and modules receive them.
+#[derive(Clone)]
+pub struct ServiceClients {
+    /// The identity service.
+    pub identity: Arc<dyn IdentityClient>,
+    /// The auth service.
+    pub auth: Arc<dyn AuthClient>,
+    /// The authz service (cached in production wiring).
+    pub authz: Arc<dyn AuthzClient>,
+    /// The audit service.
+    pub audit: Arc<dyn AuditClient>,
+}
+
+impl std::fmt::Debug for ServiceClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceClients").finish_non_exhaustive()
+    }
+}
