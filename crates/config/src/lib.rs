@@ -23,7 +23,7 @@ mod providers;
 mod redact;
 
 pub use error::ConfigError;
-pub use loader::{Config, ConfigLoader};
+pub use loader::{AdminSeed, Config, ConfigLoader};
 pub use model::{
     AppConfig, CorsConfig, DatabaseConfig, DatabaseOverride, ErrorBusConfig, GrpcConfig, HealthConfig,
     HttpConfig, KernelConfig, LogConfig, LogFormat, PoolConfig, RegistryConfig, RegistryKind,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use figment::error::Kind;
 use figment::{Figment, Metadata, Profile, Source};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 
 use crate::error::ConfigError;
@@ -100,7 +101,22 @@ impl ConfigLoader {
             figment,
             kernel: Arc::new(kernel),
             warnings,
+            admin: AdminSeed {
+                email: self.var("KEEL_ADMIN_EMAIL").map(str::to_owned),
+                password: self
+                    .var("KEEL_ADMIN_PASSWORD")
+                    .map(|p| SecretString::from(p.to_owned())),
+            },
         })
+    }
+
+    /// A variable's value, `None` when unset or blank.
+    fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.trim().is_empty())
     }
 
     fn environment(&self) -> Result<String, ConfigError> {
@@ -179,6 +195,18 @@ pub struct Config {
     figment: Figment,
     kernel: Arc<KernelConfig>,
     warnings: Vec<String>,
+    admin: AdminSeed,
+}
+
+/// The first administrator's credentials, from `KEEL_ADMIN_EMAIL` and `KEEL_ADMIN_PASSWORD`. They
+/// are read for seeding only and are not configuration keys, so they never appear in
+/// [`Config::redacted`].
+#[derive(Debug, Clone, Default)]
+pub struct AdminSeed {
+    /// `KEEL_ADMIN_EMAIL`.
+    pub email: Option<String>,
+    /// `KEEL_ADMIN_PASSWORD`.
+    pub password: Option<SecretString>,
 }
 
 impl Config {
@@ -187,9 +215,20 @@ impl Config {
         &self.environment
     }
 
+    /// Whether this is the development environment (the default), where conveniences such as
+    /// seeding with a generated administrator password are allowed.
+    pub fn is_development(&self) -> bool {
+        self.environment == "development"
+    }
+
     /// Whether this is the production environment.
     pub fn is_production(&self) -> bool {
         self.environment == "production"
+    }
+
+    /// The administrator to seed, as the environment gives it.
+    pub fn admin_seed(&self) -> &AdminSeed {
+        &self.admin
     }
 
     /// The kernel's typed settings.

@@ -214,3 +214,32 @@ fn an_unreadable_secret_file_names_the_variable() {
     assert!(error.contains("KEEL_DATABASE__URL_FILE"), "{error}");
     assert!(error.contains("/nonexistent/keel-secret"), "{error}");
 }
+
+#[test]
+fn the_admin_to_seed_comes_from_its_variables_and_stays_out_of_the_redacted_view() {
+    let dir = shipped_config();
+    let config = ConfigLoader::new(dir.path())
+        .with_var("KEEL_ADMIN_EMAIL", "root@example.com")
+        .with_var("KEEL_ADMIN_PASSWORD", "a long admin secret")
+        .load()
+        .expect("loads");
+    let admin = config.admin_seed();
+    assert_eq!(admin.email.as_deref(), Some("root@example.com"));
+    assert_eq!(
+        admin
+            .password
+            .as_ref()
+            .map(|p| p.expose_secret().to_owned())
+            .as_deref(),
+        Some("a long admin secret")
+    );
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+    let shown = config.redacted().to_string();
+    assert!(!shown.contains("a long admin secret"), "{shown}");
+
+    let blank = ConfigLoader::new(dir.path())
+        .with_var("KEEL_ADMIN_EMAIL", " ")
+        .load()
+        .expect("loads");
+    assert!(blank.admin_seed().email.is_none(), "a blank variable is unset");
+}

@@ -1,4 +1,4 @@
-//! The `database` readiness check.
+//! The `database:<service>` readiness check.
 
 use std::time::Duration;
 
@@ -12,8 +12,8 @@ use tokio::sync::Mutex;
 use crate::ServiceDatabase;
 use crate::error::Redactor;
 
-/// Readiness of a service's database, for [`keel_health::HealthRegistry`]: named `database`,
-/// critical. Build it with [`ServiceDatabase::readiness_check`].
+/// Readiness of a service's database, for [`keel_health::HealthRegistry`]: named `database:<service>`
+/// (several services share one health registry in the all-in-one process), critical. Build it with [`ServiceDatabase::readiness_check`].
 ///
 /// On PostgreSQL it runs `SELECT 1` on a probe connection of its own, outside the pool. The pool
 /// retries a refused connection until its acquire timeout and then reports only that it timed
@@ -23,6 +23,7 @@ use crate::error::Redactor;
 /// itself with the server. Each check is bounded by the pool's connect timeout (and by the
 /// registry's own timeout). On SQLite it pings through the pool.
 pub struct DatabaseCheck {
+    name: String,
     probe: Probe,
     timeout: Duration,
     redactor: Redactor,
@@ -57,6 +58,7 @@ impl ServiceDatabase {
             None => Probe::Pool(self.connection.clone()),
         };
         DatabaseCheck {
+            name: format!("database:{}", self.service()),
             probe,
             timeout: self.pool.connect_timeout,
             redactor: self.redactor.clone(),
@@ -67,7 +69,7 @@ impl ServiceDatabase {
 #[async_trait]
 impl HealthCheck for DatabaseCheck {
     fn name(&self) -> &str {
-        "database"
+        &self.name
     }
 
     fn critical(&self) -> bool {

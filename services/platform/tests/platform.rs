@@ -39,7 +39,7 @@ async fn the_platform_serves_liveness_readiness_and_metrics_then_stops_gracefull
     let ready = client.get(format!("{base}/ready")).send().await.expect("ready");
     assert_eq!(ready.status(), 200);
     let report: serde_json::Value = ready.json().await.expect("json");
-    assert_eq!(report["checks"][0]["name"], "database");
+    assert_eq!(report["checks"][0]["name"], "database:platform");
     assert_eq!(report["checks"][0]["status"], "up");
     assert!(
         data.path().join("platform.db").exists(),

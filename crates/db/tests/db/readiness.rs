@@ -18,7 +18,7 @@ async fn readiness_is_up_on_a_live_sqlite_database() -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
     let db = Database::connect(&support::sqlite_config(temp.path()), "identity").await?;
     let check = db.readiness_check();
-    assert_eq!(check.name(), "database");
+    assert_eq!(check.name(), "database:identity");
     assert!(check.critical());
     assert_eq!(check.check().await, Ok(()));
     Ok(())

@@ -72,7 +72,7 @@ async fn ready_turns_503_when_the_database_is_unreachable_and_200_when_it_return
     let up = client.get(&ready_url).send().await.expect("ready answers");
     assert_eq!(up.status(), 200);
     let body: serde_json::Value = up.json().await.expect("json");
-    assert_eq!(body["checks"][0]["name"], "database");
+    assert_eq!(body["checks"][0]["name"], "database:readiness");
     assert_eq!(body["checks"][0]["status"], "up");
 
     proxy.go_down();
