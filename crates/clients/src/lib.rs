@@ -9,17 +9,52 @@
 //! Errors: every call fails with a [`ServiceError`], the one vocabulary of failures shared by the
 //! gRPC wire (status codes) and the REST edge (problem+json), so a peer's "not found" or
 //! "validation failed" reaches the end user unchanged and a peer being down is a 503.
+//!
+//! What is here:
+//! - the traits and their domain types;
+//! - [`wire`]: [`wire::to_status`] / [`wire::from_status`] (field violations as
+//!   `google.rpc.BadRequest`, retry delays as `google.rpc.RetryInfo`), timestamps, request origins;
+//!   and `From`/`TryFrom` between every domain type and its protobuf message, for servers and
+//!   clients alike;
+//! - [`GrpcIdentityClient`], [`GrpcAuthClient`], [`GrpcAuthzClient`], [`GrpcAuditClient`] and
+//!   [`ServiceClients::connect`]: discovery through the registry (services `identity`, `auth`,
+//!   `authz`, `audit`, port `grpc`), round robin over healthy instances, the deadline and retries of
+//!   a [`CallPolicy`], and a circuit breaker per client;
+//! - [`CachedAuthzClient`]: permission checks answered from a per-user cache, invalidated by the
+//!   caller's own writes and by [`CachedAuthzClient::invalidate_user`] /
+//!   [`CachedAuthzClient::invalidate_all`].
+//!
+//! Wiring a process:
+//!
+//! ```no_run
+//! # use std::{sync::Arc, time::Duration};
+//! # fn wire(registry: Arc<dyn keel_registry::ServiceRegistry>, grpc: &keel_config::GrpcConfig) {
+//! use keel_clients::{CachedAuthzClient, ServiceClients};
+//!
+//! let mut clients = ServiceClients::connect(registry, grpc);
+//! let authz = Arc::new(CachedAuthzClient::new(clients.authz.clone(), Duration::from_secs(30)));
+//! clients.authz = authz.clone(); // keep `authz` to invalidate it from role/permission events
+//! # }
+//! ```
+//!
+//! See `docs/clients.md` for the behaviour in one page.
 
 mod audit;
 mod auth;
 mod authz;
+mod cache;
+mod convert;
 mod error;
+mod grpc;
 mod identity;
+pub mod wire;
 
 pub use audit::{AuditClient, AuditQuery, AuditRecord, ChainReport, StoredAuditRecord};
 pub use auth::{AuthClient, Session, TokenInfo, TokenPair};
 pub use authz::{AuthzClient, NewRole, Permission, Role, RoleChanges, RoleSelector};
+pub use cache::CachedAuthzClient;
 pub use error::{FieldViolation, ServiceError};
+pub use grpc::{CallPolicy, GrpcAuditClient, GrpcAuthClient, GrpcAuthzClient, GrpcIdentityClient};
 pub use identity::{CredentialsVerdict, IdentityClient, NewUser, User, UserChanges};
 
 use serde::Serialize;

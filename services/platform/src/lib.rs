@@ -6,21 +6,34 @@
 //! command line and calls it. The shape follows `Application::build` → `address` →
 //! `run_until_stopped`, so tests can start a real platform on a free port.
 //!
-//! Today the process runs the kernel and its HTTP server with `/healthz`, `/ready` and `/metrics`
-//! on the gateway port, with the platform's own database (the module host's store) registered as a
-//! readiness check. The core services and the gateway are added here as they arrive.
+//! The all-in-one process runs, in one kernel:
+//! - the four core services (identity, auth, authz, audit), each on its own loopback REST and gRPC
+//!   ports (`listen.<service>`, free ports by default), registered in the in-process registry and
+//!   talking to each other over gRPC exactly as when deployed apart ([`CoreServices`]);
+//! - one in-process event bus shared by their outboxes and subscriptions;
+//! - the API gateway on the public port (`http.host`:`http.port`, 8080), proxying DESIGN §9's
+//!   routes to the services found in the registry, beside `/healthz`, `/ready` and `/metrics`;
+//! - seeding of roles and the administrator at start when `platform.seed_on_start` is set (the
+//!   development default), see [`seed`];
+//! - the platform's own store (the module host's database), checked by `/ready`.
 
-mod http_component;
+mod core;
+pub mod seed;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use keel_config::Config;
 use keel_db::Database;
+use keel_events::InProcessBus;
+use keel_gateway::{Gateway, GatewayConfig};
 use keel_http::{HttpServer, Stack, ops_router};
-use keel_kernel::{Component, Kernel, KernelBuilder, KernelError, KernelHandle};
+use keel_kernel::{Component, ComponentError, Kernel, KernelBuilder, KernelError, KernelHandle};
+use keel_service::{EVENT_BUS_CAPACITY, HttpComponent, SharedRuntime};
+use serde::Deserialize;
 
-use crate::http_component::HttpComponent;
+pub use crate::core::{CoreService, CoreServices};
 
 /// Name of the platform's own store (the module host's database).
 const PLATFORM_STORE: &str = "platform";
@@ -37,6 +50,35 @@ pub enum PlatformError {
     /// The platform database could not be opened.
     #[error(transparent)]
     Database(#[from] keel_db::DbError),
+    /// A setting is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] keel_config::ConfigError),
+    /// The shared runtime (clients, verifier, event subscriptions) could not be built.
+    #[error(transparent)]
+    Runtime(#[from] keel_service::RuntimeError),
+    /// A service's listeners could not be bound.
+    #[error(transparent)]
+    Host(#[from] keel_service::HostError),
+    /// The gateway's configuration is invalid.
+    #[error(transparent)]
+    Gateway(#[from] keel_gateway::GatewayError),
+    /// A core service could not be built.
+    #[error("{service} service: {source}")]
+    Service {
+        /// Which.
+        service: &'static str,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The `platform` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformSettings {
+    /// Seed roles and the administrator at start (development default; `platformctl seed` otherwise).
+    pub seed_on_start: bool,
 }
 
 /// A platform process, built and bound but not yet serving.
@@ -64,21 +106,37 @@ impl Application {
     pub async fn build_with(builder: KernelBuilder) -> Result<Self, PlatformError> {
         let kernel = builder.build()?;
         let handle = kernel.handle();
-        let config = handle.config().kernel().clone();
+        let config = handle.config().clone();
+        let settings: PlatformSettings = config.section("platform")?;
+        let kernel_config = config.kernel();
 
-        let database = Database::connect(&config.database, PLATFORM_STORE).await?;
+        let database = Database::connect(&kernel_config.database, PLATFORM_STORE).await?;
         handle.health().register(Arc::new(database.readiness_check()));
 
-        let router = ops_router(handle.health().clone(), handle.metrics().clone());
-        let router = Stack::new(config.http.clone(), handle.error_bus().clone()).apply(router);
-        let server = HttpServer::bind(SocketAddr::new(config.http.host, config.http.port)).await?;
+        let shared = SharedRuntime::new(&handle, Arc::new(InProcessBus::new(EVENT_BUS_CAPACITY)))?;
+        shared.spawn_permission_invalidation(&handle).await?;
+        let core = CoreServices::build(&handle, &shared, &CoreService::ALL).await?;
+
+        let gateway = Gateway::new(GatewayConfig::from_config(&config)?, handle.registry().clone()).await?;
+        handle.health().register(gateway.readiness_check());
+        let router = gateway
+            .router()
+            .merge(ops_router(handle.health().clone(), handle.metrics().clone()));
+        let router = Stack::new(kernel_config.http.clone(), handle.error_bus().clone()).apply(router);
+        let server =
+            HttpServer::bind(SocketAddr::new(kernel_config.http.host, kernel_config.http.port)).await?;
         let address = server.local_addr();
-        let components: Vec<Arc<dyn Component>> = vec![Arc::new(HttpComponent::new(
+
+        let mut components = core.components();
+        if settings.seed_on_start {
+            components.push(Arc::new(Seeder { core: Arc::new(core) }));
+        }
+        components.push(Arc::new(HttpComponent::new(
             "gateway-http",
             server,
             router,
-            config.http.shutdown_grace(),
-        ))];
+            kernel_config.http.shutdown_grace(),
+        )));
         Ok(Self {
             kernel,
             address,
@@ -102,5 +160,30 @@ impl Application {
             .run(self.components)
             .await
             .map_err(PlatformError::from)
+    }
+}
+
+/// Seeds once the services serve, before the gateway opens.
+struct Seeder {
+    core: Arc<CoreServices>,
+}
+
+#[async_trait]
+impl Component for Seeder {
+    fn name(&self) -> &str {
+        "seed"
+    }
+
+    async fn start(&self, kernel: &KernelHandle) -> Result<(), ComponentError> {
+        let (Some(identity), Some(authz)) = (&self.core.identity, &self.core.authz) else {
+            return Err(ComponentError::new(
+                "seeding needs the identity and authz services in this process",
+            ));
+        };
+        let outcome = seed::seed(identity, authz, kernel.config())
+            .await
+            .map_err(ComponentError::new)?;
+        seed::report(&outcome);
+        Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! An HTTP server as a kernel component.
+//! An HTTP server as a kernel component (the gateway's public listener, a module host's).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -9,14 +9,15 @@ use keel_http::HttpServer;
 use keel_kernel::{Component, ComponentError, KernelHandle};
 
 /// Serves a router on a bound listener from start until the kernel shuts down.
-pub(crate) struct HttpComponent {
+pub struct HttpComponent {
     name: String,
     pending: Mutex<Option<(HttpServer, Router)>>,
     grace: Duration,
 }
 
 impl HttpComponent {
-    pub(crate) fn new(name: &str, server: HttpServer, router: Router, grace: Duration) -> Self {
+    /// A component serving `router` on `server`, draining for up to `grace` on shutdown.
+    pub fn new(name: &str, server: HttpServer, router: Router, grace: Duration) -> Self {
         Self {
             name: name.to_owned(),
             pending: Mutex::new(Some((server, router))),

@@ -1,0 +1,266 @@
+//! The scenarios: each builds its calls, runs a load driver and returns its figures as JSON.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use keel_proto::audit::v1::{AuditRecord, RecordRequest, audit_service_client::AuditServiceClient};
+use keel_proto::authz::v1::{HasPermissionRequest, authz_service_client::AuthzServiceClient};
+use serde_json::{Value, json};
+
+use crate::load::{closed_loop, open_loop};
+
+/// Where the platform's public HTTP entry is and whom to log in as.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct HttpTarget {
+    /// Base URL of the gateway.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    base: String,
+    /// E-mail of an existing user.
+    #[arg(long)]
+    email: String,
+    /// Their password.
+    #[arg(long)]
+    password: String,
+}
+
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(1024)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("HTTP client")
+}
+
+async fn login(client: &reqwest::Client, target: &HttpTarget) -> Result<Value, String> {
+    let response = client
+        .post(format!("{}/api/v1/auth/login", target.base))
+        .json(&json!({"email": target.email, "password": target.password}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body: Value = response.json().await.map_err(|e| e.to_string())?;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(format!("{status}: {body}"))
+    }
+}
+
+async fn channel(endpoint: String) -> anyhow::Result<tonic::transport::Channel> {
+    Ok(tonic::transport::Endpoint::from_shared(endpoint)?
+        .tcp_nodelay(true)
+        .connect()
+        .await?)
+}
+
+fn to_json(report: crate::stats::Report) -> anyhow::Result<Value> {
+    serde_json::to_value(report).context("report")
+}
+
+/// Open-loop logins.
+pub(crate) async fn login_open(target: &HttpTarget, rate: f64, duration: Duration) -> anyhow::Result<Value> {
+    let client = http_client()?;
+    login(&client, target)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("warm-up login")?;
+    let target = target.clone();
+    let (samples, elapsed) = open_loop(rate, duration, move || {
+        let (client, target) = (client.clone(), target.clone());
+        async move { login(&client, &target).await.map(drop) }
+    })
+    .await;
+    let mut report = to_json(samples.report("login-open", elapsed))?;
+    report["offered_per_sec"] = json!(rate);
+    Ok(report)
+}
+
+/// Closed-loop logins.
+pub(crate) async fn login_closed(
+    target: &HttpTarget,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Value> {
+    let client = http_client()?;
+    let (samples, elapsed) = closed_loop(concurrency, duration, |_| {
+        let (client, target) = (client.clone(), target.clone());
+        move || {
+            let (client, target) = (client.clone(), target.clone());
+            async move { login(&client, &target).await.map(drop) }
+        }
+    })
+    .await;
+    let mut report = to_json(samples.report("login-closed", elapsed))?;
+    report["concurrency"] = json!(concurrency);
+    Ok(report)
+}
+
+/// Refresh-token rotation, one session per client.
+pub(crate) async fn refresh(
+    target: &HttpTarget,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Value> {
+    let client = http_client()?;
+    let mut tokens = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let pair = login(&client, target)
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("login")?;
+        let token = pair["refresh_token"]
+            .as_str()
+            .context("refresh_token in login answer")?;
+        tokens.push(Arc::new(Mutex::new(token.to_owned())));
+    }
+    let base = target.base.clone();
+    let (samples, elapsed) = closed_loop(concurrency, duration, |worker| {
+        let (client, base, current) = (client.clone(), base.clone(), Arc::clone(&tokens[worker]));
+        move || {
+            let (client, base, current) = (client.clone(), base.clone(), Arc::clone(&current));
+            async move {
+                let token = current.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                let response = client
+                    .post(format!("{base}/api/v1/auth/refresh"))
+                    .json(&json!({"refresh_token": token}))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = response.status();
+                let body: Value = response.json().await.map_err(|e| e.to_string())?;
+                let next = body["refresh_token"]
+                    .as_str()
+                    .ok_or_else(|| format!("{status}: {body}"))?;
+                *current.lock().unwrap_or_else(PoisonError::into_inner) = next.to_owned();
+                Ok(())
+            }
+        }
+    })
+    .await;
+    let mut report = to_json(samples.report("refresh", elapsed))?;
+    report["concurrency"] = json!(concurrency);
+    Ok(report)
+}
+
+/// One argon2id hash's time, and the login throughput bound of this machine's cores.
+pub(crate) fn argon2(
+    memory_kib: u32,
+    iterations: u32,
+    parallelism: u32,
+    samples: u32,
+) -> anyhow::Result<Value> {
+    use argon2::password_hash::PasswordHasher;
+    let params = argon2::Params::new(memory_kib, iterations, parallelism, None)
+        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+    let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut times = Vec::with_capacity(samples as usize);
+    for _ in 0..samples {
+        let began = Instant::now();
+        hasher
+            .hash_password(b"correct horse battery staple")
+            .map_err(|e| anyhow::anyhow!("hash: {e}"))?;
+        times.push(began.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    Ok(json!({
+        "scenario": "argon2",
+        "memory_kib": memory_kib, "iterations": iterations, "parallelism": parallelism,
+        "hash_ms_median": median * 1000.0,
+        "cores": cores,
+        "login_bound_per_sec": cores as f64 / median,
+    }))
+}
+
+/// Open-loop permission checks over gRPC.
+pub(crate) async fn has_permission(
+    grpc: String,
+    user_id: String,
+    permission: String,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<Value> {
+    let client = AuthzServiceClient::new(channel(grpc).await.context("connect to authz")?);
+    let request = HasPermissionRequest {
+        user_id,
+        permission,
+        resource: String::new(),
+    };
+    client
+        .clone()
+        .has_permission(request.clone())
+        .await
+        .context("warm-up check")?;
+    let (samples, elapsed) = open_loop(rate, duration, move || {
+        let (mut client, request) = (client.clone(), request.clone());
+        async move {
+            let answer = client.has_permission(request).await.map_err(|s| s.to_string())?;
+            if answer.into_inner().allowed {
+                Ok(())
+            } else {
+                Err("denied".to_owned())
+            }
+        }
+    })
+    .await;
+    let mut report = to_json(samples.report("has-permission", elapsed))?;
+    report["offered_per_sec"] = json!(rate);
+    Ok(report)
+}
+
+/// Closed-loop audit Record calls with batches.
+pub(crate) async fn audit_record(
+    grpc: String,
+    batch: usize,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Value> {
+    let client = AuditServiceClient::new(channel(grpc).await.context("connect to audit")?);
+    let (samples, elapsed) = closed_loop(concurrency, duration, |_| {
+        let client = client.clone();
+        move || {
+            let mut client = client.clone();
+            let records = (0..batch).map(|_| perf_record()).collect();
+            async move {
+                client
+                    .record(RecordRequest { records })
+                    .await
+                    .map_err(|s| s.to_string())?;
+                Ok(())
+            }
+        }
+    })
+    .await;
+    let mut report = to_json(samples.report("audit-record", elapsed))?;
+    let calls = report["throughput_per_sec"].as_f64().unwrap_or(0.0);
+    report["batch"] = json!(batch);
+    report["records_per_sec"] = json!(calls * batch as f64);
+    Ok(report)
+}
+
+fn perf_record() -> AuditRecord {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    AuditRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        action: "perf.record.created".to_owned(),
+        actor_id: String::new(),
+        target_type: "perf".to_owned(),
+        target_id: "load".to_owned(),
+        request_id: String::new(),
+        ip: "127.0.0.1".to_owned(),
+        user_agent: "keel-perf".to_owned(),
+        occurred_at: Some(keel_proto::prost_types::Timestamp {
+            seconds: i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
+            nanos: i32::try_from(now.subsec_nanos()).unwrap_or(0),
+        }),
+        metadata_json: "{}".to_owned(),
+        source: "perf".to_owned(),
+        tenant_id: String::new(),
+    }
+}

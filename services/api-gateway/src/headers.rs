@@ -1,0 +1,236 @@
+//! Header rewriting between the client and an upstream.
+//!
+//! Why a module of its own: what a service may trust about a request (who sent it, through which
+//! host, under which request id and trace, as which user) is decided here, in one place that
+//! issue 4's edge authentication extends. In order, for a request going upstream:
+//!
+//! 1. hop-by-hop headers go (`Connection` and every header it names, `Keep-Alive`, `Proxy-*`,
+//!    `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`): they describe the client's connection, not
+//!    the request;
+//! 2. client-sent internal identity headers go (`X-User-Id`, `X-Keel-*`): only the gateway may set
+//!    them, after it has verified who the caller is;
+//! 3. `Host` becomes the upstream's; the client's goes to `X-Forwarded-Host`;
+//! 4. `X-Forwarded-For` gets the client's address appended; `X-Forwarded-Proto` is the scheme the
+//!    client used;
+//! 5. `X-Request-ID` is the request's id, and `traceparent` names the current span.
+//!
+//! Responses lose their hop-by-hop headers too.
+
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use keel_http::{REQUEST_ID_HEADER, RequestId};
+
+/// Identity headers a client must never be able to set.
+const INTERNAL_HEADERS: &[&str] = &["x-user-id"];
+/// Prefix of Keel's internal headers; every one a client sends is dropped.
+const INTERNAL_PREFIX: &str = "x-keel-";
+/// Prefix of proxy-to-proxy headers (`Proxy-Authorization`, `Proxy-Connection`, …).
+const PROXY_PREFIX: &str = "proxy-";
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// Rewrites the head of a request about to go upstream (steps 1 to 5 of the module documentation).
+pub(crate) fn prepare_request(parts: &mut Parts) {
+    let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        let authority = parts.uri.authority()?;
+        HeaderValue::from_str(authority.as_str()).ok()
+    });
+    let proto = HeaderValue::from_str(parts.uri.scheme_str().unwrap_or("http")).ok();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
+    let request_id = match parts.extensions.get::<RequestId>() {
+        Some(id) => id.clone(),
+        None => RequestId::from_header(parts.headers.get(REQUEST_ID_HEADER)).0,
+    };
+
+    let headers = &mut parts.headers;
+    strip_hop_by_hop(headers);
+    strip_internal(headers);
+    headers.remove(header::HOST);
+    if let Some(host) = original_host {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    if let Some(proto) = proto {
+        headers.insert(X_FORWARDED_PROTO, proto);
+    }
+    if let Some(peer) = peer {
+        append_forwarded_for(headers, &peer.to_string());
+    }
+    if let Ok(id) = HeaderValue::from_str(&request_id.0) {
+        headers.insert(REQUEST_ID_HEADER, id);
+    }
+    keel_telemetry::propagation::inject_current(headers);
+}
+
+/// Removes the hop-by-hop headers of a response coming back from an upstream.
+pub(crate) fn prepare_response(headers: &mut HeaderMap) {
+    strip_hop_by_hop(headers);
+}
+
+/// Step 1: `Connection` and the headers it names, and the fixed hop-by-hop set.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        KEEP_ALIVE,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    remove_prefixed(headers, PROXY_PREFIX);
+}
+
+/// Step 2: identity headers only the gateway may set.
+fn strip_internal(headers: &mut HeaderMap) {
+    for name in INTERNAL_HEADERS {
+        headers.remove(*name);
+    }
+    remove_prefixed(headers, INTERNAL_PREFIX);
+}
+
+/// Removes every header whose (lowercase) name starts with `prefix`; allocates only when one does.
+fn remove_prefixed(headers: &mut HeaderMap, prefix: &str) {
+    if !headers.keys().any(|name| name.as_str().starts_with(prefix)) {
+        return;
+    }
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(prefix))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+/// Step 4: `X-Forwarded-For: <what the client sent>, <peer>`, as one header.
+fn append_forwarded_for(headers: &mut HeaderMap, peer: &str) {
+    let mut chain: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .collect();
+    chain.push(peer);
+    if let Ok(value) = HeaderValue::from_str(&chain.join(", ")) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(headers: &[(&str, &str)]) -> Parts {
+        let mut builder = http::Request::builder().uri("/api/v1/users");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let (mut parts, ()) = builder
+            .body(())
+            .map(http::Request::into_parts)
+            .unwrap_or_else(|e| panic!("{e}"));
+        parts
+            .extensions
+            .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 50_000))));
+        parts
+    }
+
+    fn value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+        parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed_and_end_to_end_ones_kept() {
+        let mut parts = parts(&[
+            ("connection", "keep-alive, X-Custom-Hop"),
+            ("x-custom-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authorization", "Basic x"),
+            ("te", "trailers"),
+            ("trailer", "x-checksum"),
+            ("upgrade", "websocket"),
+            ("accept", "application/json"),
+            ("authorization", "Bearer t"),
+        ]);
+        prepare_request(&mut parts);
+        for gone in [
+            "connection",
+            "x-custom-hop",
+            "keep-alive",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "upgrade",
+        ] {
+            assert_eq!(value(&parts, gone), None, "{gone}");
+        }
+        assert_eq!(value(&parts, "accept"), Some("application/json"));
+        assert_eq!(value(&parts, "authorization"), Some("Bearer t"));
+    }
+
+    #[test]
+    fn internal_identity_headers_from_the_client_are_dropped() {
+        let mut parts = parts(&[
+            ("x-user-id", "admin"),
+            ("X-Keel-Roles", "admin"),
+            ("x-keelish", "kept"),
+        ]);
+        prepare_request(&mut parts);
+        assert_eq!(value(&parts, "x-user-id"), None);
+        assert_eq!(value(&parts, "x-keel-roles"), None);
+        assert_eq!(value(&parts, "x-keelish"), Some("kept"));
+    }
+
+    #[test]
+    fn forwarding_headers_describe_the_client_and_the_host_becomes_the_upstreams() {
+        let mut parts = parts(&[
+            ("host", "api.example.com"),
+            ("x-forwarded-for", "203.0.113.1"),
+            ("x-forwarded-for", "198.51.100.2"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        prepare_request(&mut parts);
+        assert_eq!(value(&parts, "host"), None);
+        assert_eq!(value(&parts, "x-forwarded-host"), Some("api.example.com"));
+        assert_eq!(
+            value(&parts, "x-forwarded-for"),
+            Some("203.0.113.1, 198.51.100.2, 192.0.2.7")
+        );
+        assert_eq!(value(&parts, "x-forwarded-proto"), Some("http"));
+    }
+
+    #[test]
+    fn the_request_id_is_the_one_the_stack_chose_else_a_sane_one() {
+        let mut parts = parts(&[("x-request-id", "client-id")]);
+        parts.extensions.insert(RequestId("stack-id".into()));
+        prepare_request(&mut parts);
+        assert_eq!(value(&parts, "x-request-id"), Some("stack-id"));
+
+        let mut parts = super::tests::parts(&[("x-request-id", "<bad id>")]);
+        prepare_request(&mut parts);
+        let id = value(&parts, "x-request-id").unwrap_or_default();
+        assert!(!id.is_empty() && id != "<bad id>", "{id}");
+    }
+}

@@ -1,0 +1,130 @@
+//! The API gateway: Keel's single public entry, a path-prefix reverse proxy in front of the
+//! services' REST listeners.
+//!
+//! Why this crate exists: clients see one origin (`http://127.0.0.1:8080` by default) and the
+//! public REST surface of DESIGN §9, while each core service listens on its own port, maybe on
+//! another host, maybe in several copies. The gateway maps each path to a service by the
+//! configured routes, finds that service's healthy instances through the service registry, and
+//! forwards the request with bodies streamed both ways. The all-in-one `platform` process mounts
+//! it on its public port; the `api-gateway` binary will run it alone.
+//!
+//! - [`GatewayConfig`] is the `gateway` configuration section: routes (prefix → service, optional
+//!   prefix strip and timeout) and upstream connection settings, validated before use.
+//! - [`Gateway::new`] watches every routed service in the registry; [`Gateway::router`] is the
+//!   axum router to serve; [`Gateway::readiness_check`] says whether every routed service has an
+//!   instance.
+//!
+//! Route syntax and matching are described in `docs/gateway.md` and the `routes` module: a prefix
+//! is literal segments or `*` for one segment (`/api/v1/users/*/roles`), and the most specific
+//! match wins. Header handling (hop-by-hop, `X-Forwarded-*`, request id, `traceparent`, internal
+//! identity headers) is in the `headers` module.
+//!
+//! ```no_run
+//! # async fn run(config: keel_config::Config, registry: std::sync::Arc<dyn keel_registry::ServiceRegistry>)
+//! # -> Result<(), Box<dyn std::error::Error>> {
+//! use keel_gateway::{Gateway, GatewayConfig};
+//!
+//! let gateway = Gateway::new(GatewayConfig::from_config(&config)?, registry).await?;
+//! // Ops routes are static paths, so they win over the gateway's catch-all; the keel-http
+//! // Stack then wraps everything.
+//! let app = axum::Router::new()
+//!     .route("/healthz", axum::routing::get(|| async { "ok" }))
+//!     .merge(gateway.router());
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::routing::any;
+use keel_health::HealthCheck;
+use keel_registry::ServiceRegistry;
+
+mod config;
+mod error;
+mod headers;
+mod metrics;
+mod proxy;
+mod routes;
+mod upstream;
+
+pub use config::{GatewayConfig, RouteConfig, UpstreamConfig};
+pub use error::GatewayError;
+
+use proxy::{Proxy, Route};
+use routes::RouteTable;
+use upstream::Watcher;
+
+/// A built gateway: its routes, the registry watches that keep their upstreams current, and a
+/// pooled HTTP/1.1 client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    proxy: Arc<Proxy>,
+}
+
+impl Gateway {
+    /// Validates `config` and watches each routed service in `registry`.
+    ///
+    /// Async because watching a service may ask a remote registry. A service with no instance yet
+    /// is not an error: its requests answer 503 until one registers, and the watch picks it up
+    /// without a restart.
+    pub async fn new(
+        config: GatewayConfig,
+        registry: Arc<dyn ServiceRegistry>,
+    ) -> Result<Self, GatewayError> {
+        let table = config.route_table()?;
+        let mut watcher = Watcher::new(registry.as_ref());
+        let mut routes = Vec::new();
+        for (pattern, route) in table.into_entries() {
+            let upstream = watcher.upstream(&route.service).await?;
+            routes.push((pattern, Route::new(route, upstream, config.upstream.timeout())));
+        }
+        metrics::describe();
+        Ok(Self {
+            proxy: Arc::new(Proxy::new(RouteTable::from_entries(routes), &config.upstream)),
+        })
+    }
+
+    /// The router that proxies every path: `/` and `/{*path}`, any method.
+    ///
+    /// These are routes, not a fallback, on purpose: `keel_http::Stack::apply` installs its own
+    /// 404 fallback, which would replace a fallback of ours. Merge static routes (`/healthz`,
+    /// `/ready`, `/metrics`) into it or it into them; static paths win over the catch-all. Paths
+    /// no configured route matches are answered 404 problem+json by the gateway itself.
+    pub fn router(&self) -> Router {
+        let handler = any(proxy::serve).with_state(Arc::clone(&self.proxy));
+        Router::new()
+            .route("/", handler.clone())
+            .route("/{*path}", handler)
+    }
+
+    /// A readiness check (`gateway-upstreams`) that fails while a routed service has no healthy
+    /// instance, naming those services. For the process's `/ready`.
+    pub fn readiness_check(&self) -> Arc<dyn HealthCheck> {
+        Arc::new(UpstreamsReady {
+            proxy: Arc::clone(&self.proxy),
+        })
+    }
+}
+
+/// See [`Gateway::readiness_check`].
+struct UpstreamsReady {
+    proxy: Arc<Proxy>,
+}
+
+#[async_trait]
+impl HealthCheck for UpstreamsReady {
+    fn name(&self) -> &str {
+        "gateway-upstreams"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        match self.proxy.unavailable_services() {
+            missing if missing.is_empty() => Ok(()),
+            missing => Err(format!("no healthy instance of: {}", missing.join(", "))),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The gateway's own metrics, beside the `keel_http_*` ones the HTTP stack records.
+//!
+//! Labels are bounded: `route` is the configured prefix (or `unmatched`), never the raw path;
+//! `service` is a routed service name (or `none`).
+
+use std::time::Duration;
+
+/// `route` label of requests no route matched.
+pub(crate) const UNMATCHED_ROUTE: &str = "unmatched";
+/// `service` label of requests that reached no service.
+pub(crate) const NO_SERVICE: &str = "none";
+
+const REQUESTS: &str = "keel_gateway_requests_total";
+const UPSTREAM_DURATION: &str = "keel_gateway_upstream_duration_seconds";
+const UPSTREAM_ERRORS: &str = "keel_gateway_upstream_errors_total";
+
+/// Registers the help texts (idempotent; called when a gateway is built).
+pub(crate) fn describe() {
+    metrics::describe_counter!(
+        REQUESTS,
+        "Requests answered by the gateway, by route prefix, service and status."
+    );
+    metrics::describe_histogram!(
+        UPSTREAM_DURATION,
+        metrics::Unit::Seconds,
+        "Time from sending a request upstream to receiving its response head, by service."
+    );
+    metrics::describe_counter!(
+        UPSTREAM_ERRORS,
+        "Requests that got no upstream response, by service and kind (no_instance, connect, exchange, timeout, bad_target)."
+    );
+}
+
+/// One answered request.
+pub(crate) fn request(route: &str, service: &str, status: u16) {
+    let labels = [
+        ("route", route.to_owned()),
+        ("service", service.to_owned()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!(REQUESTS, &labels).increment(1);
+}
+
+/// One upstream exchange's time to the response head (or to its failure).
+pub(crate) fn upstream_duration(service: &str, elapsed: Duration) {
+    metrics::histogram!(UPSTREAM_DURATION, "service" => service.to_owned()).record(elapsed.as_secs_f64());
+}
+
+/// One request that got no upstream response.
+pub(crate) fn upstream_error(service: &str, kind: &'static str) {
+    metrics::counter!(UPSTREAM_ERRORS, "service" => service.to_owned(), "kind" => kind).increment(1);
+}

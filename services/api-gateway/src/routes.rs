@@ -1,0 +1,326 @@
+//! Route prefixes and the table that finds the most specific one for a path.
+//!
+//! Why a module of its own: matching is the rule clients, services and (with issue 4) the
+//! authentication policy all depend on, so it lives in one small place with its own tests.
+//!
+//! Syntax: a prefix is `/` or `/`-separated segments, each a literal (`users`) or `*`, which
+//! stands for exactly one non-empty segment. A prefix matches a path when the path's first segments
+//! match it one for one; the path may continue below it. Matching is on the path as sent
+//! (percent-encoded, case-sensitive), like the services' own routers.
+//!
+//! Most specific wins: more segments first; among as many segments, at the first position where
+//! they differ, a literal beats `*`. That order is total for distinct prefixes, so the winner never
+//! depends on the order of the configuration.
+
+use std::cmp::Ordering;
+
+use crate::config::{GatewayConfig, RouteConfig};
+
+/// One segment of a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    /// Matches exactly this text.
+    Literal(Box<str>),
+    /// `*`: matches any one non-empty segment.
+    Any,
+}
+
+/// A parsed prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pattern {
+    segments: Box<[Segment]>,
+}
+
+impl Pattern {
+    /// Parses a prefix, or says what is wrong with it.
+    pub(crate) fn parse(prefix: &str) -> Result<Self, String> {
+        let Some(body) = prefix.strip_prefix('/') else {
+            return Err("must start with `/`".to_owned());
+        };
+        if body.is_empty() {
+            return Ok(Self {
+                segments: Box::new([]),
+            });
+        }
+        if body.ends_with('/') {
+            return Err("must not end with `/` (a prefix already matches everything below it)".to_owned());
+        }
+        let segments = body.split('/').map(parse_segment).collect::<Result<_, _>>()?;
+        Ok(Self { segments })
+    }
+
+    /// Length in bytes of the part of `path` this prefix matches, or `None` when it does not match.
+    /// The rest of the path, `&path[len..]`, is empty or starts with `/`.
+    pub(crate) fn matched_len(&self, path: &str) -> Option<usize> {
+        let mut position = 0;
+        for segment in &self.segments {
+            let rest = path.get(position..)?.strip_prefix('/')?;
+            let text = rest.split('/').next().unwrap_or_default();
+            let matches = match segment {
+                Segment::Literal(literal) => **literal == *text,
+                Segment::Any => !text.is_empty(),
+            };
+            if !matches {
+                return None;
+            }
+            position += 1 + text.len();
+        }
+        Some(position)
+    }
+
+    /// Orders the more specific of two patterns first (see the module documentation).
+    fn specificity(&self, other: &Self) -> Ordering {
+        other.segments.len().cmp(&self.segments.len()).then_with(|| {
+            self.segments
+                .iter()
+                .zip(other.segments.iter())
+                .map(|pair| match pair {
+                    (Segment::Literal(_), Segment::Any) => Ordering::Less,
+                    (Segment::Any, Segment::Literal(_)) => Ordering::Greater,
+                    (Segment::Literal(_), Segment::Literal(_)) | (Segment::Any, Segment::Any) => {
+                        Ordering::Equal
+                    }
+                })
+                .find(|order| order.is_ne())
+                .unwrap_or(Ordering::Equal)
+        })
+    }
+}
+
+fn parse_segment(segment: &str) -> Result<Segment, String> {
+    const ALLOWED: &str = "-._~!$&'()+,;=:@%";
+    match segment {
+        "" => Err("has an empty segment (`//`)".to_owned()),
+        "*" => Ok(Segment::Any),
+        "." | ".." => Err(format!("has a dot segment `{segment}`")),
+        _ if segment.contains('*') => Err(format!(
+            "segment `{segment}`: `*` must be a whole segment, standing for one path segment"
+        )),
+        _ if segment.starts_with('{') => Err(format!("segment `{segment}`: write a variable segment as `*`")),
+        _ if !segment
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ALLOWED.contains(c)) =>
+        {
+            Err(format!(
+                "segment `{segment}` has a character not allowed in a URL path"
+            ))
+        }
+        _ => Ok(Segment::Literal(segment.into())),
+    }
+}
+
+/// Whether `path` has a `.` or `..` segment, plain or percent-encoded. Such paths are refused at
+/// the edge: a service's router does not resolve them, so the route they seem to name and the one
+/// that would serve them could differ.
+pub(crate) fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let segment = match segment.contains('%') {
+            true => segment.to_ascii_lowercase().replace("%2e", "."),
+            false => segment.to_owned(),
+        };
+        segment == "." || segment == ".."
+    })
+}
+
+/// Routes ordered most specific first, each with its `T` (its configuration, later its upstream).
+#[derive(Debug)]
+pub(crate) struct RouteTable<T> {
+    routes: Vec<(Pattern, T)>,
+}
+
+impl RouteTable<RouteConfig> {
+    /// Parses and checks `config.routes`; every problem found, each naming its key.
+    pub(crate) fn parse(config: &GatewayConfig) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut routes: Vec<(Pattern, RouteConfig)> = Vec::new();
+        let mut seen: Vec<(Pattern, usize)> = Vec::new();
+        for (index, route) in config.routes.iter().enumerate() {
+            let key = format!("gateway.routes[{index}]");
+            if route.service.is_empty() || route.service.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                problems.push(format!(
+                    "{key}.service `{}` must be a registry service name, e.g. identity",
+                    route.service
+                ));
+            }
+            if route.timeout_ms == Some(0) {
+                problems.push(format!("{key}.timeout_ms must be greater than 0"));
+            }
+            match Pattern::parse(&route.prefix) {
+                Err(reason) => problems.push(format!("{key}.prefix `{}` {reason}", route.prefix)),
+                Ok(pattern) => {
+                    if let Some((_, first)) = seen.iter().find(|(known, _)| *known == pattern) {
+                        problems.push(format!(
+                            "{key}.prefix `{}` repeats the prefix of gateway.routes[{first}]",
+                            route.prefix
+                        ));
+                    }
+                    seen.push((pattern.clone(), index));
+                    routes.push((pattern, route.clone()));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Self::from_entries(routes))
+    }
+}
+
+impl<T> RouteTable<T> {
+    /// The routes, most specific first, to be turned into routes of another kind.
+    pub(crate) fn into_entries(self) -> Vec<(Pattern, T)> {
+        self.routes
+    }
+
+    /// A table of `entries` (as [`RouteTable::into_entries`] gave them), ordered most specific
+    /// first.
+    pub(crate) fn from_entries(mut entries: Vec<(Pattern, T)>) -> Self {
+        entries.sort_by(|(a, _), (b, _)| a.specificity(b));
+        Self { routes: entries }
+    }
+
+    /// Every route's `T`, most specific first.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
+        self.routes.iter().map(|(_, value)| value)
+    }
+
+    /// The most specific route matching `path`, and the length of the part it matched.
+    pub(crate) fn find(&self, path: &str) -> Option<(&T, usize)> {
+        self.routes
+            .iter()
+            .find_map(|(pattern, value)| pattern.matched_len(path).map(|len| (value, len)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(prefixes: &[&str]) -> RouteTable<RouteConfig> {
+        let routes = prefixes.iter().map(|p| RouteConfig::new(*p, *p)).collect();
+        match RouteTable::parse(&GatewayConfig::new(routes)) {
+            Ok(table) => table,
+            Err(problems) => panic!("{problems:?}"),
+        }
+    }
+
+    /// The prefix of the route `path` goes to, and the path's unmatched rest.
+    fn route<'a>(table: &'a RouteTable<RouteConfig>, path: &'a str) -> Option<(&'a str, &'a str)> {
+        table
+            .find(path)
+            .map(|(route, len)| (route.prefix.as_str(), &path[len..]))
+    }
+
+    #[test]
+    fn a_prefix_matches_itself_and_below_but_not_a_longer_segment() {
+        let table = table(&["/api/v1/users"]);
+        assert_eq!(route(&table, "/api/v1/users"), Some(("/api/v1/users", "")));
+        assert_eq!(route(&table, "/api/v1/users/"), Some(("/api/v1/users", "/")));
+        assert_eq!(
+            route(&table, "/api/v1/users/42/x"),
+            Some(("/api/v1/users", "/42/x"))
+        );
+        assert_eq!(route(&table, "/api/v1/usersx"), None);
+        assert_eq!(route(&table, "/api/v1/user"), None);
+        assert_eq!(route(&table, "/api/v1"), None);
+        assert_eq!(route(&table, "/API/v1/users"), None);
+    }
+
+    #[test]
+    fn a_star_matches_exactly_one_non_empty_segment() {
+        let table = table(&["/api/v1/users/*/roles"]);
+        assert_eq!(
+            route(&table, "/api/v1/users/42/roles/7"),
+            Some(("/api/v1/users/*/roles", "/7"))
+        );
+        assert_eq!(route(&table, "/api/v1/users//roles"), None);
+        assert_eq!(route(&table, "/api/v1/users/42/rolesx"), None);
+        assert_eq!(route(&table, "/api/v1/users/42/43/roles"), None);
+    }
+
+    #[test]
+    fn the_most_specific_route_wins_whatever_the_configured_order() {
+        let prefixes = [
+            "/",
+            "/api/v1/users",
+            "/api/v1/users/*/roles",
+            "/api/v1/users/me",
+            "/a/*/c",
+            "/a/b/*",
+        ];
+        let mut reversed = prefixes;
+        reversed.reverse();
+        for order in [prefixes, reversed] {
+            let table = table(&order);
+            assert_eq!(
+                route(&table, "/api/v1/users/42/roles").map(|r| r.0),
+                Some("/api/v1/users/*/roles")
+            );
+            assert_eq!(
+                route(&table, "/api/v1/users/me").map(|r| r.0),
+                Some("/api/v1/users/me")
+            );
+            assert_eq!(
+                route(&table, "/api/v1/users/me/roles").map(|r| r.0),
+                Some("/api/v1/users/*/roles")
+            );
+            assert_eq!(
+                route(&table, "/api/v1/users/42").map(|r| r.0),
+                Some("/api/v1/users")
+            );
+            assert_eq!(route(&table, "/a/b/c").map(|r| r.0), Some("/a/b/*"));
+            assert_eq!(route(&table, "/a/x/c").map(|r| r.0), Some("/a/*/c"));
+            assert_eq!(route(&table, "/elsewhere").map(|r| r.0), Some("/"));
+        }
+    }
+
+    #[test]
+    fn malformed_prefixes_are_refused_with_the_reason() {
+        let cases = [
+            ("api/v1", "must start with `/`"),
+            ("/api/v1/", "must not end with `/`"),
+            ("/api//v1", "empty segment"),
+            ("/api/us*rs", "`*` must be a whole segment"),
+            ("/api/{id}/roles", "write a variable segment as `*`"),
+            ("/api/../v1", "dot segment"),
+            ("/api/v 1", "not allowed in a URL path"),
+            ("/api/v1?x=1", "not allowed in a URL path"),
+        ];
+        for (prefix, reason) in cases {
+            match Pattern::parse(prefix) {
+                Ok(pattern) => panic!("{prefix:?} was accepted as {pattern:?}"),
+                Err(message) => assert!(message.contains(reason), "{prefix:?}: {message}"),
+            }
+        }
+    }
+
+    #[test]
+    fn duplicates_and_bad_services_are_reported_together_naming_their_keys() {
+        let config = GatewayConfig::new(vec![
+            RouteConfig::new("/api/v1/users/*/roles", "authz"),
+            RouteConfig::new("/api/v1/users/*/roles", "identity"),
+            RouteConfig::new("/api/v1/roles", ""),
+            RouteConfig::new("nope", "audit"),
+        ]);
+        let problems = RouteTable::parse(&config).err().unwrap_or_default();
+        assert_eq!(
+            problems,
+            [
+                "gateway.routes[1].prefix `/api/v1/users/*/roles` repeats the prefix of gateway.routes[0]",
+                "gateway.routes[2].service `` must be a registry service name, e.g. identity",
+                "gateway.routes[3].prefix `nope` must start with `/`",
+            ]
+        );
+    }
+
+    #[test]
+    fn dot_segments_are_recognised_plain_and_encoded() {
+        for path in ["/a/../b", "/a/./b", "/a/%2e%2E/b", "/a/.%2e", "/.."] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+        for path in ["/a/b", "/a/.b/c", "/a/..b", "/a/%2e%2e%2e", "/"] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The gateway end to end: real upstream servers on loopback ports, registered in a real static
+//! registry, behind the gateway served by the keel-http stack, driven by a real HTTP client.
+
+mod balancing;
+mod config;
+mod failures;
+mod headers;
+mod routing;
+mod streaming;
+mod support;

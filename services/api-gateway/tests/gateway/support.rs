@@ -1,0 +1,321 @@
+//! Real upstream servers, a real registry and the gateway behind the real HTTP stack.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use keel_errorbus::ErrorBus;
+use keel_gateway::{Gateway, GatewayConfig, RouteConfig};
+use keel_http::{HttpServer, Stack};
+use keel_registry::{ServiceInstance, ServiceRegistry, StaticRegistry};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// What the echo upstream saw of a request.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Echo {
+    pub(crate) instance: String,
+    pub(crate) path: String,
+    pub(crate) query: Option<String>,
+    /// Lowercase name → values joined by `, `.
+    pub(crate) headers: BTreeMap<String, String>,
+}
+
+impl Echo {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// Shared by an upstream server and its test.
+#[derive(Default)]
+pub(crate) struct Signals {
+    /// Requests served.
+    pub(crate) hits: AtomicUsize,
+    /// Notified when `…/count` has received its first bytes.
+    pub(crate) upload_started: Notify,
+    /// `…/stream` waits for this between its two chunks.
+    pub(crate) release_stream: Notify,
+}
+
+/// An upstream REST server on a free loopback port. Its answer depends on the path's last segment:
+/// `count` reads the body and answers `{"bytes": n}`; `slow` waits 2 s first; `stream` sends
+/// `first\n`, waits for [`Signals::release_stream`], then sends `second\n`; anything else echoes
+/// the request as [`Echo`] JSON, with `connection: x-upstream-hop` and `x-upstream-hop` headers.
+pub(crate) struct Upstream {
+    pub(crate) name: String,
+    pub(crate) port: u16,
+    pub(crate) signals: Arc<Signals>,
+    _stop: DropGuard,
+}
+
+impl Upstream {
+    pub(crate) async fn start(name: &str) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let signals = Arc::new(Signals::default());
+        let state = (name.to_owned(), Arc::clone(&signals));
+        let router = Router::new().fallback(answer).with_state(state);
+        let stop = CancellationToken::new();
+        let cancelled = stop.clone().cancelled_owned();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(cancelled)
+                .await
+        });
+        Ok(Self {
+            name: name.to_owned(),
+            port,
+            signals,
+            _stop: stop.drop_guard(),
+        })
+    }
+
+    /// This server as an instance of `service`, its id being its name.
+    pub(crate) fn instance(&self, service: &str) -> ServiceInstance {
+        ServiceInstance::new(service, &self.name, "127.0.0.1")
+            .with_port(ServiceInstance::HTTP, self.port)
+            .with_port(ServiceInstance::GRPC, 1)
+    }
+
+    pub(crate) fn hits(&self) -> usize {
+        self.signals.hits.load(Ordering::SeqCst)
+    }
+}
+
+type UpstreamState = (String, Arc<Signals>);
+
+async fn answer(State((name, signals)): State<UpstreamState>, request: Request) -> Response {
+    signals.hits.fetch_add(1, Ordering::SeqCst);
+    let last = request
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    match last.as_str() {
+        "count" => count(&signals, request.into_body()).await.into_response(),
+        "slow" => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            "finally".into_response()
+        }
+        "stream" => {
+            let chunks = futures_util::stream::unfold(0, move |step| {
+                let signals = Arc::clone(&signals);
+                async move {
+                    match step {
+                        0 => Some((Ok::<_, std::io::Error>("first\n"), 1)),
+                        1 => {
+                            signals.release_stream.notified().await;
+                            Some((Ok("second\n"), 2))
+                        }
+                        _ => None,
+                    }
+                }
+            });
+            Body::from_stream(chunks).into_response()
+        }
+        _ => echo(&name, &request).into_response(),
+    }
+}
+
+async fn count(signals: &Signals, body: Body) -> axum::Json<serde_json::Value> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { break };
+        if bytes == 0 && !chunk.is_empty() {
+            signals.upload_started.notify_one();
+        }
+        bytes += chunk.len();
+    }
+    axum::Json(serde_json::json!({ "bytes": bytes }))
+}
+
+fn echo(name: &str, request: &Request) -> Response {
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (header, value) in request.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(header.as_str().to_owned())
+            .and_modify(|joined| {
+                joined.push_str(", ");
+                joined.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    let body = serde_json::json!({
+        "instance": name,
+        "method": request.method().as_str(),
+        "path": request.uri().path(),
+        "query": request.uri().query(),
+        "headers": headers,
+    });
+    (
+        [
+            ("connection", "x-upstream-hop"),
+            ("x-upstream-hop", "1"),
+            ("x-upstream-end-to-end", "1"),
+        ],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+/// A gateway serving on a free loopback port behind the keel-http stack, beside a `/healthz`.
+pub(crate) struct TestGateway {
+    pub(crate) base: String,
+    pub(crate) address: SocketAddr,
+    pub(crate) registry: StaticRegistry,
+    _stop: DropGuard,
+}
+
+impl TestGateway {
+    pub(crate) async fn start(routes: Vec<RouteConfig>, registry: StaticRegistry) -> anyhow::Result<Self> {
+        Self::start_with(GatewayConfig::new(routes), registry).await
+    }
+
+    pub(crate) async fn start_with(config: GatewayConfig, registry: StaticRegistry) -> anyhow::Result<Self> {
+        let shared: Arc<dyn ServiceRegistry> = Arc::new(registry.clone());
+        let gateway = Gateway::new(config, shared).await?;
+        let http = keel_testkit::test_config(&[]).kernel().http.clone();
+        let (bus, _consumer) = ErrorBus::start(16, Vec::new(), CancellationToken::new());
+        let app = Router::new()
+            .route("/healthz", axum::routing::get(|| async { "alive" }))
+            .merge(gateway.router());
+        let app = Stack::new(http, bus).apply(app);
+        let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let address = server.local_addr();
+        let stop = CancellationToken::new();
+        tokio::spawn(server.serve(app, stop.clone(), Duration::from_secs(1)));
+        Ok(Self {
+            base: format!("http://{address}"),
+            address,
+            registry,
+            _stop: stop.drop_guard(),
+        })
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Registers `upstream` as an instance of `service`.
+    pub(crate) async fn add(&self, service: &str, upstream: &Upstream) -> anyhow::Result<()> {
+        let _ = self.registry.register(upstream.instance(service)).await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("a reqwest client builds: {e}"))
+}
+
+/// GETs `url` and reads the echo the upstream answered with.
+pub(crate) async fn get_echo(url: &str) -> anyhow::Result<Echo> {
+    let response = client().get(url).send().await?;
+    if response.status() != 200 {
+        bail!("GET {url}: {} {}", response.status(), response.text().await?);
+    }
+    Ok(response.json().await?)
+}
+
+/// A port nothing listens on (bound, then released).
+pub(crate) async fn closed_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port())
+}
+
+/// A response read off the wire by [`raw_exchange`].
+pub(crate) struct RawResponse {
+    pub(crate) status: u16,
+    /// Lowercase header lines `name: value`.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
+}
+
+impl RawResponse {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `head` (request line and headers, without the blank line) as written, with no body, and
+/// reads one response with a `content-length`. For requests a well-behaved client will not send.
+pub(crate) async fn raw_exchange(address: SocketAddr, head: &str) -> anyhow::Result<RawResponse> {
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream.write_all(format!("{head}\r\n\r\n").as_bytes()).await?;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 8192];
+    let deadline = Duration::from_secs(5);
+    let head_end = loop {
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        let read = tokio::time::timeout(deadline, stream.read(&mut buffer)).await??;
+        if read == 0 {
+            bail!("connection closed before the response head");
+        }
+        received.extend_from_slice(&buffer[..read]);
+    };
+    let text = String::from_utf8_lossy(&received[..head_end]).into_owned();
+    let mut lines = text.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .context("a status line")?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .context("a content-length")?;
+    let mut body = received[head_end + 4..].to_vec();
+    while body.len() < length {
+        let read = tokio::time::timeout(deadline, stream.read(&mut buffer)).await??;
+        if read == 0 {
+            break;
+        }
+        body.extend_from_slice(&buffer[..read]);
+    }
+    Ok(RawResponse {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// The JSON problem body of `response`, after checking its content type.
+pub(crate) async fn problem(response: reqwest::Response) -> anyhow::Result<serde_json::Value> {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if content_type != "application/problem+json" {
+        bail!("expected problem+json, got {content_type:?}");
+    }
+    Ok(response.json().await?)
+}

@@ -1,0 +1,173 @@
+//! Login (a new session, checked by identity) and logout (the end of one).
+//!
+//! Every login starts its own session (refresh-token family), so ending one device's session never
+//! touches another's. A wrong password and an unknown e-mail are one outcome: identity answers
+//! `Invalid` for both (spending the same hashing time), and so does this service.
+
+use chrono::{DateTime, Utc};
+use keel_clients::{CredentialsVerdict, Origin, TokenPair};
+use sea_orm::{ActiveValue::Set, EntityTrait as _, TransactionTrait as _};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::AuthError;
+use crate::audit::{self, Entry};
+use crate::engine::{Engine, RevokeReason};
+use crate::store::{refresh_token, session};
+use crate::tokens::{lookup_hash, new_refresh_token};
+
+impl Engine {
+    /// Checks the credentials with identity and starts a session.
+    pub(crate) async fn login(
+        &self,
+        email: &str,
+        password: &SecretString,
+        origin: &Origin,
+    ) -> Result<TokenPair, AuthError> {
+        let verdict = self
+            .identity
+            .verify_credentials(email, password)
+            .await
+            .map_err(AuthError::Identity)?;
+        match verdict {
+            CredentialsVerdict::Valid(user) => self.start_session(user.id, origin).await,
+            CredentialsVerdict::Invalid => {
+                self.record_failed_login(email, None, "invalid_credentials", origin)
+                    .await?;
+                Err(AuthError::InvalidCredentials)
+            }
+            CredentialsVerdict::EmailNotVerified(user) => {
+                self.record_failed_login(email, Some(user.id), "email_not_verified", origin)
+                    .await?;
+                Err(AuthError::EmailNotVerified)
+            }
+        }
+    }
+
+    /// A new session for `user_id` with its first refresh token, audited in the same transaction.
+    async fn start_session(&self, user_id: Uuid, origin: &Origin) -> Result<TokenPair, AuthError> {
+        let now = self.now();
+        let session_id = Uuid::now_v7();
+        let refresh = new_refresh_token()?;
+        // Signed before the transaction opens, so no key work happens while it holds locks.
+        let pair = self.token_pair(user_id, session_id, refresh.token, now).await?;
+        let expires_at = now + chrono_duration(self.settings.refresh_ttl());
+        let txn = self.db.begin().await?;
+        session::Entity::insert(session::ActiveModel {
+            id: Set(session_id),
+            user_id: Set(user_id),
+            created_at: Set(now),
+            last_used_at: Set(now),
+            expires_at: Set(expires_at),
+            revoked_at: Set(None),
+            revoke_reason: Set(None),
+            ip: Set(origin.ip.clone().map(|ip| truncate(ip, 64))),
+            user_agent: Set(origin.user_agent.clone().map(|ua| truncate(ua, 512))),
+        })
+        .exec(&txn)
+        .await?;
+        refresh_token::Entity::insert(refresh_token::ActiveModel {
+            hash: Set(refresh.hash),
+            family_id: Set(session_id),
+            issued_at: Set(now),
+            expires_at: Set(expires_at),
+            used_at: Set(None),
+            replaced_by: Set(None),
+        })
+        .exec(&txn)
+        .await?;
+        let entry = Entry::new(audit::LOGIN_SUCCEEDED, Some(user_id)).session(session_id);
+        self.audit(&txn, entry, origin, now).await?;
+        self.commit(txn).await?;
+        Ok(pair)
+    }
+
+    async fn record_failed_login(
+        &self,
+        email: &str,
+        user_id: Option<Uuid>,
+        reason: &str,
+        origin: &Origin,
+    ) -> Result<(), AuthError> {
+        let now = self.now();
+        let entry = Entry::new(audit::LOGIN_FAILED, None)
+            .metadata(json!({"email": audit::recorded_email(email), "reason": reason}));
+        let entry = match user_id {
+            Some(user_id) => entry.user(user_id),
+            None => entry,
+        };
+        let txn = self.db.begin().await?;
+        self.audit(&txn, entry, origin, now).await?;
+        self.commit(txn).await
+    }
+
+    /// Ends the session of `refresh_token`. When `actor` is given (an authenticated caller), the
+    /// session must be theirs. Ending an already-ended session succeeds and changes nothing.
+    pub(crate) async fn logout(
+        &self,
+        refresh_token: &SecretString,
+        actor: Option<Uuid>,
+        origin: &Origin,
+    ) -> Result<(), AuthError> {
+        let hash = lookup_hash(refresh_token.expose_secret()).ok_or(AuthError::InvalidRefreshToken)?;
+        let now = self.now();
+        let txn = self.db.begin().await?;
+        let token = refresh_token::Entity::find_by_id(hash)
+            .one(&txn)
+            .await?
+            .ok_or(AuthError::InvalidRefreshToken)?;
+        let family = session::Entity::find_by_id(token.family_id)
+            .one(&txn)
+            .await?
+            .ok_or(AuthError::InvalidRefreshToken)?;
+        if actor.is_some_and(|actor| actor != family.user_id) {
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        if self
+            .end_session(&txn, family.id, RevokeReason::Logout, now)
+            .await?
+        {
+            let entry = Entry::new(audit::LOGOUT_SUCCEEDED, Some(family.user_id)).session(family.id);
+            self.audit(&txn, entry, origin, now).await?;
+        }
+        self.commit(txn).await
+    }
+
+    /// Marks one session ended unless it already is; whether this call ended it.
+    pub(crate) async fn end_session(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        session_id: Uuid,
+        reason: RevokeReason,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AuthError> {
+        use sea_orm::sea_query::Expr;
+        use sea_orm::{ColumnTrait as _, QueryFilter as _};
+        let result = session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(Some(now)))
+            .col_expr(session::Column::RevokeReason, Expr::value(Some(reason.as_str())))
+            .filter(session::Column::Id.eq(session_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(txn)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+}
+
+/// A std duration as chrono's (saturating).
+pub(crate) fn chrono_duration(duration: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}

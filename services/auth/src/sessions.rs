@@ -1,0 +1,111 @@
+//! Listing and ending sessions: the user's own (one device at a time), all of a user's (an admin,
+//! identity after a password change, the user-deleted event), and removing expired ones.
+
+use chrono::{DateTime, Utc};
+use keel_clients::{Origin, Session};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, TransactionTrait as _};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::AuthError;
+use crate::audit::{self, Entry};
+use crate::engine::{Engine, RevokeReason};
+use crate::store::session;
+
+impl Engine {
+    /// The user's live sessions, newest first.
+    pub(crate) async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<Session>, AuthError> {
+        let now = self.now();
+        let rows = session::Entity::find()
+            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now))
+            .order_by_desc(session::Column::CreatedAt)
+            .order_by_desc(session::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Session {
+                id: row.id,
+                created_at: row.created_at,
+                last_used_at: row.last_used_at,
+                expires_at: row.expires_at,
+                ip: row.ip,
+                user_agent: row.user_agent,
+            })
+            .collect())
+    }
+
+    /// Ends one live session of the user; `SessionNotFound` when there is none with that id.
+    pub(crate) async fn revoke_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        reason: RevokeReason,
+        origin: &Origin,
+    ) -> Result<(), AuthError> {
+        let now = self.now();
+        let txn = self.db.begin().await?;
+        let ended = live_sessions(user_id, now)
+            .filter(session::Column::Id.eq(session_id))
+            .col_expr(session::Column::RevokedAt, Expr::value(Some(now)))
+            .col_expr(session::Column::RevokeReason, Expr::value(Some(reason.as_str())))
+            .exec(&txn)
+            .await?;
+        if ended.rows_affected == 0 {
+            return Err(AuthError::SessionNotFound);
+        }
+        let entry = Entry::new(audit::SESSION_REVOKED, None)
+            .session(session_id)
+            .metadata(json!({"user_id": user_id, "reason": reason.as_str()}));
+        self.audit(&txn, entry, origin, now).await?;
+        self.commit(txn).await
+    }
+
+    /// Ends every live session of the user; returns how many there were. Idempotent: a second
+    /// call ends none and writes no audit record.
+    pub(crate) async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        reason: RevokeReason,
+        origin: &Origin,
+    ) -> Result<u32, AuthError> {
+        let now = self.now();
+        let txn = self.db.begin().await?;
+        let ended = live_sessions(user_id, now)
+            .col_expr(session::Column::RevokedAt, Expr::value(Some(now)))
+            .col_expr(session::Column::RevokeReason, Expr::value(Some(reason.as_str())))
+            .exec(&txn)
+            .await?;
+        let count = u32::try_from(ended.rows_affected).unwrap_or(u32::MAX);
+        if count > 0 {
+            let entry = Entry::new(audit::SESSION_REVOKED, None)
+                .user(user_id)
+                .metadata(json!({"reason": reason.as_str(), "sessions": count}));
+            self.audit(&txn, entry, origin, now).await?;
+        }
+        self.commit(txn).await?;
+        Ok(count)
+    }
+
+    /// Deletes sessions (and, by cascade, their tokens) that expired, and signing keys long out of
+    /// the JWKS. Returns how many sessions went.
+    pub(crate) async fn prune(&self) -> Result<u64, AuthError> {
+        let deleted = session::Entity::delete_many()
+            .filter(session::Column::ExpiresAt.lt(self.now()))
+            .exec(&self.db)
+            .await?;
+        self.keys.prune().await?;
+        Ok(deleted.rows_affected)
+    }
+}
+
+/// An update of the user's live sessions (not ended, not expired).
+fn live_sessions(user_id: Uuid, now: DateTime<Utc>) -> sea_orm::UpdateMany<session::Entity> {
+    session::Entity::update_many()
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+}

@@ -1,0 +1,153 @@
+//! Refresh-token rotation, reuse detection, the grace window and concurrent use.
+
+use http::StatusCode;
+
+use crate::on_both_stores;
+use crate::support::{Store, TestApp, claims, tokens};
+
+on_both_stores!(
+    refresh_rotates_into_a_new_pair_of_the_same_session,
+    a_reused_refresh_token_ends_its_session_and_is_audited,
+    a_retry_within_the_grace_window_gets_a_fresh_pair_of_the_same_session,
+    two_concurrent_uses_of_one_token_give_one_success_and_one_reuse,
+);
+
+async fn refresh_rotates_into_a_new_pair_of_the_same_session(store: &Store) -> anyhow::Result<()> {
+    let app = TestApp::spawn(store, &[]).await?;
+    let user_id = app.peers.identity.add("ada@example.com", "pw", true);
+    let first = app.login_ok("ada@example.com", "pw").await?;
+
+    let second = tokens(app.refresh(&first.refresh).await?)?;
+    let third = tokens(app.refresh(&second.refresh).await?)?;
+
+    assert_ne!(second.refresh, first.refresh);
+    assert_ne!(third.refresh, second.refresh);
+    let principal = app.verifier().await?.verify(&third.access).await?;
+    assert_eq!(principal.user_id, user_id);
+    assert_eq!(claims(&third.access)?.sid, claims(&first.access)?.sid);
+    assert_eq!(app.count("sessions").await?, 1);
+    assert_eq!(app.count("refresh_tokens").await?, 3);
+    Ok(())
+}
+
+async fn a_reused_refresh_token_ends_its_session_and_is_audited(store: &Store) -> anyhow::Result<()> {
+    let app = TestApp::spawn(store, &[]).await?;
+    app.peers.identity.add("ada@example.com", "pw", true);
+    let first = app.login_ok("ada@example.com", "pw").await?;
+    let second = tokens(app.refresh(&first.refresh).await?)?;
+
+    let replay = app.refresh(&first.refresh).await?;
+    let newest = app.refresh(&second.refresh).await?;
+
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(replay.body["type"], "urn:keel:problem:unauthenticated");
+    assert_eq!(
+        newest.status,
+        StatusCode::UNAUTHORIZED,
+        "the whole family is revoked"
+    );
+    let records = app.outbox_audit().await?;
+    let reuse: Vec<_> = records
+        .iter()
+        .filter(|r| r.action == "auth.refresh.reuse_detected")
+        .collect();
+    assert_eq!(reuse.len(), 1);
+    assert_eq!(
+        reuse[0].target_id.as_deref(),
+        Some(claims(&first.access)?.sid.as_str())
+    );
+    Ok(())
+}
+
+async fn a_retry_within_the_grace_window_gets_a_fresh_pair_of_the_same_session(
+    store: &Store,
+) -> anyhow::Result<()> {
+    let app = TestApp::spawn(store, &[("KEEL_AUTH__REFRESH_REUSE_GRACE_SECS", "30")]).await?;
+    app.peers.identity.add("ada@example.com", "pw", true);
+    let first = app.login_ok("ada@example.com", "pw").await?;
+    let _lost = tokens(app.refresh(&first.refresh).await?)?;
+
+    let retried = tokens(app.refresh(&first.refresh).await?)?;
+    let next = tokens(app.refresh(&retried.refresh).await?)?;
+
+    assert_eq!(claims(&retried.access)?.sid, claims(&first.access)?.sid);
+    assert_eq!(claims(&next.access)?.sid, claims(&first.access)?.sid);
+    assert!(
+        !app.audit_actions()
+            .await?
+            .iter()
+            .any(|a| a == "auth.refresh.reuse_detected")
+    );
+
+    // Outside the window the same retry is a replay.
+    app.peers.clock.advance(chrono::Duration::seconds(31));
+    assert_eq!(
+        app.refresh(&first.refresh).await?.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.refresh(&next.refresh).await?.status, StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+async fn two_concurrent_uses_of_one_token_give_one_success_and_one_reuse(
+    store: &Store,
+) -> anyhow::Result<()> {
+    let app = TestApp::spawn(store, &[]).await?;
+    app.peers.identity.add("ada@example.com", "pw", true);
+    let first = app.login_ok("ada@example.com", "pw").await?;
+
+    let (a, b) = tokio::join!(app.refresh(&first.refresh), app.refresh(&first.refresh));
+    let (a, b) = (a?, b?);
+
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::UNAUTHORIZED]);
+    let winner = tokens(if a.status == StatusCode::OK { a } else { b })?;
+    assert_eq!(
+        app.refresh(&winner.refresh).await?.status,
+        StatusCode::UNAUTHORIZED,
+        "the loser counted as reuse, which ended the session"
+    );
+    assert!(
+        app.audit_actions()
+            .await?
+            .iter()
+            .any(|a| a == "auth.refresh.reuse_detected")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_expired_refresh_token_is_refused_without_ending_anything_else() -> anyhow::Result<()> {
+    let store = Store::sqlite()?;
+    let app = TestApp::spawn(&store, &[]).await?;
+    app.peers.identity.add("ada@example.com", "pw", true);
+    let first = app.login_ok("ada@example.com", "pw").await?;
+
+    app.peers
+        .clock
+        .advance(chrono::Duration::days(7) + chrono::Duration::seconds(1));
+    let reply = app.refresh(&first.refresh).await?;
+
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        !app.audit_actions()
+            .await?
+            .iter()
+            .any(|a| a == "auth.refresh.reuse_detected")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unknown_refresh_token_is_401() -> anyhow::Result<()> {
+    let store = Store::sqlite()?;
+    let app = TestApp::spawn(&store, &[]).await?;
+
+    let made_up = app.refresh("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await?;
+    let not_even_base64 = app.refresh("not a token!").await?;
+
+    assert_eq!(made_up.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(not_even_base64.status, StatusCode::UNAUTHORIZED);
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Assigning roles to users and taking them away; effective permissions are the union of roles.
+
+use keel_clients::{NewRole, Origin, RoleSelector, ServiceError};
+use uuid::Uuid;
+
+use crate::on_both_stores;
+use crate::support::TestApp;
+
+on_both_stores!(
+    effective_permissions_are_the_union_of_the_users_roles,
+    assigning_a_held_role_again_changes_and_records_nothing,
+    an_unknown_role_is_rejected_by_index_and_nothing_is_assigned,
+    revoking_a_role_takes_its_permissions_away_at_once,
+    a_malformed_permission_check_is_a_validation_error,
+);
+
+async fn role(app: &TestApp, name: &str, permissions: &[&str]) -> anyhow::Result<Uuid> {
+    let new = NewRole {
+        name: name.to_owned(),
+        description: String::new(),
+        permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+    };
+    Ok(app.client().create_role(new, &Origin::default()).await?.id)
+}
+
+fn ids(ids: &[Uuid]) -> RoleSelector {
+    RoleSelector {
+        ids: ids.to_vec(),
+        names: Vec::new(),
+    }
+}
+
+async fn effective_permissions_are_the_union_of_the_users_roles(app: &TestApp) -> anyhow::Result<()> {
+    let client = app.client();
+    let readers = role(app, "readers", &["platform.user.read", "platform.audit.read"]).await?;
+    let editors = role(app, "editors", &["platform.user.read", "platform.user.update"]).await?;
+    let user = app.new_user();
+    let roles = client
+        .assign_roles(user, ids(&[readers, editors]), &Origin::default())
+        .await?;
+    assert_eq!(
+        roles.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["editors", "readers"]
+    );
+    assert_eq!(
+        client.user_permissions(user).await?,
+        [
+            "platform.audit.read",
+            "platform.user.read",
+            "platform.user.update"
+        ]
+    );
+    assert!(client.has_permission(user, "platform.user.update").await?);
+    assert!(!client.has_permission(user, "platform.user.delete").await?);
+    assert!(
+        client.user_permissions(app.new_user()).await?.is_empty(),
+        "a user without roles holds nothing"
+    );
+    Ok(())
+}
+
+async fn assigning_a_held_role_again_changes_and_records_nothing(app: &TestApp) -> anyhow::Result<()> {
+    let client = app.client();
+    let readers = role(app, "readers", &["platform.user.read"]).await?;
+    let user = app.new_user();
+    client
+        .assign_roles(user, ids(&[readers, readers]), &Origin::default())
+        .await?;
+    let rows = app.outbox().await?.len();
+    let roles = client
+        .assign_roles(user, ids(&[readers]), &Origin::default())
+        .await?;
+    assert_eq!(roles.len(), 1);
+    client
+        .revoke_role(user, Uuid::now_v7(), &Origin::default())
+        .await
+        .expect_err("unknown role is 404");
+    client
+        .revoke_role(app.new_user(), readers, &Origin::default())
+        .await?;
+    assert_eq!(app.outbox().await?.len(), rows);
+    assert_eq!(app.count("user_roles").await?, 1);
+    Ok(())
+}
+
+async fn an_unknown_role_is_rejected_by_index_and_nothing_is_assigned(app: &TestApp) -> anyhow::Result<()> {
+    let client = app.client();
+    let readers = role(app, "readers", &["platform.user.read"]).await?;
+    let user = app.new_user();
+    let rows = app.outbox().await?.len();
+    let error = client
+        .assign_roles(user, ids(&[readers, Uuid::now_v7()]), &Origin::default())
+        .await
+        .expect_err("unknown role");
+    let ServiceError::InvalidArgument { violations, .. } = &error else {
+        anyhow::bail!("expected InvalidArgument, got {error:?}");
+    };
+    assert_eq!(
+        (violations[0].field.as_str(), violations[0].code.as_str()),
+        ("role_ids[1]", "unknown_role")
+    );
+    let by_name = RoleSelector {
+        ids: Vec::new(),
+        names: vec!["readers".into(), "nobody".into()],
+    };
+    let error = client
+        .assign_roles(user, by_name, &Origin::default())
+        .await
+        .expect_err("unknown name");
+    assert!(
+        matches!(&error, ServiceError::InvalidArgument { violations, .. } if violations[0].field == "role_names[1]")
+    );
+    assert!(client.user_roles(user).await?.is_empty());
+    assert_eq!(app.outbox().await?.len(), rows);
+    Ok(())
+}
+
+async fn revoking_a_role_takes_its_permissions_away_at_once(app: &TestApp) -> anyhow::Result<()> {
+    let client = app.client();
+    let readers = role(app, "readers", &["platform.user.read"]).await?;
+    let user = app.new_user();
+    client
+        .assign_roles(user, ids(&[readers]), &Origin::default())
+        .await?;
+    assert!(client.has_permission(user, "platform.user.read").await?);
+    client.revoke_role(user, readers, &Origin::default()).await?;
+    assert!(!client.has_permission(user, "platform.user.read").await?);
+    assert!(client.user_roles(user).await?.is_empty());
+    Ok(())
+}
+
+async fn a_malformed_permission_check_is_a_validation_error(app: &TestApp) -> anyhow::Result<()> {
+    let error = app
+        .client()
+        .has_permission(app.new_user(), "manage")
+        .await
+        .expect_err("malformed");
+    assert!(
+        matches!(&error, ServiceError::InvalidArgument { violations, .. } if violations[0].field == "permission")
+    );
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! `identity-service`: the identity service as its own process (distributed mode). Configuration,
+//! ports and peers as for every service: see `keel_service::run_standalone`.
+
+use std::process::ExitCode;
+
+use keel_identity::{IdentityDeps, IdentityService};
+use keel_service::HostedService;
+
+fn main() -> ExitCode {
+    keel_service::run_standalone(
+        "identity",
+        Box::new(|kernel, shared| {
+            Box::pin(async move {
+                let deps = IdentityDeps::new(shared.clients, shared.events, shared.verifier);
+                let service = IdentityService::build(&kernel, deps).await?;
+                service.start_background(&kernel);
+                let grpc = service.grpc_service();
+                Ok(HostedService {
+                    name: "identity".to_owned(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    rest: service.router(),
+                    grpc: Box::new(move |router| router.add_service(grpc)),
+                })
+            })
+        }),
+    )
+}

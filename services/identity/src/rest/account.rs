@@ -1,0 +1,207 @@
+//! Routes of an authenticated user: their own profile and password, and admin user management
+//! (`platform.user.read|update|delete`, or the user themself for reading and updating).
+
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use http::StatusCode;
+use keel_authn::Principal;
+use keel_clients::{Page, PageRequest, User, UserChanges};
+use keel_http::{FieldError, Json, Problem};
+use secrecy::SecretString;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::RestState;
+use super::origin::ClientOrigin;
+
+/// Permission to read any user.
+const READ: &str = "platform.user.read";
+/// Permission to update any user.
+const UPDATE: &str = "platform.user.update";
+/// Permission to delete any user.
+const DELETE: &str = "platform.user.delete";
+
+/// `PATCH` bodies: the profile fields a user may change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProfileBody {
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+/// `PUT /api/v1/users/me/password`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangePasswordBody {
+    current_password: SecretString,
+    new_password: SecretString,
+}
+
+/// `GET /api/v1/users/me`.
+pub(crate) async fn me(State(state): State<RestState>, principal: Principal) -> Result<Json<User>, Problem> {
+    Ok(Json(state.identity.get_user(principal.user_id).await?))
+}
+
+/// `PATCH /api/v1/users/me`.
+pub(crate) async fn update_me(
+    State(state): State<RestState>,
+    principal: Principal,
+    origin: ClientOrigin,
+    Json(body): Json<ProfileBody>,
+) -> Result<Json<User>, Problem> {
+    let origin = origin.acting(principal.user_id);
+    let changes = UserChanges {
+        display_name: body.display_name,
+    };
+    Ok(Json(
+        state
+            .identity
+            .update_user(principal.user_id, changes, &origin)
+            .await?,
+    ))
+}
+
+/// `PUT /api/v1/users/me/password`: 204; 403 when the current password is wrong (the bearer
+/// token is fine, so not 401, which would make clients discard their session); 422 for a new
+/// password the policy refuses; 503 when the sessions could not be ended (nothing changed).
+pub(crate) async fn change_password(
+    State(state): State<RestState>,
+    principal: Principal,
+    origin: ClientOrigin,
+    Json(body): Json<ChangePasswordBody>,
+) -> Result<StatusCode, Problem> {
+    let origin = origin.acting(principal.user_id);
+    state
+        .identity
+        .change_password(
+            principal.user_id,
+            &body.current_password,
+            &body.new_password,
+            &origin,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/users?limit=&cursor=`: `{items, next_cursor}`, oldest first.
+pub(crate) async fn list(
+    State(state): State<RestState>,
+    principal: Principal,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page<User>>, Problem> {
+    state.guard.require(&principal, READ).await?;
+    let Query(pairs) = query.map_err(|_| Problem::bad_request("the query string could not be parsed"))?;
+    let page = page_request(pairs)?;
+    Ok(Json(state.identity.list_users(page).await?))
+}
+
+/// `GET /api/v1/users/{id}`.
+pub(crate) async fn get(
+    State(state): State<RestState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<User>, Problem> {
+    let id = user_id(&id)?;
+    self_or(&state, &principal, id, READ).await?;
+    Ok(Json(state.identity.get_user(id).await?))
+}
+
+/// `PATCH /api/v1/users/{id}`.
+pub(crate) async fn update(
+    State(state): State<RestState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    origin: ClientOrigin,
+    Json(body): Json<ProfileBody>,
+) -> Result<Json<User>, Problem> {
+    let id = user_id(&id)?;
+    self_or(&state, &principal, id, UPDATE).await?;
+    let origin = origin.acting(principal.user_id);
+    let changes = UserChanges {
+        display_name: body.display_name,
+    };
+    Ok(Json(state.identity.update_user(id, changes, &origin).await?))
+}
+
+/// `DELETE /api/v1/users/{id}`: 204; 503 when the user's sessions could not be ended.
+pub(crate) async fn delete(
+    State(state): State<RestState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    origin: ClientOrigin,
+) -> Result<impl IntoResponse, Problem> {
+    let id = user_id(&id)?;
+    state.guard.require(&principal, DELETE).await?;
+    let origin = origin.acting(principal.user_id);
+    state.identity.delete_user(id, &origin).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lets the user act on their own account, anyone else only with `permission`.
+async fn self_or(
+    state: &RestState,
+    principal: &Principal,
+    target: Uuid,
+    permission: &str,
+) -> Result<(), Problem> {
+    if principal.user_id == target {
+        return Ok(());
+    }
+    state.guard.require(principal, permission).await
+}
+
+/// A path id that is not a UUID names no user.
+fn user_id(text: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(text).map_err(|_| Problem::not_found("no such user"))
+}
+
+/// `limit` and `cursor` from the query; anything else is refused, so a typo is not ignored.
+fn page_request(pairs: Vec<(String, String)>) -> Result<PageRequest, Problem> {
+    let mut page = PageRequest::default();
+    let mut errors = Vec::new();
+    for (name, value) in pairs {
+        match name.as_str() {
+            "limit" => match value.parse::<u32>() {
+                Ok(limit) => page.limit = Some(limit),
+                Err(_) => errors.push(FieldError::new(
+                    "limit",
+                    "invalid_type",
+                    "limit must be a whole number",
+                )),
+            },
+            "cursor" => page.cursor = Some(value),
+            other => errors.push(FieldError::new(
+                other,
+                "unknown_parameter",
+                "unknown query parameter",
+            )),
+        }
+    }
+    match errors.is_empty() {
+        true => Ok(page),
+        false => Err(Problem::validation(errors)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn limit_and_cursor_are_read_and_other_parameters_refused() {
+        let page = page_request(pairs(&[("limit", "5"), ("cursor", "abc")])).expect("valid");
+        assert_eq!(page.limit, Some(5));
+        assert_eq!(page.cursor.as_deref(), Some("abc"));
+        let problem = page_request(pairs(&[("limit", "many"), ("sort", "x")])).expect_err("invalid");
+        assert_eq!(problem.status, 422);
+        let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["limit", "sort"]);
+    }
+}

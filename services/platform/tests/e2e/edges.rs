@@ -1,0 +1,168 @@
+//! Bad input, token rotation and races, through the gateway.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{Platform, access_token, refresh_token, unique_email};
+
+#[tokio::test]
+async fn malformed_unknown_and_invalid_bodies_are_problems_with_field_paths_and_write_nothing() {
+    let platform = Platform::start().await;
+    let email = unique_email("bad-input");
+
+    let malformed = platform
+        .call_raw(Method::POST, "/api/v1/users", "application/json", "{\"email\": ")
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.content_type, "application/problem+json");
+
+    let unknown = platform
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(json!({"email": email, "password": "a fine passphrase", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unknown.body
+    );
+    assert_eq!(unknown.content_type, "application/problem+json");
+
+    let invalid = platform
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(json!({"email": "not-an-address", "password": "short"})),
+        )
+        .await;
+    assert_eq!(
+        invalid.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        invalid.body
+    );
+    let fields: Vec<&str> = invalid.body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert!(
+        fields.contains(&"email") && fields.contains(&"password"),
+        "{}",
+        invalid.body
+    );
+
+    let wrong_type = platform
+        .call_raw(Method::POST, "/api/v1/users", "text/plain", "hello")
+        .await;
+    assert_eq!(wrong_type.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // Nothing of the rejected attempts was stored: the address is still free.
+    platform.register(&email, "a fine passphrase").await;
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn a_refresh_token_rotates_and_presenting_a_used_one_ends_the_session() {
+    let platform = Platform::start().await;
+    let email = unique_email("refresh");
+    platform.register(&email, "refresh passphrase 9").await;
+    let first = platform.login(&email, "refresh passphrase 9").await;
+    let second = platform.login(&email, "refresh passphrase 9").await;
+
+    let rotated = platform
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh_token(&first)})),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    assert_ne!(refresh_token(&rotated.body), refresh_token(&first));
+    assert_eq!(rotated.body["token_type"], "Bearer");
+
+    let reused = platform
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh_token(&first)})),
+        )
+        .await;
+    assert_eq!(reused.status, StatusCode::UNAUTHORIZED, "{}", reused.body);
+    let revoked = platform
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh_token(&rotated.body)})),
+        )
+        .await;
+    assert_eq!(
+        revoked.status,
+        StatusCode::UNAUTHORIZED,
+        "reuse revoked the whole family: {}",
+        revoked.body
+    );
+
+    let other_device = platform
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh_token(&second)})),
+        )
+        .await;
+    assert_eq!(
+        other_device.status,
+        StatusCode::OK,
+        "another login's session is untouched: {}",
+        other_device.body
+    );
+
+    let admin = platform.admin_token().await;
+    platform
+        .audit_until(&admin, "action=auth.refresh.reuse_detected", |items| {
+            !items.is_empty()
+        })
+        .await;
+    let me = platform
+        .call(
+            Method::GET,
+            "/api/v1/users/me",
+            Some(&access_token(&other_device.body)),
+            None,
+        )
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_registrations_of_one_address_create_exactly_one_user() {
+    let platform = Platform::start().await;
+    let email = unique_email("race");
+    let attempts = (0..50).map(|_| {
+        platform.call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(json!({"email": email, "password": "race passphrase 77"})),
+        )
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let created = answers.iter().filter(|a| a.status == StatusCode::CREATED).count();
+    let conflicts = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((created, conflicts), (1, 49));
+    platform.stop().await;
+}

@@ -1,0 +1,122 @@
+//! The story of issue 3, over HTTP through the gateway: register → verify e-mail → login → a
+//! protected route without permission is 403 → an admin grants a role → the same request is 200 →
+//! the audit log shows each step.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Platform, access_token, unique_email};
+
+#[tokio::test]
+async fn a_new_user_is_forbidden_until_an_admin_grants_a_role_and_every_step_is_audited() {
+    let platform = Platform::start().await;
+    let email = unique_email("journey");
+    let password = "journey passphrase 42";
+
+    let user = platform.register(&email, password).await;
+    let user_id = user["id"].as_str().expect("id").to_owned();
+    assert_eq!(user["email"], email.as_str());
+    assert_eq!(user["email_verified"], false);
+
+    let token = platform.emailed_token(&email, "verify-email").await;
+    let verified = platform
+        .call(
+            Method::POST,
+            "/api/v1/users/verify-email",
+            None,
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert_eq!(verified.status, StatusCode::NO_CONTENT, "{}", verified.body);
+    let again = platform
+        .call(
+            Method::POST,
+            "/api/v1/users/verify-email",
+            None,
+            Some(json!({"token": token})),
+        )
+        .await;
+    assert!(
+        again.status.is_client_error(),
+        "a verification token is single use: {}",
+        again.status
+    );
+
+    let user_token = access_token(&platform.login(&email, password).await);
+    let me = platform
+        .call(Method::GET, "/api/v1/users/me", Some(&user_token), None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.body["email_verified"], true);
+
+    let forbidden = platform
+        .call(Method::GET, "/api/v1/audit-logs", Some(&user_token), None)
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN, "{}", forbidden.body);
+    assert_eq!(forbidden.content_type, "application/problem+json");
+
+    let admin = platform.admin_token().await;
+    let role = platform
+        .call(
+            Method::POST,
+            "/api/v1/roles",
+            Some(&admin),
+            Some(json!({"name": "auditor", "description": "reads the audit log", "permissions": ["platform.audit.read"]})),
+        )
+        .await;
+    assert_eq!(role.status, StatusCode::CREATED, "{}", role.body);
+    let role_id = role.body["id"].as_str().expect("role id").to_owned();
+    let assigned = platform
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{user_id}/roles"),
+            Some(&admin),
+            Some(json!({"role_ids": [role_id]})),
+        )
+        .await;
+    assert!(
+        assigned.status.is_success(),
+        "{}: {}",
+        assigned.status,
+        assigned.body
+    );
+
+    // The very next request sees the new role: the callers' permission caches were invalidated.
+    let allowed = platform
+        .call(Method::GET, "/api/v1/audit-logs", Some(&user_token), None)
+        .await;
+    assert_eq!(allowed.status, StatusCode::OK, "{}", allowed.body);
+
+    let expected = [
+        "identity.user.registered",
+        "identity.email.verified",
+        "auth.login.succeeded",
+        "authz.role.created",
+        "authz.role.assigned",
+    ];
+    let records = platform
+        .audit_until(&admin, "", |items| {
+            expected
+                .iter()
+                .all(|action| has_action(items, action, &user_id, &role_id))
+        })
+        .await;
+    let registered = records
+        .iter()
+        .find(|r| r["action"] == "identity.user.registered" && r["target_id"] == user_id.as_str())
+        .expect("registration record");
+    assert!(
+        registered["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{registered}"
+    );
+    platform.stop().await;
+}
+
+fn has_action(items: &[Value], action: &str, user_id: &str, role_id: &str) -> bool {
+    items.iter().any(|record| {
+        record["action"] == action
+            && [user_id, role_id]
+                .iter()
+                .any(|id| record["target_id"] == *id || record["actor_id"] == *id)
+    })
+}
