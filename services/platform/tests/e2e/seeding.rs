@@ -13,7 +13,10 @@ async fn stores(vars: &[(&str, &str)]) -> (keel_config::Config, CoreServices, Ke
     let data = tempfile::tempdir().expect("data directory");
     let url = format!("sqlite:{}", data.path().display());
     let outbox = data.path().join("outbox").display().to_string();
-    let mut all = vec![("KEEL_DATABASE__URL", url.as_str()), ("KEEL_IDENTITY__OUTBOX_DIR", outbox.as_str())];
+    let mut all = vec![
+        ("KEEL_DATABASE__URL", url.as_str()),
+        ("KEEL_IDENTITY__OUTBOX_DIR", outbox.as_str()),
+    ];
     all.extend_from_slice(vars);
     let config = test_config(&all);
     let kernel = Kernel::builder(config.clone())
