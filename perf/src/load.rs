@@ -32,6 +32,8 @@ where
         for i in 0..total {
             let due = start + interval * i;
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                // This is the pacing thread's own OS thread, not a tokio worker: blocking it is the point.
+                #[allow(clippy::disallowed_methods)]
                 std::thread::sleep(wait);
             }
             let call = Arc::clone(&call);
