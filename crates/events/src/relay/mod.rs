@@ -7,16 +7,37 @@ use std::time::Duration;
 
 use keel_clients::AuditClient;
 use sea_orm::{DatabaseConnection, DbBackend, EntityTrait as _, PaginatorTrait as _, TransactionTrait as _};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::outbox::entity;
 use crate::{EventBus, EventError};
 
-/// Wakes an [`OutboxRelay`] so it delivers at once instead of at its next poll. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+/// Wakes an [`OutboxRelay`] so it delivers at once instead of at its next poll, or waits for it
+/// to have delivered. Cheap to clone.
+#[derive(Debug, Clone)]
 pub struct RelayWaker {
     notify: Arc<Notify>,
+    /// The running relay's progress; `None` while no relay runs.
+    passes: Arc<watch::Sender<Option<Progress>>>,
+}
+
+/// Where a running relay is.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    /// Passes completed.
+    completed: u64,
+    /// Whether a pass is under way (it may have read the outbox before a caller's commit).
+    in_pass: bool,
+}
+
+impl Default for RelayWaker {
+    fn default() -> Self {
+        Self {
+            notify: Arc::new(Notify::new()),
+            passes: Arc::new(watch::Sender::new(None)),
+        }
+    }
 }
 
 impl RelayWaker {
@@ -24,6 +45,48 @@ impl RelayWaker {
     /// enqueued something; a wake while the relay is busy makes it look again right after.
     pub fn wake(&self) {
         self.notify.notify_one();
+    }
+
+    /// Wakes the relay and waits, at most `limit`, until it has completed a whole pass that began
+    /// after this call: what was committed before the call is then delivered (unless a delivery
+    /// failed and waits for its retry). For writes whose events must have reached the bus before
+    /// the caller answers, e.g. permission changes that other services' caches must see on the
+    /// very next request. Returns at once (`false`) when no relay runs; `false` on timeout.
+    pub async fn flush(&self, limit: Duration) -> bool {
+        let mut passes = self.passes.subscribe();
+        let Some(now) = *passes.borrow_and_update() else {
+            return false;
+        };
+        self.wake();
+        // A pass under way may have read the outbox before the caller's commit; the wake makes the
+        // relay run one more right after it, and that is the one to wait for.
+        let target = now.completed + if now.in_pass { 2 } else { 1 };
+        let done = passes.wait_for(|progress| progress.is_none_or(|p| p.completed >= target));
+        matches!(tokio::time::timeout(limit, done).await, Ok(Ok(progress)) if progress.is_some())
+    }
+
+    fn pass_started(&self) {
+        self.passes.send_modify(|progress| {
+            let completed = progress.map_or(0, |p| p.completed);
+            *progress = Some(Progress {
+                completed,
+                in_pass: true,
+            });
+        });
+    }
+
+    fn pass_completed(&self) {
+        self.passes.send_modify(|progress| {
+            let completed = progress.map_or(0, |p| p.completed) + 1;
+            *progress = Some(Progress {
+                completed,
+                in_pass: false,
+            });
+        });
+    }
+
+    fn stopped(&self) {
+        self.passes.send_replace(None);
     }
 }
 
@@ -127,7 +190,13 @@ impl OutboxRelay {
     /// in the outbox until delivered.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), EventError> {
         tracing::info!(service = %self.service, "outbox relay started");
-        self.pass(&shutdown).await?;
+        self.waker.pass_started();
+        let first = self.pass(&shutdown).await;
+        self.waker.pass_completed();
+        if let Err(error) = first {
+            self.waker.stopped();
+            return Err(error);
+        }
         loop {
             tokio::select! {
                 biased;
@@ -135,10 +204,13 @@ impl OutboxRelay {
                 () = self.waker.notify.notified() => {}
                 () = tokio::time::sleep(self.settings.poll_interval) => {}
             }
+            self.waker.pass_started();
             if let Err(error) = self.pass(&shutdown).await {
                 tracing::warn!(service = %self.service, %error, "outbox relay pass failed; will retry");
             }
+            self.waker.pass_completed();
         }
+        self.waker.stopped();
         tracing::info!(service = %self.service, "outbox relay stopped");
         Ok(())
     }

@@ -37,6 +37,7 @@ on_both_backends!(
     a_failing_audit_service_gets_every_record_exactly_once_in_order,
     a_failing_bus_delays_events_without_losing_or_reordering_them,
     a_new_relay_delivers_what_a_stopped_one_left,
+    a_flush_returns_once_the_committed_events_are_published,
 );
 
 async fn a_rolled_back_transaction_delivers_nothing(backend: Backend) -> anyhow::Result<()> {
@@ -255,4 +256,38 @@ async fn a_relay_over_a_store_without_the_outbox_table_fails_at_start() -> anyho
     let outcome = tokio::time::timeout(Duration::from_secs(5), relay.run(Default::default())).await?;
     assert!(matches!(outcome, Err(EventError::Database(_))), "{outcome:?}");
     Ok(())
+}
+
+async fn a_flush_returns_once_the_committed_events_are_published(backend: Backend) -> anyhow::Result<()> {
+    let Some(store) = Store::open(backend).await? else {
+        return Ok(());
+    };
+    let bus = Arc::new(InProcessBus::new(64));
+    let mut subscription = bus.subscribe("orders.note.*").await?;
+    let relay =
+        relay(&store.db, bus.clone(), AuditDouble::failing(0)).with_poll_interval(Duration::from_secs(3_600));
+    let waker = relay.waker();
+    assert!(
+        !waker.flush(Duration::from_secs(1)).await,
+        "no relay runs yet: flush answers at once"
+    );
+    let running = Running::start(relay);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let sent = event("orders.note.created", 7)?;
+    let txn = store.conn().begin().await?;
+    Outbox::enqueue_event(&txn, &sent).await?;
+    txn.commit().await?;
+    assert!(
+        waker.flush(Duration::from_secs(5)).await,
+        "the relay passed within the limit"
+    );
+    let already = tokio::time::timeout(Duration::from_millis(1), subscription.next()).await;
+    assert_eq!(
+        already.ok().flatten().as_ref(),
+        Some(&sent),
+        "published before flush returned"
+    );
+    running.stop().await?;
+    store.finish().await
 }

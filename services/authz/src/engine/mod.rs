@@ -27,6 +27,10 @@ use uuid::Uuid;
 pub use seed::SeedReport;
 
 use crate::AuthzError;
+
+/// Longest a write waits for the outbox relay to publish its events before answering anyway (the
+/// events still go out; other services' caches then learn of the change a little later).
+const EVENT_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 use crate::cache::{PermissionCache, PermissionSet};
 use crate::names::{PermissionName, RoleName};
 use crate::store::queries;
@@ -76,14 +80,18 @@ impl Authz {
         Ok(self.db.begin_with_options(options).await?)
     }
 
-    /// Commits a write, then wakes the outbox relay and drops what the write made stale.
+    /// Commits a write, drops what the write made stale here, and waits (briefly) for the outbox
+    /// relay to have published the write's events, so other services' permission caches are
+    /// invalidated before the caller sees the answer: a change applies to the very next request.
     async fn commit(&self, tx: DatabaseTransaction, invalidate: Invalidate) -> Result<(), AuthzError> {
         tx.commit().await?;
-        self.relay.wake();
         match invalidate {
             Invalidate::Nothing => {}
             Invalidate::User(user_id) => self.cache.invalidate_user(user_id),
             Invalidate::Everyone => self.cache.invalidate_all(),
+        }
+        if !self.relay.flush(EVENT_FLUSH_LIMIT).await {
+            self.relay.wake();
         }
         Ok(())
     }

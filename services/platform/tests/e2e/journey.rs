@@ -109,6 +109,27 @@ async fn a_new_user_is_forbidden_until_an_admin_grants_a_role_and_every_step_is_
         registered["request_id"].as_str().is_some_and(|id| !id.is_empty()),
         "{registered}"
     );
+
+    // And a revocation applies to the very next request too: authz answers only once its events
+    // (which evict the callers' cached permissions) are published.
+    let revoked = platform
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{user_id}/roles/{role_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
+    let forbidden_again = platform
+        .call(Method::GET, "/api/v1/audit-logs", Some(&user_token), None)
+        .await;
+    assert_eq!(
+        forbidden_again.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        forbidden_again.body
+    );
     platform.stop().await;
 }
 
