@@ -61,8 +61,13 @@ pub(crate) fn prepare_request(parts: &mut Parts) {
     if let Some(proto) = proto {
         headers.insert(X_FORWARDED_PROTO, proto);
     }
-    if let Some(peer) = peer {
-        append_forwarded_for(headers, &peer.to_string());
+    match peer {
+        Some(peer) => append_forwarded_for(headers, &peer.to_string()),
+        // Services trust the last hop of X-Forwarded-For as the one the gateway added: without a
+        // peer address of our own, the client's value would pass as ours.
+        None => {
+            headers.remove(X_FORWARDED_FOR);
+        }
     }
     if let Ok(id) = HeaderValue::from_str(&request_id.0) {
         headers.insert(REQUEST_ID_HEADER, id);

@@ -102,7 +102,9 @@ impl Engine {
         }
     }
 
-    /// Stores the successor, extends the session, commits, and signs the new access token.
+    /// Stores the successor, extends the session, signs the new access token, then commits: a
+    /// signing failure rolls the rotation back, so the client's retry with the same refresh token
+    /// is not mistaken for reuse.
     async fn rotate(
         &self,
         txn: DatabaseTransaction,
@@ -133,8 +135,11 @@ impl Engine {
         if extended.rows_affected != 1 {
             return Err(AuthError::InvalidRefreshToken);
         }
+        let pair = self
+            .token_pair(family.user_id, family.id, next.token, now)
+            .await?;
         txn.commit().await?;
-        self.token_pair(family.user_id, family.id, next.token, now).await
+        Ok(pair)
     }
 
     /// Ends the session of a replayed token, audits it, and refuses the exchange.

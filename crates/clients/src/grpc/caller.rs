@@ -78,7 +78,18 @@ impl Caller {
         let mut attempt = 1;
         loop {
             self.breaker.admit()?;
-            let channel = self.pool.pick().await?;
+            // Discovery counts against the deadline too: a registry that does not answer must not
+            // hang the caller.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let channel = match tokio::time::timeout(left, self.pool.pick()).await {
+                Ok(picked) => picked?,
+                Err(_) => {
+                    return Err(ServiceError::DeadlineExceeded(format!(
+                        "{}: no instance found within the deadline",
+                        self.service
+                    )));
+                }
+            };
             let remaining = deadline.saturating_duration_since(Instant::now());
             let failure = match self.attempt(channel, remaining, message.clone(), &send).await {
                 Ok(answer) => {

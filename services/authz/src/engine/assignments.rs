@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use keel_clients::{FieldViolation, Origin, Role, RoleSelector};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait as _, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::changes::{self, Change};
 use super::grants::existing_role;
 use super::{Authz, Invalidate};
 use crate::AuthzError;
+use crate::catalogue::ADMIN_ROLE;
 use crate::names::{self, RoleName};
 use crate::store::entities::{role, user_role};
 use crate::store::queries;
@@ -98,6 +99,19 @@ impl Authz {
             .await?;
         if removed.rows_affected == 0 {
             return Ok(());
+        }
+        // Inside the transaction, so two admins cannot demote each other at once.
+        if row.name == ADMIN_ROLE {
+            let admins_left = user_role::Entity::find()
+                .filter(user_role::Column::RoleId.eq(role_id))
+                .count(&tx)
+                .await?;
+            if admins_left == 0 {
+                return Err(AuthzError::SystemRole(
+                    "the last holder of the admin role cannot lose it; give it to someone else first"
+                        .to_owned(),
+                ));
+            }
         }
         changes::record(&tx, origin, vec![Change::role_revoked(user_id, &row)]).await?;
         self.commit(tx, Invalidate::User(user_id)).await

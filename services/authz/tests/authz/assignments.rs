@@ -12,6 +12,7 @@ on_both_stores!(
     an_unknown_role_is_rejected_by_index_and_nothing_is_assigned,
     revoking_a_role_takes_its_permissions_away_at_once,
     a_malformed_permission_check_is_a_validation_error,
+    the_last_administrator_cannot_lose_the_admin_role,
 );
 
 async fn role(app: &TestApp, name: &str, permissions: &[&str]) -> anyhow::Result<Uuid> {
@@ -137,6 +138,38 @@ async fn a_malformed_permission_check_is_a_validation_error(app: &TestApp) -> an
         .expect_err("malformed");
     assert!(
         matches!(&error, ServiceError::InvalidArgument { violations, .. } if violations[0].field == "permission")
+    );
+    Ok(())
+}
+
+async fn the_last_administrator_cannot_lose_the_admin_role(app: &TestApp) -> anyhow::Result<()> {
+    let client = app.client();
+    let first = app.admin().await?;
+    let admin_role = client
+        .user_roles(first)
+        .await?
+        .into_iter()
+        .find(|role| role.name == "admin")
+        .expect("admin role")
+        .id;
+    let refused = client.revoke_role(first, admin_role, &Origin::default()).await;
+    assert!(
+        matches!(refused, Err(ServiceError::FailedPrecondition(_))),
+        "{refused:?}"
+    );
+    assert!(
+        client.has_permission(first, "platform.role.manage").await?,
+        "still an administrator"
+    );
+
+    let second = app.new_user();
+    client
+        .assign_roles(second, ids(&[admin_role]), &Origin::default())
+        .await?;
+    client.revoke_role(first, admin_role, &Origin::default()).await?;
+    assert!(
+        !client.has_permission(first, "platform.role.manage").await?,
+        "with another admin it may go"
     );
     Ok(())
 }
