@@ -207,19 +207,26 @@ async fn assign_missing<C: ConnectionTrait>(
         return Ok(0);
     }
     let now = Utc::now();
-    user_role::Entity::insert_many(new.iter().map(|row| user_role::ActiveModel {
-        user_id: Set(user_id),
-        role_id: Set(row.id),
-        assigned_at: Set(now),
-        assigned_by: Set(origin.actor_id),
-    }))
-    .on_conflict_do_nothing()
-    .exec_without_returning(conn)
-    .await?;
-    let recorded = new
-        .iter()
-        .map(|row| Change::role_assigned(user_id, row))
-        .collect();
-    changes::record(conn, origin, recorded).await?;
-    Ok(new.len())
+    // One row at a time, recording only what this call really inserted: a concurrent assignment
+    // of the same role wins the row, and its event and audit record are then the only ones.
+    let mut recorded = Vec::with_capacity(new.len());
+    for row in &new {
+        let inserted = user_role::Entity::insert(user_role::ActiveModel {
+            user_id: Set(user_id),
+            role_id: Set(row.id),
+            assigned_at: Set(now),
+            assigned_by: Set(origin.actor_id),
+        })
+        .on_conflict_do_nothing()
+        .exec_without_returning(conn)
+        .await?;
+        if matches!(inserted, sea_orm::TryInsertResult::Inserted(rows) if rows > 0) {
+            recorded.push(Change::role_assigned(user_id, row));
+        }
+    }
+    let assigned = recorded.len();
+    if assigned > 0 {
+        changes::record(conn, origin, recorded).await?;
+    }
+    Ok(assigned)
 }

@@ -150,15 +150,24 @@ pub(super) async fn grant_missing<C: ConnectionTrait>(
         return Ok(Vec::new());
     }
     let now = Utc::now();
-    role_permission::Entity::insert_many(new.iter().map(|name| role_permission::ActiveModel {
-        role_id: Set(role_id),
-        permission: Set((*name).clone()),
-        granted_at: Set(now),
-    }))
-    .on_conflict_do_nothing()
-    .exec_without_returning(conn)
-    .await?;
-    Ok(new.into_iter().cloned().collect())
+    // One row at a time, keeping only the rows this call really inserted: a concurrent grant of
+    // the same permission (PostgreSQL does not serialise the two transactions) wins the row, and
+    // its event and audit record are then the only ones.
+    let mut granted = Vec::with_capacity(new.len());
+    for name in new {
+        let inserted = role_permission::Entity::insert(role_permission::ActiveModel {
+            role_id: Set(role_id),
+            permission: Set(name.clone()),
+            granted_at: Set(now),
+        })
+        .on_conflict_do_nothing()
+        .exec_without_returning(conn)
+        .await?;
+        if matches!(inserted, sea_orm::TryInsertResult::Inserted(rows) if rows > 0) {
+            granted.push(name.clone());
+        }
+    }
+    Ok(granted)
 }
 
 /// Marks the role changed now.

@@ -11,6 +11,7 @@ on_both_stores!(
     granting_what_a_role_holds_changes_and_records_nothing,
     an_unknown_permission_in_a_grant_is_rejected_by_index_and_nothing_is_written,
     no_permission_can_be_revoked_from_admin,
+    concurrent_identical_grants_are_recorded_once,
 );
 
 async fn role_held_by(app: &TestApp, name: &str) -> anyhow::Result<(Uuid, Uuid)> {
@@ -148,5 +149,25 @@ async fn no_permission_can_be_revoked_from_admin(app: &TestApp) -> anyhow::Resul
             .permissions
             .contains(&"platform.role.manage".to_owned())
     );
+    Ok(())
+}
+
+async fn concurrent_identical_grants_are_recorded_once(app: &TestApp) -> anyhow::Result<()> {
+    let client = app.client();
+    let (role, _) = role_held_by(app, "racers").await?;
+    let origin = Origin::default();
+    let grant = || client.grant_permissions(role, vec!["platform.audit.read".to_owned()], &origin);
+    let outcomes = futures_util::future::join_all((0..8).map(|_| grant())).await;
+    for outcome in outcomes {
+        outcome?;
+    }
+    let granted_events = app
+        .outbox()
+        .await?
+        .into_iter()
+        .filter(|row| row.kind == "event" && row.topic == "platform.permission.granted")
+        .filter(|row| row.payload["payload"]["role_id"] == role.to_string())
+        .count();
+    assert_eq!(granted_events, 1, "one grant happened, so one event");
     Ok(())
 }
