@@ -47,6 +47,7 @@ mod convert;
 mod error;
 mod grpc;
 mod identity;
+mod origin;
 pub mod wire;
 
 pub use audit::{AuditClient, AuditQuery, AuditRecord, ChainReport, StoredAuditRecord};
@@ -56,6 +57,7 @@ pub use cache::CachedAuthzClient;
 pub use error::{FieldViolation, ServiceError};
 pub use grpc::{CallPolicy, GrpcAuditClient, GrpcAuthClient, GrpcAuthzClient, GrpcIdentityClient};
 pub use identity::{CredentialsVerdict, IdentityClient, NewUser, User, UserChanges};
+pub use origin::ClientOrigin;
 
 use serde::Serialize;
 use uuid::Uuid;

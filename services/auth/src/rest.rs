@@ -4,18 +4,16 @@
 //! parsed with `keel_http::Json` and reject unknown fields, so a typo never silently does nothing.
 //! Token responses carry `Cache-Control: no-store` (RFC 6749 §5.1); tokens are never logged.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRef, Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use chrono::{DateTime, Utc};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 use keel_authn::{PermissionGuard, Principal, TokenVerifier, require_permission};
-use keel_clients::{Origin, TokenPair};
+use keel_clients::{ClientOrigin, TokenPair};
 use keel_http::Json;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
@@ -103,22 +101,20 @@ fn token_response(pair: &TokenPair) -> Response {
 
 async fn login(
     State(state): State<RestState>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    client: ClientOrigin,
     Json(body): Json<LoginBody>,
 ) -> Result<Response, AuthError> {
-    let origin = origin(&headers, connect, None);
+    let origin = client.0;
     let pair = state.engine.login(&body.email, &body.password, &origin).await?;
     Ok(token_response(&pair))
 }
 
 async fn refresh(
     State(state): State<RestState>,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    client: ClientOrigin,
     Json(body): Json<RefreshBody>,
 ) -> Result<Response, AuthError> {
-    let origin = origin(&headers, connect, None);
+    let origin = client.0;
     let pair = state.engine.refresh(&body.refresh_token, &origin).await?;
     Ok(token_response(&pair))
 }
@@ -126,11 +122,10 @@ async fn refresh(
 async fn logout(
     State(state): State<RestState>,
     principal: Principal,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    client: ClientOrigin,
     Json(body): Json<RefreshBody>,
 ) -> Result<StatusCode, AuthError> {
-    let origin = origin(&headers, connect, Some(principal.user_id));
+    let origin = client.acting(principal.user_id);
     state
         .engine
         .logout(&body.refresh_token, Some(principal.user_id), &origin)
@@ -192,12 +187,11 @@ async fn list_sessions(
 async fn revoke_session(
     State(state): State<RestState>,
     principal: Principal,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    client: ClientOrigin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AuthError> {
     let session_id = parse_id(&id)?;
-    let origin = origin(&headers, connect, Some(principal.user_id));
+    let origin = client.acting(principal.user_id);
     state
         .engine
         .revoke_session(principal.user_id, session_id, RevokeReason::ByUser, &origin)
@@ -208,12 +202,11 @@ async fn revoke_session(
 async fn revoke_user_sessions(
     State(state): State<RestState>,
     principal: Principal,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    client: ClientOrigin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AuthError> {
     let user_id = parse_id(&id)?;
-    let origin = origin(&headers, connect, Some(principal.user_id));
+    let origin = client.acting(principal.user_id);
     state
         .engine
         .revoke_user_sessions(user_id, RevokeReason::ByAdmin, &origin)
@@ -226,31 +219,4 @@ fn parse_id(text: &str) -> Result<Uuid, AuthError> {
         field: "id".to_owned(),
         message: "the id in the path is not a UUID".to_owned(),
     })
-}
-
-/// Who is calling, for audit records and the session list. The address is the right-most
-/// `X-Forwarded-For` entry (the one the gateway in front of every service appended), else the
-/// peer address when the server recorded it.
-fn origin(
-    headers: &HeaderMap,
-    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
-    actor_id: Option<Uuid>,
-) -> Origin {
-    let forwarded = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .map(str::trim)
-        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
-        .map(str::to_owned);
-    let ip = forwarded.or_else(|| connect.map(|Extension(ConnectInfo(addr))| addr.ip().to_string()));
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    Origin {
-        actor_id,
-        ip,
-        user_agent,
-    }
 }

@@ -22,7 +22,6 @@
 //! | `GET /api/v1/permissions` | `{items, next_cursor: null}`: the catalogue |
 //! | `GET /api/v1/users/{id}/permissions` | `{user_id, permissions}` |
 
-mod origin;
 mod roles;
 mod users;
 

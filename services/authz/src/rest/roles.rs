@@ -9,9 +9,9 @@ use keel_clients::{NewRole, PageRequest, Role, RoleChanges};
 use keel_http::{Json, Problem};
 use serde::Deserialize;
 
-use super::origin::ClientInfo;
 use super::{List, RestState, path_id};
 use crate::AuthzError;
+use keel_clients::ClientOrigin;
 
 /// Body of `POST /api/v1/roles`.
 #[derive(Debug, Deserialize)]
@@ -60,7 +60,7 @@ pub(super) struct ListQuery {
 pub(super) async fn create(
     State(state): State<RestState>,
     principal: Principal,
-    client: ClientInfo,
+    client: ClientOrigin,
     Json(body): Json<CreateBody>,
 ) -> Result<Response, Problem> {
     let new = NewRole {
@@ -68,7 +68,10 @@ pub(super) async fn create(
         description: body.description,
         permissions: body.permissions,
     };
-    let role = state.engine.create_role(&new, &client.origin(&principal)).await?;
+    let role = state
+        .engine
+        .create_role(&new, &client.acting(principal.user_id))
+        .await?;
     let location = format!("/api/v1/roles/{}", role.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(role)).into_response())
 }
@@ -110,7 +113,7 @@ pub(super) async fn get(
 pub(super) async fn replace(
     State(state): State<RestState>,
     principal: Principal,
-    client: ClientInfo,
+    client: ClientOrigin,
     Path(id): Path<String>,
     Json(body): Json<ReplaceBody>,
 ) -> Result<Json<Role>, Problem> {
@@ -122,7 +125,7 @@ pub(super) async fn replace(
     Ok(Json(
         state
             .engine
-            .update_role(id, &changes, &client.origin(&principal))
+            .update_role(id, &changes, &client.acting(principal.user_id))
             .await?,
     ))
 }
@@ -131,7 +134,7 @@ pub(super) async fn replace(
 pub(super) async fn update(
     State(state): State<RestState>,
     principal: Principal,
-    client: ClientInfo,
+    client: ClientOrigin,
     Path(id): Path<String>,
     Json(body): Json<UpdateBody>,
 ) -> Result<Json<Role>, Problem> {
@@ -143,7 +146,7 @@ pub(super) async fn update(
     Ok(Json(
         state
             .engine
-            .update_role(id, &changes, &client.origin(&principal))
+            .update_role(id, &changes, &client.acting(principal.user_id))
             .await?,
     ))
 }
@@ -152,11 +155,14 @@ pub(super) async fn update(
 pub(super) async fn delete(
     State(state): State<RestState>,
     principal: Principal,
-    client: ClientInfo,
+    client: ClientOrigin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let id = path_id(&id, "role")?;
-    state.engine.delete_role(id, &client.origin(&principal)).await?;
+    state
+        .engine
+        .delete_role(id, &client.acting(principal.user_id))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -164,14 +170,14 @@ pub(super) async fn delete(
 pub(super) async fn grant(
     State(state): State<RestState>,
     principal: Principal,
-    client: ClientInfo,
+    client: ClientOrigin,
     Path(id): Path<String>,
     Json(body): Json<GrantBody>,
 ) -> Result<Json<Role>, Problem> {
     let id = path_id(&id, "role")?;
     let role = state
         .engine
-        .grant_permissions(id, &body.permissions, &client.origin(&principal))
+        .grant_permissions(id, &body.permissions, &client.acting(principal.user_id))
         .await?;
     Ok(Json(role))
 }
@@ -180,13 +186,13 @@ pub(super) async fn grant(
 pub(super) async fn revoke(
     State(state): State<RestState>,
     principal: Principal,
-    client: ClientInfo,
+    client: ClientOrigin,
     Path((id, permission)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     let id = path_id(&id, "role")?;
     state
         .engine
-        .revoke_permission(id, &permission, &client.origin(&principal))
+        .revoke_permission(id, &permission, &client.acting(principal.user_id))
         .await
         .map_err(|error| match error {
             // The permission is a path segment here, not a body field: a malformed one names nothing.

@@ -9,10 +9,10 @@ use keel_http::{Json, Problem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::origin::ClientInfo;
 use super::{List, RestState, path_id};
 use crate::AuthzError;
 use crate::catalogue::ROLE_MANAGE;
+use keel_clients::ClientOrigin;
 
 /// Body of `POST /api/v1/users/{id}/roles`.
 #[derive(Debug, Deserialize)]
@@ -32,7 +32,7 @@ pub(super) struct EffectivePermissions {
 pub(super) async fn assign(
     State(state): State<RestState>,
     principal: Principal,
-    client: ClientInfo,
+    client: ClientOrigin,
     Path(id): Path<String>,
     Json(body): Json<AssignBody>,
 ) -> Result<Json<List<Role>>, Problem> {
@@ -47,7 +47,7 @@ pub(super) async fn assign(
     };
     let roles = state
         .engine
-        .assign_roles(user_id, &selector, &client.origin(&principal))
+        .assign_roles(user_id, &selector, &client.acting(principal.user_id))
         .await?;
     Ok(Json(List::whole(roles)))
 }
@@ -56,14 +56,14 @@ pub(super) async fn assign(
 pub(super) async fn revoke(
     State(state): State<RestState>,
     principal: Principal,
-    client: ClientInfo,
+    client: ClientOrigin,
     Path((id, role_id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     let user_id = path_id(&id, "user")?;
     let role_id = path_id(&role_id, "role")?;
     state
         .engine
-        .revoke_role(user_id, role_id, &client.origin(&principal))
+        .revoke_role(user_id, role_id, &client.acting(principal.user_id))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::RestState;
-use super::origin::ClientOrigin;
+use keel_clients::ClientOrigin;
 
 /// Permission to read any user.
 const READ: &str = "platform.user.read";

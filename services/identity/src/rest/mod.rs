@@ -7,7 +7,6 @@
 //! anything before every check has passed.
 
 mod account;
-mod origin;
 mod public;
 
 use std::sync::Arc;

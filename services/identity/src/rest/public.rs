@@ -9,9 +9,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::RestState;
-use super::origin::ClientOrigin;
 use crate::IdentityError;
 use crate::config::Registration;
+use keel_clients::ClientOrigin;
 
 /// `POST /api/v1/users`.
 #[derive(Deserialize)]

@@ -1,25 +1,29 @@
-//! Who sent a request, for audit records: the client's address and user agent.
+//! Who sent a REST request, for the [`Origin`] of the calls and audit records it causes.
+//!
+//! Why one extractor for every service: the rule for the client's address is a security rule.
+//! Services are reached only through the gateway, which appends the peer address it saw to
+//! `X-Forwarded-For`; only that last entry can be trusted (earlier ones are whatever the client
+//! claimed). Without the header the connection's peer address is used.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use http::request::Parts;
 use http::{HeaderMap, header};
-use keel_clients::Origin;
 use uuid::Uuid;
 
-/// Longest user agent kept in an audit record.
+use crate::Origin;
+
+/// Longest user agent kept (characters).
 const MAX_USER_AGENT: usize = 512;
 
-/// The request's client: the last address of `X-Forwarded-For` (the one the gateway, the only way
-/// in from outside, appended; earlier entries are whatever the client sent and cannot be trusted),
-/// else the peer address; and the `User-Agent`. Never rejects.
+/// The client of a request: its address and user agent, no actor yet. Never rejects.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct ClientOrigin(pub(crate) Origin);
+pub struct ClientOrigin(pub Origin);
 
 impl ClientOrigin {
-    /// The origin with the authenticated user as actor.
-    pub(crate) fn acting(self, actor: Uuid) -> Origin {
+    /// The origin of a change made by `actor` from this client.
+    pub fn acting(self, actor: Uuid) -> Origin {
         Origin {
             actor_id: Some(actor),
             ..self.0
@@ -43,9 +47,14 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientOrigin {
     }
 }
 
-/// The last hop of `X-Forwarded-For`, when it is an IP address.
+/// The last hop of the last `X-Forwarded-For` header, when it is an IP address.
 fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    let value = headers.get("x-forwarded-for")?.to_str().ok()?;
+    let value = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()?
+        .to_str()
+        .ok()?;
     value.rsplit(',').next()?.trim().parse().ok()
 }
 
