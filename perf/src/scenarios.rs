@@ -146,6 +146,11 @@ pub(crate) async fn refresh(
 }
 
 /// One argon2id hash's time, and the login throughput bound of this machine's cores.
+///
+/// The bound uses the faster of the two ways to hash: with working memory allocated once and
+/// reused, as identity does, rather than allocated and zeroed per hash (also reported, as
+/// `hash_ms_median_fresh_memory`). A faster hash raises the bound, so the login goal gets harder,
+/// not easier.
 pub(crate) fn argon2(
     memory_kib: u32,
     iterations: u32,
@@ -156,41 +161,67 @@ pub(crate) fn argon2(
     let params = argon2::Params::new(memory_kib, iterations, parallelism, None)
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
     let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let mut times = Vec::with_capacity(samples as usize);
-    for _ in 0..samples {
-        let began = Instant::now();
+    let fresh = median_seconds(samples, || {
         hasher
-            .hash_password(b"correct horse battery staple")
-            .map_err(|e| anyhow::anyhow!("hash: {e}"))?;
-        times.push(began.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+            .hash_password(PASSWORD)
+            .map(drop)
+            .map_err(|e| anyhow::anyhow!("hash: {e}"))
+    })?;
+    let mut memory = Vec::new();
+    let reused = median_seconds(samples, || hash_reusing(&hasher, &mut memory))?;
     let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
     let parallel = parallel_hashes_per_sec(&hasher, cores, Duration::from_secs(5));
     Ok(json!({
         "scenario": "argon2",
         "memory_kib": memory_kib, "iterations": iterations, "parallelism": parallelism,
-        "hash_ms_median": median * 1000.0,
+        "hash_ms_median": reused * 1000.0,
+        "hash_ms_median_fresh_memory": fresh * 1000.0,
         "cores": cores,
-        "login_bound_per_sec": cores as f64 / median,
+        "login_bound_per_sec": cores as f64 / reused,
         "parallel_hashes_per_sec": parallel,
     }))
 }
 
+const PASSWORD: &[u8] = b"correct horse battery staple";
+
+/// The median time of `samples` runs of `work`.
+fn median_seconds(samples: u32, mut work: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    let mut times = Vec::with_capacity(samples.max(1) as usize);
+    for _ in 0..samples.max(1) {
+        let began = Instant::now();
+        work()?;
+        times.push(began.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// One hash into `memory`, grown on first use and reused after (what identity's hasher does).
+fn hash_reusing(hasher: &argon2::Argon2<'_>, memory: &mut Vec<argon2::Block>) -> anyhow::Result<()> {
+    let blocks = hasher.params().block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::default());
+    }
+    let mut output = [0_u8; 32];
+    hasher
+        .hash_password_into_with_memory(PASSWORD, b"sixteen byte salt", &mut output, &mut memory[..blocks])
+        .map_err(|e| anyhow::anyhow!("hash: {e}"))
+}
+
 /// Hashes per second with one hashing thread per core and nothing else running: what the machine
-/// can really hash when every core hashes at once (memory bandwidth is shared).
+/// can really hash when every core hashes at once (memory bandwidth is shared). Each thread reuses
+/// its working memory, as identity's hashing threads do.
 fn parallel_hashes_per_sec(hasher: &argon2::Argon2<'_>, threads: usize, duration: Duration) -> f64 {
-    use argon2::password_hash::PasswordHasher;
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let total: usize = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
+                    let mut memory = Vec::new();
                     let mut done = 0;
                     while Instant::now() < deadline {
-                        if hasher.hash_password(b"correct horse battery staple").is_ok() {
+                        if hash_reusing(hasher, &mut memory).is_ok() {
                             done += 1;
                         }
                     }

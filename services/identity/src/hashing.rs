@@ -5,12 +5,18 @@
 //! a burst would claim memory without limit. So every hash and verification runs on the blocking
 //! pool behind a semaphore with one permit per core: excess work waits (asynchronously) for a
 //! permit, and memory stays bounded by cores × `memory_kib`.
+//!
+//! The 19 MiB working memory of a hash is allocated once per permit and reused: allocating and
+//! zeroing it for every hash (what `argon2`'s convenience methods do) cost about a tenth of a
+//! login's CPU in page faults and `memset` (docs/performance.md). The memory holds nothing secret
+//! between hashes that the next hash does not overwrite before reading: argon2 fills every block
+//! from the password before any block is read.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
@@ -48,6 +54,8 @@ pub(crate) struct Verified {
 pub(crate) struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    /// Argon2 working memory, one buffer per permit, reused from hash to hash.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
     /// A hash of a random password with the configured parameters: verifying an unknown
     /// account's password against it costs what a wrong password costs.
     dummy: Arc<str>,
@@ -78,6 +86,7 @@ impl PasswordHasher {
         let mut hasher = Self {
             params,
             permits: Arc::new(Semaphore::new(cores)),
+            memory: Arc::new(Mutex::new(Vec::with_capacity(cores))),
             dummy: Arc::from(""),
         };
         let random: [u8; 32] = rand::random();
@@ -88,13 +97,26 @@ impl PasswordHasher {
 
     /// The PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) of `password`, with a fresh salt.
     pub(crate) async fn hash(&self, password: &SecretString) -> Result<String, HashError> {
-        let argon = self.argon();
+        let params = self.params.clone();
         let password = password.clone();
-        self.run("hash", move || {
-            argon
-                .hash_password(password.expose_secret().as_bytes())
-                .map(|hash| hash.to_string())
-                .map_err(|e| HashError::Hash(e.to_string()))
+        self.run("hash", move |memory| {
+            let salt = argon2::password_hash::generate_salt();
+            let mut output = [0_u8; Output::MAX_LENGTH];
+            let length = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+            let output = output
+                .get_mut(..length)
+                .ok_or_else(|| HashError::Params(format!("output length {length}")))?;
+            let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+            compute(&argon, password.expose_secret().as_bytes(), &salt, output, memory)
+                .map_err(|e| HashError::Hash(e.to_string()))?;
+            let phc = PasswordHash {
+                algorithm: argon2::ARGON2ID_IDENT,
+                version: Some(Version::V0x13.into()),
+                params: ParamsString::try_from(&params).map_err(|e| HashError::Hash(e.to_string()))?,
+                salt: Some(Salt::new(&salt).map_err(|e| HashError::Hash(e.to_string()))?),
+                hash: Some(Output::new(output).map_err(|e| HashError::Hash(e.to_string()))?),
+            };
+            Ok(phc.to_string())
         })
         .await
     }
@@ -110,12 +132,10 @@ impl PasswordHasher {
         let stored: Arc<str> = stored.map_or_else(|| self.dummy.clone(), Arc::from);
         let password = password.clone();
         let wanted = self.params.clone();
-        self.run("verify", move || {
+        self.run("verify", move |memory| {
             let hash = PasswordHash::new(&stored).map_err(|e| HashError::Stored(e.to_string()))?;
             // The hash's own parameters are used to verify, whatever is configured now.
-            let matches = Argon2::default()
-                .verify_password(password.expose_secret().as_bytes(), &hash)
-                .is_ok();
+            let matches = matches_stored(&hash, password.expose_secret().as_bytes(), memory)?;
             let matches = matches && known;
             Ok(Verified {
                 matches,
@@ -125,14 +145,11 @@ impl PasswordHasher {
         .await
     }
 
-    fn argon(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
-    }
-
-    /// Runs `work` on the blocking pool once a permit is free, and records its duration.
+    /// Runs `work` on the blocking pool once a permit is free, with that permit's working
+    /// memory, and records its duration.
     async fn run<T, F>(&self, operation: &'static str, work: F) -> Result<T, HashError>
     where
-        F: FnOnce() -> Result<T, HashError> + Send + 'static,
+        F: FnOnce(&mut Vec<Block>) -> Result<T, HashError> + Send + 'static,
         T: Send + 'static,
     {
         let permit = self
@@ -141,9 +158,17 @@ impl PasswordHasher {
             .acquire_owned()
             .await
             .map_err(|e| HashError::Task(e.to_string()))?;
+        let pool = Arc::clone(&self.memory);
         let started = Instant::now();
         let outcome = tokio::task::spawn_blocking(move || {
-            let outcome = work();
+            // With a permit held there is a free buffer, unless this is one of the first hashes.
+            let mut memory = pool
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()
+                .unwrap_or_default();
+            let outcome = work(&mut memory);
+            pool.lock().unwrap_or_else(PoisonError::into_inner).push(memory);
             drop(permit);
             outcome
         })
@@ -153,6 +178,49 @@ impl PasswordHasher {
             .record(started.elapsed().as_secs_f64());
         outcome
     }
+}
+
+/// Hashes `password` with `salt` into `output`, using (and if need be growing) `memory`.
+fn compute(
+    argon: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    output: &mut [u8],
+    memory: &mut Vec<Block>,
+) -> Result<(), argon2::Error> {
+    let needed = argon.params().block_count();
+    if memory.len() < needed {
+        memory.resize(needed, Block::default());
+    }
+    argon.hash_password_into_with_memory(password, salt, output, &mut memory[..needed])
+}
+
+/// Whether `password` hashes to `stored` with `stored`'s own algorithm, version and costs.
+fn matches_stored(
+    stored: &PasswordHash,
+    password: &[u8],
+    memory: &mut Vec<Block>,
+) -> Result<bool, HashError> {
+    let unreadable = |e: &dyn std::fmt::Display| HashError::Stored(e.to_string());
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+        return Err(HashError::Stored("no salt or no hash".to_owned()));
+    };
+    let algorithm = Algorithm::try_from(stored.algorithm.as_str()).map_err(|e| unreadable(&e))?;
+    let version = stored
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| unreadable(&e))?
+        .unwrap_or_default();
+    let params = Params::try_from(stored).map_err(|e| unreadable(&e))?;
+    let argon = Argon2::new(algorithm, version, params);
+    let mut output = [0_u8; Output::MAX_LENGTH];
+    let output = output
+        .get_mut(..expected.len())
+        .ok_or_else(|| HashError::Stored("hash too long".to_owned()))?;
+    compute(&argon, password, salt, output, memory).map_err(|e| unreadable(&e))?;
+    // `Output`'s equality is constant-time.
+    Ok(Output::new(output).is_ok_and(|computed| &computed == expected))
 }
 
 /// Whether `hash` is not argon2id v19 or any of its costs is below `wanted`'s.
@@ -212,6 +280,50 @@ mod tests {
             .await
             .expect("verify");
         assert!(!wrong.matches);
+    }
+
+    #[tokio::test]
+    async fn hashes_agree_with_the_argon2_crates_own_hasher_and_verifier() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = PasswordHasher::new(&settings(256, 2)).await.expect("hasher");
+        let ours = hasher.hash(&secret("correct horse")).await.expect("hash");
+        let reference = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(256, 2, 1, None).expect("params"),
+        );
+        let parsed = PasswordHash::new(&ours).expect("phc");
+        assert!(reference.verify_password(b"correct horse", &parsed).is_ok());
+        assert!(reference.verify_password(b"correct horsf", &parsed).is_err());
+
+        let theirs = reference
+            .hash_password(b"battery staple")
+            .expect("reference hash")
+            .to_string();
+        let outcome = hasher
+            .verify(&secret("battery staple"), Some(&theirs))
+            .await
+            .expect("verify");
+        assert!(outcome.matches);
+    }
+
+    #[tokio::test]
+    async fn working_memory_is_reused_and_bounded_by_the_permits() {
+        let hasher = PasswordHasher::new(&settings(256, 1)).await.expect("hasher");
+        let mut hashes = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let hasher = hasher.clone();
+            hashes.spawn(async move { hasher.hash(&secret(&format!("password number {i}"))).await });
+        }
+        while let Some(hash) = hashes.join_next().await {
+            hash.expect("task").expect("hash");
+        }
+        let buffers = hasher.memory.lock().expect("pool").len();
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert!(
+            (1..=cores).contains(&buffers),
+            "{buffers} buffers for {cores} permits"
+        );
     }
 
     #[tokio::test]
