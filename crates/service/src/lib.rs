@@ -11,15 +11,18 @@
 //! ([`ListenConfig`]) and is a kernel [`Component`]: `start` serves and registers, `stop`
 //! deregisters. [`SharedRuntime`] is what the services of one process share: the event bus, the
 //! clients of their peers behind the permission cache, and the access-token verifier.
+//! [`audit_unaudited_mutations`] records the authenticated changes no handler audited.
 
 mod host;
 mod http_component;
 mod listen;
+mod mutation_audit;
 mod runtime;
 mod standalone;
 
 pub use host::{GrpcRoutes, HostError, HostedService, ServiceHost};
 pub use http_component::HttpComponent;
 pub use listen::{ListenConfig, listen_config};
+pub use mutation_audit::{MutationAuditor, audit_unaudited_mutations};
 pub use runtime::{RuntimeError, SharedRuntime};
 pub use standalone::{BoxError, BuildService, EVENT_BUS_CAPACITY, run_standalone};

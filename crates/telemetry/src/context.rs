@@ -2,9 +2,11 @@
 //!
 //! A server middleware runs each request inside [`scope`]; anything the request's task calls
 //! (an outgoing gRPC call, a publish to the error bus) reads them with [`current`]. The user id is
-//! filled in later by authentication, hence the interior cell.
+//! filled in later by authentication, hence the interior cell; so is whether the request's work
+//! wrote an audit record (a middleware audits the authenticated mutations that did not).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// The header (HTTP) and metadata key (gRPC) carrying the request id, in and out.
@@ -41,6 +43,7 @@ tokio::task_local! {
 pub struct RequestContext {
     request_id: Arc<str>,
     user_id: Arc<OnceLock<String>>,
+    audited: Arc<AtomicBool>,
 }
 
 impl RequestContext {
@@ -49,6 +52,7 @@ impl RequestContext {
         Self {
             request_id: request_id.into(),
             user_id: Arc::default(),
+            audited: Arc::default(),
         }
     }
 
@@ -67,6 +71,16 @@ impl RequestContext {
         let user_id = user_id.into();
         tracing::Span::current().record("user_id", user_id.as_str());
         let _ = self.user_id.set(user_id);
+    }
+
+    /// Notes that the request's work wrote an audit record of what it did.
+    pub fn mark_audited(&self) {
+        self.audited.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`mark_audited`](Self::mark_audited) was called for this request.
+    pub fn is_audited(&self) -> bool {
+        self.audited.load(Ordering::Relaxed)
     }
 }
 
@@ -96,6 +110,11 @@ mod tests {
                 current().and_then(|c| c.user_id().map(str::to_owned)).as_deref(),
                 Some("user-7")
             );
+            assert!(!seen.is_audited());
+            if let Some(context) = current() {
+                context.mark_audited();
+            }
+            assert!(seen.is_audited(), "clones share the request's state");
         })
         .await;
         assert!(current().is_none());

@@ -170,13 +170,16 @@ impl AuthService {
     /// The REST routes of DESIGN §9 (`/api/v1/auth/…`, `/.well-known/jwks.json`,
     /// `DELETE /api/v1/users/{id}/sessions`), state applied, without ops routes or the stack.
     pub fn router(&self) -> axum::Router {
-        rest::router(
+        let routes = rest::router(
             rest::RestState {
                 engine: self.engine.clone(),
                 verifier: self.verifier.clone(),
             },
             self.guard.clone(),
-        )
+        );
+        let auditor =
+            keel_service::MutationAuditor::new(self.engine.db.clone(), SERVICE, self.engine.relay.clone());
+        keel_service::audit_unaudited_mutations(routes, auditor)
     }
 
     /// The tonic service to add to the gRPC server.

@@ -102,12 +102,13 @@ impl AuthzService {
     /// `/api/v1/users/{id}/roles…`, `/api/v1/users/{id}/permissions`, `/api/v1/permissions`),
     /// without ops routes or the middleware stack.
     pub fn router(&self) -> axum::Router {
-        rest::router(RestState {
+        let routes = rest::router(RestState {
             engine: self.engine.clone(),
             verifier: self.deps.verifier.clone(),
             guard: PermissionGuard::new(self.local_client()),
             identity: self.deps.clients.identity.clone(),
-        })
+        });
+        keel_service::audit_unaudited_mutations(routes, self.engine.mutation_auditor())
     }
 
     /// The tonic service implementing `keel.authz.v1.AuthzService`.

@@ -165,7 +165,12 @@ impl IdentityService {
     /// The REST routes under `/api/v1/users` (DESIGN §9), state applied, without ops routes or
     /// the middleware stack.
     pub fn router(&self) -> axum::Router {
-        rest::router(self.rest.clone())
+        let auditor = keel_service::MutationAuditor::new(
+            self.identity.db.clone(),
+            SERVICE_NAME,
+            self.identity.waker.clone(),
+        );
+        keel_service::audit_unaudited_mutations(rest::router(self.rest.clone()), auditor)
     }
 
     /// The gRPC service `keel.identity.v1.IdentityService`.

@@ -39,11 +39,19 @@ impl Outbox {
     /// limits and oversized metadata is replaced by a marker, here, before the record is queued:
     /// a record the audit service would reject could never be delivered and would hold back every
     /// later record of the store (delivery keeps order).
+    ///
+    /// Marks the current request (if any) as audited, so the middleware that audits authenticated
+    /// mutations no handler audited (`keel_service::audit_unaudited_mutations`) does not record it
+    /// a second time.
     pub async fn enqueue_audit<C: ConnectionTrait>(conn: &C, record: &AuditRecord) -> Result<(), EventError> {
         validate_topic(&record.action)?;
         let record = within_audit_limits(record);
         let payload = serde_json::to_string(&record).map_err(EventError::Payload)?;
-        insert(conn, entity::KIND_AUDIT, &record.action, payload).await
+        insert(conn, entity::KIND_AUDIT, &record.action, payload).await?;
+        if let Some(request) = keel_telemetry::context::current() {
+            request.mark_audited();
+        }
+        Ok(())
     }
 }
 

@@ -59,6 +59,12 @@ pub(crate) struct Authz {
 }
 
 impl Authz {
+    /// Where authz's REST routes record authenticated changes no handler audited (denials, for
+    /// instance): authz's own outbox.
+    pub(crate) fn mutation_auditor(&self) -> keel_service::MutationAuditor {
+        keel_service::MutationAuditor::new(self.db.clone(), crate::SERVICE_NAME, self.relay.clone())
+    }
+
     /// An engine over `db`, caching permissions for `cache_ttl` and waking `relay` after commits.
     pub(crate) fn new(db: DatabaseConnection, cache_ttl: Duration, relay: RelayWaker) -> Self {
         Self {

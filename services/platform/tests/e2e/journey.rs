@@ -141,3 +141,74 @@ fn has_action(items: &[Value], action: &str, user_id: &str, role_id: &str) -> bo
                 .any(|id| record["target_id"] == *id || record["actor_id"] == *id)
     })
 }
+
+#[tokio::test]
+async fn an_authenticated_change_no_handler_audits_is_recorded_once_by_the_service() {
+    let platform = Platform::start().await;
+    let email = unique_email("net");
+    let password = "audit net passphrase 7";
+    let user = platform.register(&email, password).await;
+    let user_id = user["id"].as_str().expect("id").to_owned();
+    let user_token = access_token(&platform.login(&email, password).await);
+    let admin = platform.admin_token().await;
+
+    // An allowed change: its handler audits it (authz.role.created), so the net adds nothing.
+    let created = platform
+        .call(
+            Method::POST,
+            "/api/v1/roles",
+            Some(&admin),
+            Some(json!({"name": "net-checked", "permissions": []})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+
+    // Then a denied attempt: authz's handler never ran, so no record of its own. authz's outbox
+    // delivers in order, so once this record is in, any record of the change above is too.
+    let denied = platform
+        .call(
+            Method::POST,
+            "/api/v1/roles",
+            Some(&user_token),
+            Some(json!({"name": "sneaky", "permissions": []})),
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.body);
+    let records = platform
+        .audit_until(&admin, "action=authz.request.completed", |items| {
+            items.iter().any(|r| r["actor_id"] == user_id.as_str())
+        })
+        .await;
+    let attempt = records
+        .iter()
+        .find(|r| r["actor_id"] == user_id.as_str())
+        .expect("the denied attempt");
+    assert_eq!(attempt["target_id"], "/api/v1/roles");
+    assert_eq!(attempt["metadata"]["status"], 403);
+    assert_eq!(attempt["metadata"]["method"], "POST");
+    assert_eq!(attempt["metadata"]["route"], "/api/v1/roles");
+    assert!(attempt["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+
+    let role_id = created.body["id"].as_str().expect("role id").to_owned();
+    let created_records = platform
+        .audit_until(&admin, "action=authz.role.created", |items| {
+            items.iter().any(|r| r["target_id"] == role_id.as_str())
+        })
+        .await;
+    let creation = created_records
+        .iter()
+        .find(|r| r["target_id"] == role_id.as_str())
+        .expect("the creation record");
+    let request_id = creation["request_id"].as_str().expect("request id");
+    let same_request = platform
+        .audit_until(&admin, &format!("request_id={request_id}"), |items| {
+            !items.is_empty()
+        })
+        .await;
+    assert_eq!(
+        same_request.len(),
+        1,
+        "the audited change is recorded once: {same_request:?}"
+    );
+    platform.stop().await;
+}
