@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Makes sure the servers Keel's tests talk to are up, and that promtool is installed.
+# Makes sure the servers Keel's tests talk to are up, and that promtool and etcd are installed.
 #
 #   ./scripts/ensure-services.sh        check (and if need be start) everything, then exit
 #   source scripts/ensure-services.sh   only define the keel_* functions (scripts/test.sh does this)
 #
-# For each server the address comes from DATABASE_URL / REDIS_URL / NATS_URL (defaults below).
+# For each server the address comes from DATABASE_URL / REDIS_URL / NATS_URL / ETCD_URL (defaults
+# below).
 # A server that already answers is left alone, so running this is a no-op on a normal machine.
 # One that does not answer is started with its local start command, but only when the address is on
 # this machine and that command exists (guarded with `command -v`): in GitHub Actions the servers are
@@ -17,6 +18,7 @@
 KEEL_DEFAULT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/test"
 KEEL_DEFAULT_REDIS_URL="redis://127.0.0.1:6379"
 KEEL_DEFAULT_NATS_URL="nats://127.0.0.1:4222"
+KEEL_DEFAULT_ETCD_URL="http://127.0.0.1:2379"
 
 keel_log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -207,6 +209,61 @@ keel_ensure_nats() {
     keel_log "NATS at $host:$port is ready (JetStream on)"
 }
 
+# --- etcd ----------------------------------------------------------------------------------------
+
+# The registry's etcd backend is tested against a real etcd (Debian's etcd-server, 3.4 on bookworm).
+keel_etcd_ready() {
+    local url=$1 host=$2 port=$3
+    if command -v curl >/dev/null 2>&1; then
+        [[ $(curl -fsS -m 3 "${url%%,*}/health" 2>/dev/null) == *'"health":"true"'* ]]
+    else
+        keel_tcp_open "$host" "$port"
+    fi
+}
+
+# Installs etcd-server with apt-get when there is no etcd binary.
+keel_install_etcd() {
+    command -v etcd >/dev/null 2>&1 && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        keel_log "etcd is missing and there is no apt-get: install etcd (3.4 or later) yourself"
+        return 1
+    fi
+    keel_log "installing etcd (Debian package etcd-server)"
+    if ! keel_as_root apt-get update -q </dev/null ||
+        ! keel_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            etcd-server </dev/null; then
+        keel_log "could not install the etcd-server package"
+        return 1
+    fi
+    command -v etcd >/dev/null 2>&1
+}
+
+# Starts a one-member etcd in the background on 127.0.0.1:PORT (peers on PORT+1), its data and log
+# under /var/tmp/keel-etcd. No root needed.
+keel_start_etcd() {
+    local port=$1 peer=$(($1 + 1)) dir=/var/tmp/keel-etcd
+    keel_install_etcd || return 1
+    keel_log "starting etcd on port $port (data and log in $dir)"
+    mkdir -p "$dir"
+    nohup etcd --name keel-test --data-dir "$dir/data" \
+        --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
+        --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+        --initial-cluster "keel-test=http://127.0.0.1:$peer" >>"$dir/etcd.log" 2>&1 </dev/null &
+    disown 2>/dev/null || true
+}
+
+keel_ensure_etcd() {
+    local url=${ETCD_URL:-$KEEL_DEFAULT_ETCD_URL} host port
+    read -r host port < <(keel_url_host_port "$url" 2379)
+    if ! keel_etcd_ready "$url" "$host" "$port"; then
+        if keel_is_local "$host"; then
+            keel_start_etcd "$port" || keel_log "could not start etcd; waiting in case it is starting"
+        fi
+        keel_wait_for "etcd at $host:$port" keel_etcd_ready "$url" "$host" "$port" || return 1
+    fi
+    keel_log "etcd at $host:$port is ready"
+}
+
 # --- promtool ----------------------------------------------------------------------------------
 
 # Tests check the /metrics output with `promtool check metrics`; promtool comes with the Debian
@@ -231,12 +288,13 @@ keel_ensure_promtool() {
 
 # --- everything --------------------------------------------------------------------------------
 
-# Checks every server and promtool, reports each failure, and fails if any failed.
+# Checks every server (etcd included) and promtool, reports each failure, and fails if any failed.
 keel_ensure_services() {
     local failed=()
     keel_ensure_postgres || failed+=(PostgreSQL)
     keel_ensure_redis || failed+=(Redis)
     keel_ensure_nats || failed+=(NATS)
+    keel_ensure_etcd || failed+=(etcd)
     keel_ensure_promtool || failed+=(promtool)
     if ((${#failed[@]})); then
         keel_log "not available: ${failed[*]}"

@@ -5,12 +5,13 @@
 #   ./scripts/test.sh -p keel-config       cargo test arguments pass through ...
 #   ./scripts/test.sh -- --nocapture       ... and so do test-harness arguments after `--`
 #
-# It makes sure PostgreSQL, Redis and NATS JetStream answer (starting local ones that stopped, see
-# scripts/ensure-services.sh) and that promtool is installed, points the tests at those servers
-# (DATABASE_URL, REDIS_URL, NATS_URL; a value you set yourself wins) and sets KEEL_REQUIRE_SERVERS=1,
-# so a test that needs a server fails instead of printing `SKIPPED:` and passing. Then it runs
-# `cargo test` on every target, and the doc tests, which `--all-targets` leaves out. Plain cargo test
-# rather than nextest: it runs doc tests too and is what every contributor already knows.
+# It makes sure PostgreSQL, Redis, NATS JetStream and etcd answer (starting local ones that stopped,
+# installing etcd if need be, see scripts/ensure-services.sh) and that promtool is installed, points
+# the tests at those servers (DATABASE_URL, REDIS_URL, NATS_URL, ETCD_URL; a value you set yourself
+# wins) and sets KEEL_REQUIRE_SERVERS=1, so a test that needs a server fails instead of printing
+# `SKIPPED:` and passing. Then it runs `cargo test` on every target, and the doc tests, which
+# `--all-targets` leaves out. Plain cargo test rather than nextest: it runs doc tests too and is what
+# every contributor already knows.
 # Exits non-zero on the first failure.
 set -euo pipefail
 
@@ -22,6 +23,7 @@ source scripts/ensure-services.sh
 export DATABASE_URL="${DATABASE_URL:-$KEEL_DEFAULT_DATABASE_URL}"
 export REDIS_URL="${REDIS_URL:-$KEEL_DEFAULT_REDIS_URL}"
 export NATS_URL="${NATS_URL:-$KEEL_DEFAULT_NATS_URL}"
+export ETCD_URL="${ETCD_URL:-$KEEL_DEFAULT_ETCD_URL}"
 
 keel_ensure_services
 

@@ -25,9 +25,10 @@ mod redact;
 pub use error::ConfigError;
 pub use loader::{AdminSeed, Config, ConfigLoader};
 pub use model::{
-    AppConfig, CorsConfig, DatabaseConfig, DatabaseOverride, ErrorBusConfig, GrpcConfig, HealthConfig,
-    HttpConfig, KernelConfig, LogConfig, LogFormat, PoolConfig, RegistryConfig, RegistryKind,
-    SecurityHeadersConfig, TelemetryConfig, TraceExporter, TracesConfig,
+    AppConfig, ConsulConfig, CorsConfig, DatabaseConfig, DatabaseOverride, ErrorBusConfig, EtcdConfig,
+    GrpcConfig, HealthConfig, HttpConfig, KernelConfig, KubernetesConfig, LogConfig, LogFormat,
+    PoolConfig, RegistryConfig, RegistryKind, SecurityHeadersConfig, TelemetryConfig, TraceExporter,
+    TracesConfig,
 };
 pub use redact::redact_value;
 /// Re-exported so callers can hold secrets without naming `secrecy` themselves.

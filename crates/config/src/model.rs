@@ -11,6 +11,10 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod registry;
+
+pub use registry::{ConsulConfig, EtcdConfig, KubernetesConfig, RegistryConfig, RegistryKind};
+
 /// Everything the kernel reads from configuration.
 #[derive(Debug, Clone, Deserialize)]
 pub struct KernelConfig {
@@ -228,25 +232,6 @@ pub struct PoolConfig {
     pub idle_timeout_secs: u64,
 }
 
-/// Service discovery settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistryConfig {
-    /// Which backend.
-    pub kind: RegistryKind,
-    /// For `static`: service name → instance addresses (`host:port`).
-    #[serde(default)]
-    pub services: BTreeMap<String, Vec<String>>,
-}
-
-/// Registry backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RegistryKind {
-    /// Addresses from configuration plus in-process registrations (the embedded default).
-    Static,
-}
-
 /// A problem found by validation: the key and what is wrong.
 pub(crate) struct Violation {
     pub(crate) key: &'static str,
@@ -336,6 +321,7 @@ impl KernelConfig {
             "database.pool.min_connections",
             "must not exceed database.pool.max_connections",
         );
+        found.extend(self.registry.violations());
         found
     }
 }

@@ -3,7 +3,9 @@
 use std::fs;
 use std::path::Path;
 
-use keel_config::{ConfigError, ConfigLoader, ExposeSecret, LogFormat, TraceExporter};
+use keel_config::{
+    ConfigError, ConfigLoader, ExposeSecret, LogFormat, RegistryConfig, RegistryKind, TraceExporter,
+};
 
 /// Copies the repository's real configuration files into a temporary directory, so the tests check
 /// the files we ship, and lets a test change them.
@@ -242,4 +244,65 @@ fn the_admin_to_seed_comes_from_its_variables_and_stays_out_of_the_redacted_view
         .load()
         .expect("loads");
     assert!(blank.admin_seed().email.is_none(), "a blank variable is unset");
+}
+
+#[test]
+fn the_shipped_registry_section_is_the_built_in_default() {
+    let dir = shipped_config();
+    let config = ConfigLoader::new(dir.path()).load().expect("loads");
+    let shipped = &config.kernel().registry;
+    let built_in = RegistryConfig::default();
+    assert_eq!(shipped.kind, RegistryKind::Static);
+    assert_eq!(shipped.request_timeout_ms, built_in.request_timeout_ms);
+    assert_eq!(shipped.etcd, built_in.etcd);
+    assert_eq!(shipped.consul, built_in.consul);
+    assert_eq!(shipped.kubernetes, built_in.kubernetes);
+}
+
+#[test]
+fn registry_backend_settings_come_from_variables_and_the_token_stays_secret() {
+    let dir = shipped_config();
+    let config = ConfigLoader::new(dir.path())
+        .with_var("KEEL_REGISTRY__KIND", "consul")
+        .with_var(
+            "KEEL_REGISTRY__ETCD__ENDPOINTS",
+            "[http://10.0.0.1:2379,http://10.0.0.2:2379]",
+        )
+        .with_var("KEEL_REGISTRY__CONSUL__ADDRESS", "https://consul.internal:8501")
+        .with_var("KEEL_REGISTRY__CONSUL__TOKEN", "acl-s3cr3t")
+        .with_var("KEEL_REGISTRY__KUBERNETES__SERVICES__IDENTITY", "keel-identity")
+        .load()
+        .expect("loads");
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+    let registry = &config.kernel().registry;
+    assert_eq!(registry.kind, RegistryKind::Consul);
+    assert_eq!(
+        registry.etcd.endpoints,
+        ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
+    );
+    assert_eq!(registry.consul.address, "https://consul.internal:8501");
+    assert_eq!(
+        registry.consul.token.as_ref().map(|t| t.expose_secret()),
+        Some("acl-s3cr3t")
+    );
+    assert_eq!(
+        registry.kubernetes.services.get("identity").map(String::as_str),
+        Some("keel-identity")
+    );
+    assert!(!format!("{registry:?}").contains("acl-s3cr3t"));
+    assert!(!config.redacted().to_string().contains("acl-s3cr3t"));
+}
+
+#[test]
+fn a_registry_setting_outside_the_backends_limits_names_its_key() {
+    let dir = shipped_config();
+    let message = ConfigLoader::new(dir.path())
+        .with_var("KEEL_REGISTRY__CONSUL__DEREGISTER_AFTER_SECS", "30")
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("registry.consul.deregister_after_secs"),
+        "{message}"
+    );
 }

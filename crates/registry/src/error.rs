@@ -27,6 +27,15 @@ pub enum RegistryError {
         /// The instance id both entries derive.
         id: String,
     },
+    /// The backend's settings cannot work (a URL that does not parse, in-cluster credentials
+    /// missing outside a cluster). Names the key and what is wrong.
+    #[error("{key}: {reason}")]
+    InvalidConfig {
+        /// The configuration key at fault, e.g. `registry.etcd.endpoints`.
+        key: String,
+        /// What is wrong and what is expected instead.
+        reason: String,
+    },
     /// A registration was refused because the instance is incomplete or malformed.
     #[error("cannot register instance `{id}` of service `{service}`: {reason}")]
     InvalidInstance {

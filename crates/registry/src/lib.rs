@@ -18,9 +18,20 @@
 //! [watch](ServiceRegistry::watch) them: the registry pushes every change, so a load balancer reads
 //! the current set on each request without asking the backend.
 //!
-//! Backends: `static` ([`StaticRegistry`], the embedded default: instances from configuration plus
-//! in-process registrations, optionally health-checked). etcd, Consul and Kubernetes backends are
-//! to come, behind the same trait.
+//! Backends, chosen by `registry.kind` (details and guarantees in `docs/discovery.md`):
+//! - `static` ([`StaticRegistry`], the embedded default): instances from configuration plus
+//!   in-process registrations, optionally health-checked by the process itself;
+//! - `etcd` ([`EtcdRegistry`]): instances as keys under leases their process keeps alive, followed
+//!   with etcd watches;
+//! - `consul` ([`ConsulRegistry`]): services of the local Consul agent with an HTTP or TTL check,
+//!   found through the health API with blocking queries;
+//! - `kubernetes` ([`KubernetesRegistry`]): the ready endpoints of a Service's EndpointSlices;
+//!   Kubernetes owns membership, so registering writes nothing.
+//!
+//! The remote backends connect lazily: building one never blocks or fails for an unreachable
+//! server; the first call reports it as [`RegistryError::Unavailable`]. Each keeps its background
+//! work (lease keep-alives, TTL-check heartbeats, one follower per watched service) in tasks that
+//! stop when the registry is dropped.
 //!
 //! ```
 //! use keel_registry::{ServiceInstance, ServiceRegistry, StaticRegistry};
@@ -53,14 +64,22 @@ use async_trait::async_trait;
 use keel_config::{RegistryConfig, RegistryKind};
 
 mod address;
+mod consul;
 mod error;
+mod etcd;
 mod health;
 mod instance;
+mod json_lines;
+mod kubernetes;
+mod remote;
 mod static_backend;
 
+pub use consul::ConsulRegistry;
 pub use error::RegistryError;
+pub use etcd::EtcdRegistry;
 pub use health::{HealthCheckSettings, HttpProbe, Probe};
 pub use instance::ServiceInstance;
+pub use kubernetes::{KubernetesRegistry, PodEnvironment};
 pub use static_backend::StaticRegistry;
 
 /// A snapshot of a service's healthy instances. Shared, so handing it to many readers copies a
@@ -130,10 +149,17 @@ pub trait ServiceRegistry: Send + Sync {
 ///
 /// The static backend is returned without health checks: configuration has no interval for them
 /// yet. To check health, build a [`StaticRegistry`] and call
-/// [`StaticRegistry::spawn_health_checks`] before sharing it.
+/// [`StaticRegistry::spawn_health_checks`] before sharing it. The Kubernetes backend takes its
+/// missing settings from this process's pod ([`PodEnvironment::from_process`]).
+///
+/// Fails with the backend's configuration error ([`RegistryError::InvalidAddress`],
+/// [`RegistryError::DuplicateInstance`], [`RegistryError::InvalidConfig`]); never contacts a server.
 pub fn build_registry(config: &RegistryConfig) -> Result<Arc<dyn ServiceRegistry>, RegistryError> {
     // No wildcard arm: a new kind must be wired here.
     match config.kind {
         RegistryKind::Static => Ok(Arc::new(StaticRegistry::from_config(config)?)),
+        RegistryKind::Etcd => Ok(Arc::new(EtcdRegistry::from_config(config)?)),
+        RegistryKind::Consul => Ok(Arc::new(ConsulRegistry::from_config(config)?)),
+        RegistryKind::Kubernetes => Ok(Arc::new(KubernetesRegistry::from_config(config)?)),
     }
 }

@@ -87,11 +87,7 @@ async fn audit_if_unaudited(
     }
     let record = AuditRecord {
         id: Uuid::now_v7(),
-        action: format!(
-            "{}.request.{}",
-            auditor.source,
-            method.as_str().to_ascii_lowercase()
-        ),
+        action: format!("{}.request.completed", auditor.source),
         actor_id: Some(actor),
         target_type: Some("path".to_owned()),
         target_id: Some(path),

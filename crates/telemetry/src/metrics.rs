@@ -81,4 +81,8 @@ fn describe() {
         "keel_db_query_errors_total",
         "Failed database queries by service."
     );
+    describe_counter!(
+        "keel_ratelimit_decisions_total",
+        "Rate-limit decisions by backend (memory, redis) and outcome (allowed, denied, unavailable)."
+    );
 }

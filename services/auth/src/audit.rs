@@ -14,6 +14,8 @@ const MAX_EMAIL_LEN: usize = 320;
 pub(crate) const LOGIN_SUCCEEDED: &str = "auth.login.succeeded";
 /// `auth.login.failed`
 pub(crate) const LOGIN_FAILED: &str = "auth.login.failed";
+/// A login refused unchecked because of earlier failures (the throttle).
+pub(crate) const LOGIN_THROTTLED: &str = "auth.login.throttled";
 /// `auth.logout.succeeded`
 pub(crate) const LOGOUT_SUCCEEDED: &str = "auth.logout.succeeded";
 /// `auth.refresh.reuse_detected`

@@ -74,6 +74,8 @@ pub(crate) struct Engine {
     pub(crate) relay: RelayWaker,
     /// Verifies access tokens against this service's own keys.
     pub(crate) verifier: Arc<TokenVerifier>,
+    /// Growing delays after failed logins.
+    pub(crate) throttle: crate::throttle::LoginThrottle,
 }
 
 impl Engine {

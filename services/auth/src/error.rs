@@ -21,6 +21,12 @@ pub enum AuthError {
     /// The password matched but the address is unverified and configuration requires verification.
     #[error("the e-mail address is not verified")]
     EmailNotVerified,
+    /// Too many failed logins for this account or from this address: wait before trying again.
+    #[error("too many failed logins; retry in {retry_after_secs} s")]
+    Throttled {
+        /// Seconds until the next attempt is checked.
+        retry_after_secs: u64,
+    },
     /// The refresh token is unknown, expired, of an ended session, or not the caller's.
     #[error("invalid refresh token")]
     InvalidRefreshToken,
@@ -87,6 +93,12 @@ impl From<AuthError> for ServiceError {
                  then log in again"
                     .to_owned(),
             ),
+            AuthError::Throttled { retry_after_secs } => ServiceError::RateLimited {
+                message: "too many failed logins for this account or from this address; wait before \
+                          trying again"
+                    .to_owned(),
+                retry_after_secs: Some(retry_after_secs),
+            },
             AuthError::InvalidRefreshToken => ServiceError::Unauthenticated(
                 "the refresh token is invalid, expired or revoked; log in again".to_owned(),
             ),

@@ -36,6 +36,7 @@ mod rest;
 mod sessions;
 mod settings;
 mod store;
+mod throttle;
 mod tokens;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -146,6 +147,8 @@ impl AuthService {
             deps.clients.audit.clone(),
         );
         let user_events = deps.events.subscribe(topics::ALL_USER).await?;
+        let ratelimit: keel_ratelimit::RateLimitSettings = kernel.config().section("ratelimit")?;
+        let throttle = throttle::LoginThrottle::new(settings.login_throttle(), &ratelimit)?;
         let engine = Arc::new(Engine {
             db: db.connection().clone(),
             keys,
@@ -155,6 +158,7 @@ impl AuthService {
             clock: deps.clock,
             relay: relay.waker(),
             verifier: verifier.clone(),
+            throttle,
         });
         Ok(Self {
             engine,

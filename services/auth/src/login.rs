@@ -25,14 +25,26 @@ impl Engine {
         password: &SecretString,
         origin: &Origin,
     ) -> Result<TokenPair, AuthError> {
+        let ip = origin.ip.as_deref();
+        let wait = self.throttle.wait(email, ip).await;
+        if !wait.is_zero() {
+            let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            self.record_throttled_login(email, retry_after_secs, origin)
+                .await?;
+            return Err(AuthError::Throttled { retry_after_secs });
+        }
         let verdict = self
             .identity
             .verify_credentials(email, password)
             .await
             .map_err(AuthError::Identity)?;
         match verdict {
-            CredentialsVerdict::Valid(user) => self.start_session(user.id, origin).await,
+            CredentialsVerdict::Valid(user) => {
+                self.throttle.succeeded(email).await;
+                self.start_session(user.id, origin).await
+            }
             CredentialsVerdict::Invalid => {
+                self.throttle.failed(email, ip).await;
                 self.record_failed_login(email, None, "invalid_credentials", origin)
                     .await?;
                 Err(AuthError::InvalidCredentials)
@@ -81,6 +93,22 @@ impl Engine {
         self.audit(&txn, entry, origin, now).await?;
         self.commit(txn).await?;
         Ok(pair)
+    }
+
+    async fn record_throttled_login(
+        &self,
+        email: &str,
+        retry_after_secs: u64,
+        origin: &Origin,
+    ) -> Result<(), AuthError> {
+        let now = self.now();
+        let entry = Entry::new(audit::LOGIN_THROTTLED, None).metadata(json!({
+            "email": audit::recorded_email(email),
+            "retry_after_secs": retry_after_secs,
+        }));
+        let txn = self.db.begin().await?;
+        self.audit(&txn, entry, origin, now).await?;
+        self.commit(txn).await
     }
 
     async fn record_failed_login(

@@ -32,6 +32,9 @@ pub(crate) struct AuthSettings {
     /// An Ed25519 private key (PKCS#8 PEM text) to sign with; empty to generate and store keys.
     /// Usually given as a secret file: `KEEL_AUTH__SIGNING_PRIVATE_KEY_FILE=/run/secrets/auth.pem`.
     signing_private_key: SecretString,
+    /// Growing delays after failed logins, per account and per client address.
+    #[serde(default)]
+    login_throttle: crate::throttle::LoginThrottleSettings,
 }
 
 impl AuthSettings {
@@ -101,6 +104,11 @@ impl AuthSettings {
         Duration::from_secs(u64::from(self.key_rotation_days) * 86_400)
     }
 
+    /// The failed-login throttle's settings.
+    pub(crate) fn login_throttle(&self) -> &crate::throttle::LoginThrottleSettings {
+        &self.login_throttle
+    }
+
     /// The configured private key (PEM), when there is one.
     pub(crate) fn signing_private_key(&self) -> Option<&str> {
         let pem = self.signing_private_key.expose_secret().trim();
@@ -119,6 +127,7 @@ mod tests {
             refresh_reuse_grace_secs: 0,
             key_rotation_days: 30,
             signing_private_key: SecretString::from(String::new()),
+            login_throttle: crate::throttle::LoginThrottleSettings::default(),
         }
     }
 

@@ -47,6 +47,16 @@ pub struct IdentitySettings {
     pub mail_from: String,
     /// argon2id costs.
     pub password_hash: PasswordHashSettings,
+    /// Most password-reset requests per e-mail address, e.g. `"3/hour"` (whether or not the
+    /// account exists); more answer 429. Counted where `ratelimit.backend` says.
+    #[serde(default = "default_reset_requests_per_address")]
+    pub reset_requests_per_address: keel_ratelimit::Quota,
+}
+
+/// Three reset e-mails an hour per address: enough for a user who lost one, too few to flood a
+/// mailbox.
+fn default_reset_requests_per_address() -> keel_ratelimit::Quota {
+    keel_ratelimit::Quota::new(3, std::time::Duration::from_secs(3_600)).expect("3 per hour is a valid quota")
 }
 
 /// A setting that cannot work.
@@ -127,6 +137,7 @@ mod tests {
                 iterations: 2,
                 parallelism: 1,
             },
+            reset_requests_per_address: default_reset_requests_per_address(),
         }
     }
 

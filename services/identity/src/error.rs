@@ -53,6 +53,12 @@ pub enum IdentityError {
     /// The store could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] keel_db::DbError),
+    /// Too many reset requests for this address lately.
+    #[error("too many password reset requests; retry in {retry_after_secs} s")]
+    TooManyResetRequests {
+        /// Seconds until the next request is accepted.
+        retry_after_secs: u64,
+    },
 }
 
 impl IdentityError {
@@ -103,6 +109,11 @@ impl From<IdentityError> for ServiceError {
                 ServiceError::AlreadyExists("an account with this e-mail address exists".to_owned())
             }
             IdentityError::UserNotFound => ServiceError::NotFound("no such user".to_owned()),
+            IdentityError::TooManyResetRequests { retry_after_secs } => ServiceError::RateLimited {
+                message: "too many password reset requests for this address; wait before asking again"
+                    .to_owned(),
+                retry_after_secs: Some(retry_after_secs),
+            },
             IdentityError::WrongPassword => {
                 ServiceError::PermissionDenied("the current password is wrong".to_owned())
             }

@@ -139,6 +139,13 @@ impl IdentityService {
             deps.clients.audit.clone(),
         );
         let registration = settings.registration;
+        let ratelimit: keel_ratelimit::RateLimitSettings = kernel
+            .config()
+            .section("ratelimit")
+            .map_err(|e| IdentityError::Config(e.to_string()))?;
+        let reset_limiter = ratelimit
+            .limiter("identity-reset")
+            .map_err(|e| IdentityError::Config(e.to_string()))?;
         let identity = Arc::new(Identity {
             db: database.connection().clone(),
             settings,
@@ -147,6 +154,7 @@ impl IdentityService {
             clock: deps.clock,
             auth: deps.clients.auth.clone(),
             waker: relay.waker(),
+            reset_limiter,
             tasks: TaskTracker::new(),
         });
         let rest = rest::RestState {

@@ -68,6 +68,60 @@ async fn unknown_email_and_wrong_password_get_the_same_401_and_are_audited(
 }
 
 #[tokio::test]
+async fn failed_logins_past_the_free_ones_are_throttled_with_retry_after_and_audited() -> anyhow::Result<()> {
+    let store = Store::sqlite()?;
+    let app = TestApp::spawn(
+        &store,
+        &[("KEEL_AUTH__LOGIN_THROTTLE__ACCOUNT__FREE_FAILURES", "2")],
+    )
+    .await?;
+    app.peers.identity.add("ada@example.com", "correct horse", true);
+
+    for _ in 0..3 {
+        let wrong = app.login("ada@example.com", "battery staple").await?;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    }
+    // The third failure costs a delay: the next attempt is not even checked, right password or not.
+    let throttled = app.login("ADA@example.com", "correct horse").await?;
+    assert_eq!(
+        throttled.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        throttled.body
+    );
+    assert_eq!(throttled.headers["content-type"], "application/problem+json");
+    assert_eq!(throttled.headers["retry-after"], "1");
+    assert_eq!(throttled.body["type"], "urn:keel:problem:rate-limited");
+    assert_eq!(
+        app.audit_actions().await?,
+        [
+            "auth.login.failed",
+            "auth.login.failed",
+            "auth.login.failed",
+            "auth.login.throttled"
+        ]
+    );
+    assert_eq!(app.count("sessions").await?, 0);
+
+    // Another account from the same address is not slowed (20 free failures per address).
+    app.peers.identity.add("bob@example.com", "tr0ub4dor&3", true);
+    let other = app.login("bob@example.com", "tr0ub4dor&3").await?;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.body);
+
+    // Once the delay has passed, the right password logs in and forgets the failures.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let ok = app.login("ada@example.com", "correct horse").await?;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let wrong_again = app.login("ada@example.com", "battery staple").await?;
+    assert_eq!(
+        wrong_again.status,
+        StatusCode::UNAUTHORIZED,
+        "failures were reset"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_unverified_email_is_403_with_a_clear_detail() -> anyhow::Result<()> {
     let store = Store::sqlite()?;
     let app = TestApp::spawn(&store, &[]).await?;

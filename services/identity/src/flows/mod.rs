@@ -57,6 +57,8 @@ pub(crate) struct Identity {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) auth: Arc<dyn AuthClient>,
     pub(crate) waker: RelayWaker,
+    /// Counts password-reset requests per address.
+    pub(crate) reset_limiter: Arc<dyn keel_ratelimit::RateLimiter>,
     /// Work finished after the answer (reset e-mails); waited for on shutdown.
     pub(crate) tasks: TaskTracker,
 }

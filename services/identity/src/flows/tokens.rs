@@ -63,6 +63,7 @@ impl Identity {
         origin: &Origin,
     ) -> Result<(), IdentityError> {
         let email = Email::parse(email).map_err(|p| IdentityError::field("email", p))?;
+        self.limit_reset_requests(&email).await?;
         let account = store::find_user_by_email(&self.db, email.as_str()).await?;
         let token = tokens::generate();
         let this = Arc::clone(self);
@@ -75,6 +76,28 @@ impl Identity {
         };
         self.tasks.spawn(work.instrument(tracing::Span::current()));
         Ok(())
+    }
+
+    /// Counts a reset request for `email` (whether or not it has an account, so the answer tells
+    /// nothing about that); refuses it past `identity.reset_requests_per_address`. A counter
+    /// store that cannot be reached lets the request through, logged and counted.
+    async fn limit_reset_requests(&self, email: &Email) -> Result<(), IdentityError> {
+        let key = reset_limit_key(email);
+        match self
+            .reset_limiter
+            .check(&key, self.settings.reset_requests_per_address)
+            .await
+        {
+            Ok(decision) if decision.allowed => Ok(()),
+            Ok(decision) => Err(IdentityError::TooManyResetRequests {
+                retry_after_secs: decision.retry_after_secs().unwrap_or(1),
+            }),
+            Err(error) => {
+                metrics::counter!("keel_identity_reset_limit_unavailable_total").increment(1);
+                tracing::warn!(%error, "reset-request limit unavailable; the request goes ahead");
+                Ok(())
+            }
+        }
     }
 
     /// Stores the reset token and sends its link; failures are logged (the caller has had its
@@ -158,4 +181,11 @@ impl Identity {
             .filter(|t| t.used_at.is_none() && t.expires_at > now)
             .ok_or(IdentityError::InvalidToken)
     }
+}
+
+/// The rate-limit key of an address: hex SHA-256 of it (no addresses in a shared Redis).
+fn reset_limit_key(email: &Email) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(email.as_str().as_bytes());
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -52,9 +52,21 @@ async fn the_own_profile_needs_a_token_and_can_be_read_and_renamed(backend: Back
         .await;
     sneaky.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
     let audit = app.audit_records().await;
-    let last = audit.last().expect("audit");
-    assert_eq!(last["action"], "identity.user.updated");
-    assert_eq!(last["actor_id"], id.to_string());
+    let actions: Vec<_> = audit
+        .iter()
+        .map(|r| r["action"].as_str().unwrap_or_default())
+        .collect();
+    let updated = audit
+        .iter()
+        .rfind(|r| r["action"] == "identity.user.updated")
+        .expect("the rename is audited");
+    assert_eq!(updated["actor_id"], id.to_string());
+    // The refused attempt is recorded too, by the audit net, with its status.
+    let refused = audit.last().expect("audit");
+    assert_eq!(refused["action"], "identity.request.completed", "{actions:?}");
+    assert_eq!(refused["actor_id"], id.to_string());
+    assert_eq!(refused["metadata"]["status"], 422);
+    assert_eq!(refused["metadata"]["method"], "PATCH");
     let events = app.events().await;
     assert_eq!(events.last().expect("event")["topic"], "platform.user.updated");
     app.finish().await;

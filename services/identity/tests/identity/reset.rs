@@ -18,6 +18,54 @@ on_both_backends!(
     a_password_change_retires_reset_links_sent_before_it,
 );
 
+#[tokio::test]
+async fn reset_requests_past_the_limit_per_address_are_429_alike_for_every_address() {
+    let Some(app) = TestApp::start(Backend::Sqlite).await else {
+        return;
+    };
+    app.register("known@example.com").await;
+    for email in ["known@example.com", "unknown@example.com"] {
+        for _ in 0..3 {
+            let reply = app
+                .post("/api/v1/users/password-reset", json!({"email": email}))
+                .await;
+            assert_eq!(reply.status, StatusCode::ACCEPTED, "{email}");
+        }
+        let refused = app
+            .post(
+                "/api/v1/users/password-reset",
+                json!({"email": email.to_uppercase()}),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{email}");
+        assert_eq!(refused.body["type"], "urn:keel:problem:rate-limited");
+        let retry_after: u64 = refused.headers["retry-after"]
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After in seconds");
+        assert!((1..=3_600).contains(&retry_after), "{retry_after}");
+    }
+    // Another address is not affected.
+    let other = app
+        .post(
+            "/api/v1/users/password-reset",
+            json!({"email": "other@example.com"}),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::ACCEPTED);
+    let mails = app.mails_eventually(4).await;
+    assert_eq!(
+        mails
+            .iter()
+            .filter(|m| m.contains("Subject: Reset your password"))
+            .count(),
+        3,
+        "one mail per accepted request for the known address only"
+    );
+    app.finish().await;
+}
+
 const NEW_PASSWORD: &str = "quartz-lantern-88-meadow";
 
 async fn login(app: &TestApp, email: &str, password: &str) -> bool {

@@ -1,5 +1,5 @@
-//! The registry as a caller sees it: built from configuration, registered into, discovered and
-//! watched, health-checked.
+//! The static backend: built from configuration, registered into, discovered and watched,
+//! health-checked.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -8,15 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use keel_config::{RegistryConfig, RegistryKind};
 use keel_registry::{
-    HealthCheckSettings, InstanceWatch, Probe, RegistryError, ServiceInstance, ServiceRegistry,
-    StaticRegistry, build_registry,
+    HealthCheckSettings, Probe, RegistryError, ServiceInstance, ServiceRegistry, StaticRegistry,
+    build_registry,
 };
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// How long a test waits for a change before failing: far longer than a change takes (a task
-/// switch, or a health-check round in paused time), short enough to fail fast.
-const PATIENCE: Duration = Duration::from_secs(10);
+use crate::support::{PATIENCE, TestResult, ids, instance, next};
 
 fn config(services: &[(&str, &[&str])]) -> RegistryConfig {
     let services: BTreeMap<String, Vec<String>> = services
@@ -26,26 +22,8 @@ fn config(services: &[(&str, &[&str])]) -> RegistryConfig {
     RegistryConfig {
         kind: RegistryKind::Static,
         services,
+        ..RegistryConfig::default()
     }
-}
-
-fn instance(service: &str, id: &str, http: u16) -> ServiceInstance {
-    ServiceInstance::new(service, id, "127.0.0.1")
-        .with_port(ServiceInstance::HTTP, http)
-        .with_version("0.1.0")
-}
-
-fn ids(instances: &[ServiceInstance]) -> Vec<&str> {
-    instances.iter().map(|i| i.id.as_str()).collect()
-}
-
-/// Waits for the next change, failing the test if none comes.
-async fn next(watch: &mut InstanceWatch) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    tokio::time::timeout(PATIENCE, watch.changed()).await??;
-    Ok(ids(&watch.borrow_and_update())
-        .into_iter()
-        .map(str::to_owned)
-        .collect())
 }
 
 #[tokio::test]

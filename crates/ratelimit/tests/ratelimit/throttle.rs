@@ -1,0 +1,124 @@
+//! The failure throttle: delays grow after the free failures, shrink with time, reset on success;
+//! in memory on a paused clock, and on a real Redis.
+
+use std::time::Duration;
+
+use keel_ratelimit::{
+    BackoffPolicy, InMemoryOptions, InMemoryThrottle, RateLimitError, RedisOptions, RedisThrottle, Throttle,
+};
+
+const NO_HANG: Duration = Duration::from_secs(10);
+
+/// Records `count` failures and returns the delay each one announced.
+async fn fail(throttle: &dyn Throttle, key: &str, count: usize) -> Vec<Duration> {
+    let mut delays = Vec::new();
+    for _ in 0..count {
+        delays.push(
+            throttle
+                .record_failure(key)
+                .await
+                .expect("the failure is recorded"),
+        );
+    }
+    delays
+}
+
+fn secs(delays: &[Duration]) -> Vec<u64> {
+    delays.iter().map(Duration::as_secs).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_memory_delays_grow_after_three_failures_and_reset_on_success() {
+    let throttle = InMemoryThrottle::new(BackoffPolicy::default(), InMemoryOptions::default());
+    assert_eq!(throttle.delay("account:a").await.unwrap(), Duration::ZERO);
+    let delays = fail(&throttle, "account:a", 10).await;
+    assert_eq!(secs(&delays), [0, 0, 0, 1, 2, 4, 8, 16, 30, 30]);
+    assert_eq!(
+        throttle.delay("account:a").await.unwrap(),
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        throttle.delay("account:b").await.unwrap(),
+        Duration::ZERO,
+        "keys are independent"
+    );
+
+    throttle.record_success("account:a").await.unwrap();
+    assert_eq!(throttle.delay("account:a").await.unwrap(), Duration::ZERO);
+    assert_eq!(secs(&fail(&throttle, "account:a", 4).await), [0, 0, 0, 1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_memory_delay_counts_down_from_the_last_failure_and_failures_are_forgotten() {
+    let policy = BackoffPolicy {
+        forget_after: Duration::from_secs(600),
+        ..BackoffPolicy::default()
+    };
+    let throttle = InMemoryThrottle::new(policy, InMemoryOptions::default());
+    fail(&throttle, "ip:192.0.2.1", 6).await;
+    assert_eq!(
+        throttle.delay("ip:192.0.2.1").await.unwrap(),
+        Duration::from_secs(4)
+    );
+    tokio::time::advance(Duration::from_secs(3)).await;
+    assert_eq!(
+        throttle.delay("ip:192.0.2.1").await.unwrap(),
+        Duration::from_secs(1)
+    );
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(throttle.delay("ip:192.0.2.1").await.unwrap(), Duration::ZERO);
+
+    tokio::time::advance(Duration::from_secs(600)).await;
+    let after_quiet = fail(&throttle, "ip:192.0.2.1", 4).await;
+    assert_eq!(secs(&after_quiet), [0, 0, 0, 1], "the count started over");
+}
+
+#[tokio::test]
+async fn redis_delays_grow_count_down_and_reset_on_success() {
+    let Some(url) = keel_testkit::server_url("REDIS_URL") else {
+        return;
+    };
+    let options = RedisOptions {
+        key_prefix: format!("{}:", keel_testkit::unique_name("throttle")),
+        timeout: Duration::from_secs(2),
+    };
+    let policy = BackoffPolicy {
+        forget_after: Duration::from_secs(60),
+        ..BackoffPolicy::default()
+    };
+    let throttle = RedisThrottle::open(&url, policy, options.clone()).unwrap();
+    let replica = RedisThrottle::open(&url, policy, options).unwrap();
+
+    assert_eq!(throttle.delay("account:a").await.unwrap(), Duration::ZERO);
+    let delays = fail(&throttle, "account:a", 6).await;
+    assert_eq!(secs(&delays), [0, 0, 0, 1, 2, 4]);
+    let seen_elsewhere = replica.delay("account:a").await.unwrap();
+    assert!(
+        seen_elsewhere > Duration::from_secs(3) && seen_elsewhere <= Duration::from_secs(4),
+        "another replica sees the same failures: {seen_elsewhere:?}"
+    );
+    assert_eq!(replica.delay("account:b").await.unwrap(), Duration::ZERO);
+
+    replica.record_success("account:a").await.unwrap();
+    assert_eq!(throttle.delay("account:a").await.unwrap(), Duration::ZERO);
+    assert_eq!(secs(&fail(&throttle, "account:a", 4).await), [0, 0, 0, 1]);
+    throttle.record_success("account:a").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_redis_throttle_that_cannot_reach_redis_gives_unavailable_without_hanging() {
+    let throttle = RedisThrottle::open(
+        "redis://127.0.0.1:1",
+        BackoffPolicy::default(),
+        RedisOptions::default(),
+    )
+    .unwrap();
+    let failure = tokio::time::timeout(NO_HANG, throttle.record_failure("account:a"))
+        .await
+        .expect("returns");
+    assert!(matches!(failure, Err(RateLimitError::Unavailable(_))));
+    let delay = tokio::time::timeout(NO_HANG, throttle.delay("account:a"))
+        .await
+        .expect("returns");
+    assert!(matches!(delay, Err(RateLimitError::Unavailable(_))));
+}
