@@ -30,6 +30,9 @@ export KEEL_LISTEN__AUTHZ__GRPC=127.0.0.1:19103
 export KEEL_LISTEN__AUDIT__GRPC=127.0.0.1:19104
 export KEEL_TELEMETRY__LOG__LEVEL=warn
 export KEEL_TELEMETRY__TRACES__EXPORTER=none
+# One client address sends every request here: the per-address rate limits and the failed-login
+# throttle would measure themselves, not the platform.
+export KEEL_GATEWAY__RATE_LIMITS__ENABLED=false
 
 "$target/release/platform" serve 2>"$data/platform.log" &
 platform=$!

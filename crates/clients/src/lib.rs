@@ -18,7 +18,8 @@
 //!   clients alike;
 //! - [`GrpcIdentityClient`], [`GrpcAuthClient`], [`GrpcAuthzClient`], [`GrpcAuditClient`] and
 //!   [`ServiceClients::connect`]: discovery through the registry (services `identity`, `auth`,
-//!   `authz`, `audit`, port `grpc`), round robin over healthy instances, the deadline and retries of
+//!   `authz`, `audit`, port `grpc`), balancing over healthy instances with ejection of unreachable
+//!   ones (`keel-balancer`), the deadline and retries of
 //!   a [`CallPolicy`], and a circuit breaker per client;
 //! - [`CachedAuthzClient`]: permission checks answered from a per-user cache, invalidated by the
 //!   caller's own writes and by [`CachedAuthzClient::invalidate_user`] /

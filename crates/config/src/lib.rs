@@ -26,9 +26,8 @@ pub use error::ConfigError;
 pub use loader::{AdminSeed, Config, ConfigLoader};
 pub use model::{
     AppConfig, ConsulConfig, CorsConfig, DatabaseConfig, DatabaseOverride, ErrorBusConfig, EtcdConfig,
-    GrpcConfig, HealthConfig, HttpConfig, KernelConfig, KubernetesConfig, LogConfig, LogFormat,
-    PoolConfig, RegistryConfig, RegistryKind, SecurityHeadersConfig, TelemetryConfig, TraceExporter,
-    TracesConfig,
+    GrpcConfig, HealthConfig, HttpConfig, KernelConfig, KubernetesConfig, LogConfig, LogFormat, PoolConfig,
+    RegistryConfig, RegistryKind, SecurityHeadersConfig, TelemetryConfig, TraceExporter, TracesConfig,
 };
 pub use redact::redact_value;
 /// Re-exported so callers can hold secrets without naming `secrecy` themselves.

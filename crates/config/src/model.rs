@@ -112,6 +112,10 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     /// Largest accepted request body; larger is 413.
     pub body_limit_bytes: usize,
+    /// Longest a client may take to send a request head (and the longest an idle keep-alive
+    /// connection is kept) on servers that apply it (the public gateway port); 0: no limit.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
     /// On shutdown, how long in-flight requests may take to finish.
     pub shutdown_grace_ms: u64,
     /// Whether responses are gzip-compressed when the client accepts it.
@@ -131,6 +135,15 @@ impl HttpConfig {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
     }
+    /// `header_read_timeout_ms` as a duration; `None` when 0 (no limit).
+    pub fn header_read_timeout(&self) -> Option<Duration> {
+        (self.header_read_timeout_ms > 0).then(|| Duration::from_millis(self.header_read_timeout_ms))
+    }
+}
+
+/// `http.header_read_timeout_ms` when the configuration does not say: hyper's own default.
+fn default_header_read_timeout_ms() -> u64 {
+    30_000
 }
 
 /// CORS settings; an empty `allowed_origins` disables CORS (no cross-origin access).

@@ -7,7 +7,8 @@
 //! - [`Problem`] is the RFC 9457 error body every endpoint returns; [`Json`] is the body extractor
 //!   whose rejections are problems with field paths.
 //! - [`Stack`] wraps a service's `Router` in the middleware stack, in a documented order.
-//! - [`HttpServer`] binds, serves with graceful shutdown and a drain deadline.
+//! - [`HttpServer`] binds, serves HTTP/1.1 and HTTP/2 (h2c) with graceful shutdown and a drain
+//!   deadline, within [`ConnectionLimits`] (header read timeout, header parser limits).
 //! - [`ops_router`] serves `/healthz`, `/ready` and `/metrics`.
 
 mod json;
@@ -22,4 +23,4 @@ pub use middleware::Stack;
 pub use ops::ops_router;
 pub use problem::{FieldError, Problem};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
-pub use server::{HttpError, HttpServer};
+pub use server::{ConnectionLimits, HttpError, HttpServer};

@@ -14,7 +14,8 @@
 //! 5. **panic catch**: a panicking handler becomes a 500 problem and one error-bus record.
 //! 6. **timeout**: a request over `http.request_timeout_ms` becomes a 503 problem.
 //! 7. **body limit**: a declared body over the limit is a 413 problem before the handler runs; an
-//!    undeclared (chunked) one is cut off by the same limit when the handler reads it.
+//!    undeclared (chunked) one is cut off by the same limit when the handler reads it. Left out by
+//!    [`Stack::without_body_limit`] for routers that limit bodies themselves (the gateway).
 //! 8. **compression**: gzip when the client accepts it.
 //!
 //! The stack is applied with `Router::layer`, which wraps each route (and the fallback), so the
@@ -51,12 +52,27 @@ const QUIET_ROUTES: &[&str] = &["/healthz", "/ready", "/metrics"];
 pub struct Stack {
     config: HttpConfig,
     error_bus: ErrorBus,
+    body_limit: bool,
 }
 
 impl Stack {
     /// A stack for a server configured by `config`, reporting unexpected errors to `error_bus`.
     pub fn new(config: HttpConfig, error_bus: ErrorBus) -> Self {
-        Self { config, error_bus }
+        Self {
+            config,
+            error_bus,
+            body_limit: true,
+        }
+    }
+
+    /// Leaves out step 7, the `http.body_limit_bytes` limit: for a router whose handlers limit
+    /// request bodies themselves, such as the gateway with its per-route limits (a route allowed
+    /// 200 MiB must not be refused at 10 MiB by the stack). Extractors then fall back to axum's
+    /// default limit (2 MB).
+    #[must_use]
+    pub fn without_body_limit(mut self) -> Self {
+        self.body_limit = false;
+        self
     }
 
     /// Wraps `router` in the stack and gives it problem+json answers for unknown routes (404) and
@@ -75,11 +91,15 @@ impl Stack {
             true => router.layer(CompressionLayer::new()),
             false => router,
         };
+        let router = match self.body_limit {
+            true => router
+                .layer(DefaultBodyLimit::max(limit))
+                .layer(middleware::from_fn(move |request: Request, next: Next| {
+                    reject_declared_oversize(limit, request, next)
+                })),
+            false => router,
+        };
         let router = router
-            .layer(DefaultBodyLimit::max(limit))
-            .layer(middleware::from_fn(move |request: Request, next: Next| {
-                reject_declared_oversize(limit, request, next)
-            }))
             .layer(middleware::from_fn(move |request: Request, next: Next| {
                 enforce_timeout(timeout, request, next)
             }))

@@ -1,11 +1,25 @@
-//! Binding and serving with graceful shutdown.
+//! Binding and serving with graceful shutdown, and the limits of the connections served.
+//!
+//! Why it serves connections itself rather than through `axum::serve`: the public port (the
+//! gateway) must close connections of clients that send their request head too slowly and bound
+//! the header sections it parses, and `axum::serve` exposes neither. The loop below is
+//! `axum::serve`'s (hyper-util's auto builder: HTTP/1.1 and HTTP/2 with prior knowledge, upgrades,
+//! the peer address as `ConnectInfo`) with those settings, [`ConnectionLimits`], added.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use tokio::net::TcpListener;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use keel_config::HttpConfig;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -23,16 +37,88 @@ pub enum HttpError {
     Serve(#[source] std::io::Error),
 }
 
+/// Limits of the connections an [`HttpServer`] accepts. The default is no header read timeout and
+/// hyper's own parser limits (100 header fields and a ~400 KB buffer for HTTP/1, a 16 KiB header
+/// list for HTTP/2).
+///
+/// A request over a parser limit is answered by the HTTP implementation itself (a bare 431 for
+/// HTTP/1, a stream reset or 431 for HTTP/2), before any handler runs: set these as backstops
+/// above the limits a handler checks with a problem+json answer (as the gateway does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionLimits {
+    /// Longest an HTTP/1 client may take to send a request head; the connection is closed when it
+    /// is over. The timer also runs while a keep-alive connection waits for its next request, so
+    /// it is the longest an idle client connection is kept too. `None`: no limit.
+    pub header_read_timeout: Option<Duration>,
+    /// Most header fields an HTTP/1 request may have; `None`: hyper's 100. Above 100 the parser
+    /// allocates its field table per request instead of using the stack.
+    pub max_headers: Option<usize>,
+    /// Largest HTTP/2 header list (RFC 9113 `SETTINGS_MAX_HEADER_LIST_SIZE`); `None`: 16 KiB.
+    pub max_header_list_bytes: Option<u32>,
+}
+
+impl ConnectionLimits {
+    /// The limits of the `http` section: `header_read_timeout_ms`; hyper's parser limits.
+    pub fn from_config(config: &HttpConfig) -> Self {
+        Self {
+            header_read_timeout: config.header_read_timeout(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the most header fields an HTTP/1 request may have.
+    #[must_use]
+    pub fn with_max_headers(mut self, max: usize) -> Self {
+        self.max_headers = Some(max);
+        self
+    }
+
+    /// Sets the largest HTTP/2 header list, in bytes.
+    #[must_use]
+    pub fn with_max_header_list_bytes(mut self, max: u32) -> Self {
+        self.max_header_list_bytes = Some(max);
+        self
+    }
+
+    /// The connection builder these limits configure.
+    fn builder(&self) -> Builder<TokioExecutor> {
+        let mut builder = Builder::new(TokioExecutor::new());
+        {
+            let mut http1 = builder.http1();
+            match self.header_read_timeout {
+                Some(timeout) => {
+                    http1.timer(TokioTimer::new()).header_read_timeout(timeout);
+                }
+                None => {
+                    http1.header_read_timeout(None);
+                }
+            }
+            if let Some(max) = self.max_headers {
+                http1.max_headers(max);
+            }
+        }
+        let mut http2 = builder.http2();
+        // As axum::serve: the CONNECT protocol, for WebSockets over HTTP/2.
+        http2.enable_connect_protocol();
+        if let Some(max) = self.max_header_list_bytes {
+            http2.max_header_list_size(max);
+        }
+        builder
+    }
+}
+
 /// A bound HTTP listener, ready to serve. Binding first and serving second lets a caller learn the
 /// port (bind to port 0 in tests) before requests flow.
 #[derive(Debug)]
 pub struct HttpServer {
     listener: TcpListener,
     address: SocketAddr,
+    limits: ConnectionLimits,
 }
 
 impl HttpServer {
-    /// Binds `address`.
+    /// Binds `address`, with the default [`ConnectionLimits`].
     pub async fn bind(address: SocketAddr) -> Result<Self, HttpError> {
         let listener = TcpListener::bind(address)
             .await
@@ -40,7 +126,18 @@ impl HttpServer {
         let address = listener
             .local_addr()
             .map_err(|source| HttpError::Bind { address, source })?;
-        Ok(Self { listener, address })
+        Ok(Self {
+            listener,
+            address,
+            limits: ConnectionLimits::default(),
+        })
+    }
+
+    /// Serves connections with `limits` instead of the defaults.
+    #[must_use]
+    pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -50,6 +147,10 @@ impl HttpServer {
 
     /// Serves `router` until `shutdown` is cancelled; then stops accepting, lets in-flight requests
     /// finish for up to `grace`, and returns. Connections still busy after `grace` are dropped.
+    ///
+    /// Handlers find the peer's address as `ConnectInfo<SocketAddr>`, as with axum's
+    /// `into_make_service_with_connect_info`. Clients may speak HTTP/1.1 or HTTP/2 with prior
+    /// knowledge (h2c).
     pub async fn serve(
         self,
         router: Router,
@@ -58,23 +159,169 @@ impl HttpServer {
     ) -> Result<(), HttpError> {
         let address = self.address;
         tracing::info!(%address, "HTTP server listening");
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let serving =
-            axum::serve(self.listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let serving = std::future::IntoFuture::into_future(serving);
-        tokio::pin!(serving);
-        tokio::select! {
-            result = &mut serving => result.map_err(HttpError::Serve),
-            () = shutdown.cancelled() => {
-                tracing::info!(%address, grace_ms = grace.as_millis() as u64, "HTTP server draining");
-                match tokio::time::timeout(grace, serving).await {
-                    Ok(result) => result.map_err(HttpError::Serve),
-                    Err(_) => {
-                        tracing::warn!(%address, "grace period over; dropping connections still in flight");
-                        Ok(())
-                    }
+        let builder = Arc::new(self.limits.builder());
+        let mut connections = JoinSet::new();
+        loop {
+            let accepted = tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            while connections.try_join_next().is_some() {}
+            match accepted {
+                Ok((stream, peer)) => {
+                    let connection = serve_connection(
+                        Arc::clone(&builder),
+                        router.clone(),
+                        stream,
+                        peer,
+                        shutdown.clone(),
+                    );
+                    connections.spawn(connection);
                 }
+                Err(error) => accept_failed(&error).await,
             }
         }
+        drop(self.listener);
+        tracing::info!(%address, grace_ms = grace.as_millis() as u64, "HTTP server draining");
+        let drained =
+            tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(%address, "grace period over; dropping connections still in flight");
+            connections.abort_all();
+        }
+        Ok(())
+    }
+}
+
+/// Serves one connection until it closes; once `shutdown` is cancelled, finishes the request in
+/// flight and closes.
+async fn serve_connection(
+    builder: Arc<Builder<TokioExecutor>>,
+    router: Router,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    // Responses are written whole or streamed by hyper; Nagle's delay only adds latency.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
+    }
+    let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        router.clone().oneshot(request.map(axum::body::Body::new))
+    });
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let outcome = tokio::select! {
+        outcome = connection.as_mut() => outcome,
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = outcome {
+        tracing::trace!(%error, %peer, "connection ended with an error");
+    }
+}
+
+/// An accept error: per connection ones (the peer reset it first) are skipped; for the others
+/// (out of file descriptors) the loop pauses so it does not spin, as `axum::serve` does.
+async fn accept_failed(error: &std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "accepting a connection failed; pausing for 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A server answering `GET /peer` with the peer address it was given, and its address.
+    async fn serve(limits: ConnectionLimits) -> (SocketAddr, tokio_util::sync::DropGuard) {
+        let router = Router::new().route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
+        );
+        let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("binds")
+            .with_limits(limits);
+        let address = server.local_addr();
+        let stop = CancellationToken::new();
+        tokio::spawn(server.serve(router, stop.clone(), Duration::from_secs(1)));
+        (address, stop.drop_guard())
+    }
+
+    /// Everything the server sends on `stream` until it closes the connection (or 5 s pass).
+    async fn read_to_close(stream: &mut TcpStream) -> String {
+        let mut received = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received)).await;
+        assert!(read.is_ok(), "the server did not close the connection");
+        String::from_utf8_lossy(&received).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_client_too_slow_to_send_its_request_head_is_disconnected() {
+        let limits = ConnectionLimits {
+            header_read_timeout: Some(Duration::from_millis(200)),
+            ..ConnectionLimits::default()
+        };
+        let (address, _stop) = serve(limits).await;
+        let mut slow = TcpStream::connect(address).await.expect("connects");
+        slow.write_all(b"GET /peer HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .expect("writes");
+        // Closed without an answer to the unfinished request (hyper may send a 408 first).
+        let answer = read_to_close(&mut slow).await;
+        assert!(!answer.contains("200 OK"), "{answer}");
+
+        let mut prompt = TcpStream::connect(address).await.expect("connects");
+        prompt
+            .write_all(b"GET /peer HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("writes");
+        let answer = read_to_close(&mut prompt).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(
+            answer.ends_with("127.0.0.1"),
+            "the handler sees the peer: {answer}"
+        );
+    }
+
+    #[tokio::test]
+    async fn more_header_fields_than_the_parser_allows_are_a_431() {
+        let (address, _stop) = serve(ConnectionLimits::default().with_max_headers(10)).await;
+        let mut client = TcpStream::connect(address).await.expect("connects");
+        let fields: String = (0..11).map(|i| format!("x-field-{i}: 1\r\n")).collect();
+        let head = format!("GET /peer HTTP/1.1\r\nhost: x\r\n{fields}connection: close\r\n\r\n");
+        client.write_all(head.as_bytes()).await.expect("writes");
+        let answer = read_to_close(&mut client).await;
+        assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn http2_with_prior_knowledge_is_served_beside_http1() {
+        let (address, _stop) = serve(ConnectionLimits::default()).await;
+        let h2 = reqwest::Client::builder()
+            .no_proxy()
+            .http2_prior_knowledge()
+            .build()
+            .expect("client");
+        let response = h2
+            .get(format!("http://{address}/peer"))
+            .send()
+            .await
+            .expect("h2 request");
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        assert_eq!(response.text().await.expect("body"), "127.0.0.1");
     }
 }

@@ -10,7 +10,18 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::GatewayError;
+use crate::policy::AuthPolicy;
+use crate::rate_limit::RateLimitConfig;
 use crate::routes::RouteTable;
+
+/// Default of [`GatewayConfig::body_limit_bytes`]: 10 MiB.
+const DEFAULT_BODY_LIMIT_BYTES: u64 = 10 * 1024 * 1024;
+/// Default of [`GatewayConfig::max_headers`].
+const DEFAULT_MAX_HEADERS: usize = 100;
+/// Default of [`GatewayConfig::max_header_bytes`]: 32 KiB.
+const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Default of [`GatewayConfig::token_cache_entries`].
+const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 10_000;
 
 /// The `gateway` section.
 ///
@@ -22,6 +33,27 @@ use crate::routes::RouteTable;
 pub struct GatewayConfig {
     /// How upstream connections are made and how long an upstream may take.
     pub upstream: UpstreamConfig,
+    /// Largest request body a route accepts unless it sets its own; larger is 413 (at once for a
+    /// declared `Content-Length`, as soon as the count passes the limit for a streamed body).
+    #[serde(default = "default_body_limit_bytes")]
+    pub body_limit_bytes: u64,
+    /// Most header fields a request may have; more is 431.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// Largest header section (each field counted as `name: value` plus its line end); larger is
+    /// 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Verified access tokens remembered (by SHA-256 digest, until they expire, at most 5 min) so a
+    /// token is verified once rather than on every request; 0 verifies every request.
+    #[serde(default = "default_token_cache_entries")]
+    pub token_cache_entries: usize,
+    /// Client-side load balancing over each routed service's healthy instances.
+    #[serde(default)]
+    pub balancing: keel_balancer::BalancerConfig,
+    /// Rate limits per user and per client address, by class.
+    #[serde(default)]
+    pub rate_limits: RateLimitConfig,
     /// The route table: path prefix → service. Order does not matter; the most specific route
     /// matching a path wins (see the crate documentation).
     pub routes: Vec<RouteConfig>,
@@ -92,6 +124,21 @@ pub struct RouteConfig {
     /// This route's upstream timeout in milliseconds, instead of `upstream.timeout_ms`.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// How the `Authorization` header is treated; absent: optional (required with a
+    /// `permission`).
+    #[serde(default)]
+    pub auth: Option<AuthPolicy>,
+    /// A permission the caller must hold (checked with the authz service, cached), e.g.
+    /// `platform.audit.read`; implies a required token. Denied is 403.
+    #[serde(default)]
+    pub permission: Option<String>,
+    /// This route's body limit in bytes, instead of the gateway's `body_limit_bytes`.
+    #[serde(default)]
+    pub body_limit_bytes: Option<u64>,
+    /// The rate-limit class (`gateway.rate_limits.classes`) this route counts against; `default`
+    /// when not given.
+    #[serde(default)]
+    pub rate_limit_class: Option<String>,
 }
 
 impl RouteConfig {
@@ -102,7 +149,39 @@ impl RouteConfig {
             service: service.into(),
             strip_prefix: false,
             timeout_ms: None,
+            auth: None,
+            permission: None,
+            body_limit_bytes: None,
+            rate_limit_class: None,
         }
+    }
+
+    /// Counts this route against the rate-limit class `class`.
+    #[must_use]
+    pub fn with_rate_limit_class(mut self, class: impl Into<String>) -> Self {
+        self.rate_limit_class = Some(class.into());
+        self
+    }
+
+    /// Sets how the `Authorization` header is treated.
+    #[must_use]
+    pub fn with_auth(mut self, auth: AuthPolicy) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Requires callers to hold `permission` (and so a valid token).
+    #[must_use]
+    pub fn with_permission(mut self, permission: impl Into<String>) -> Self {
+        self.permission = Some(permission.into());
+        self
+    }
+
+    /// Sets this route's body limit.
+    #[must_use]
+    pub fn with_body_limit(mut self, bytes: u64) -> Self {
+        self.body_limit_bytes = Some(bytes);
+        self
     }
 
     /// Sets whether the matched prefix is removed from the upstream path.
@@ -121,12 +200,58 @@ impl RouteConfig {
 }
 
 impl GatewayConfig {
-    /// A configuration with `routes` and the default upstream settings.
+    /// A configuration with `routes` and the default upstream settings and limits.
     pub fn new(routes: Vec<RouteConfig>) -> Self {
         Self {
             upstream: UpstreamConfig::default(),
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            token_cache_entries: DEFAULT_TOKEN_CACHE_ENTRIES,
+            balancing: keel_balancer::BalancerConfig::default(),
+            rate_limits: RateLimitConfig::default(),
             routes,
         }
+    }
+
+    /// Replaces the rate-limit classes.
+    #[must_use]
+    pub fn with_rate_limits(mut self, rate_limits: RateLimitConfig) -> Self {
+        self.rate_limits = rate_limits;
+        self
+    }
+
+    /// Sets the body limit of routes without their own.
+    #[must_use]
+    pub fn with_body_limit(mut self, bytes: u64) -> Self {
+        self.body_limit_bytes = bytes;
+        self
+    }
+
+    /// Sets the header count and header section size limits.
+    #[must_use]
+    pub fn with_header_limits(mut self, max_headers: usize, max_header_bytes: usize) -> Self {
+        self.max_headers = max_headers;
+        self.max_header_bytes = max_header_bytes;
+        self
+    }
+
+    /// Sets how many verified tokens are remembered (0: none).
+    #[must_use]
+    pub fn with_token_cache_entries(mut self, entries: usize) -> Self {
+        self.token_cache_entries = entries;
+        self
+    }
+
+    /// The limits of the HTTP server the gateway is served by: `http.header_read_timeout_ms`, and
+    /// parser limits at twice the gateway's own header limits, so a request a little over them
+    /// reaches the gateway and gets its 431 problem+json, while a grossly oversized one is refused
+    /// by the server's parser (a bare 431) before the gateway sees it.
+    pub fn connection_limits(&self, http: &keel_config::HttpConfig) -> keel_http::ConnectionLimits {
+        let list_bytes = u32::try_from(self.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX);
+        keel_http::ConnectionLimits::from_config(http)
+            .with_max_headers(self.max_headers.saturating_mul(2).max(DEFAULT_MAX_HEADERS))
+            .with_max_header_list_bytes(list_bytes.max(16 * 1024))
     }
 
     /// Replaces the upstream settings.
@@ -153,6 +278,16 @@ impl GatewayConfig {
     /// [`GatewayConfig::validate`], keeping the parsed route table.
     pub(crate) fn route_table(&self) -> Result<RouteTable<RouteConfig>, GatewayError> {
         let mut problems = self.upstream_problems();
+        problems.extend(self.rate_limits.problems());
+        for (index, route) in self.routes.iter().enumerate() {
+            if let Some(class) = &route.rate_limit_class
+                && !self.rate_limits.has_class(class)
+            {
+                problems.push(format!(
+                    "gateway.routes[{index}].rate_limit_class `{class}` is not a class of gateway.rate_limits.classes"
+                ));
+            }
+        }
         match RouteTable::parse(self) {
             Ok(table) if problems.is_empty() => Ok(table),
             Ok(_) => Err(GatewayError::InvalidConfig { problems }),
@@ -165,15 +300,37 @@ impl GatewayConfig {
 
     fn upstream_problems(&self) -> Vec<String> {
         let upstream = &self.upstream;
+        let limits = [
+            ("body_limit_bytes", self.body_limit_bytes),
+            ("max_headers", self.max_headers as u64),
+            ("max_header_bytes", self.max_header_bytes as u64),
+        ];
         [
-            ("connect_timeout_ms", upstream.connect_timeout_ms),
-            ("timeout_ms", upstream.timeout_ms),
+            ("upstream.connect_timeout_ms", upstream.connect_timeout_ms),
+            ("upstream.timeout_ms", upstream.timeout_ms),
         ]
         .into_iter()
+        .chain(limits)
         .filter(|(_, value)| *value == 0)
-        .map(|(key, _)| format!("gateway.upstream.{key} must be greater than 0"))
+        .map(|(key, _)| format!("gateway.{key} must be greater than 0"))
         .collect()
     }
+}
+
+fn default_body_limit_bytes() -> u64 {
+    DEFAULT_BODY_LIMIT_BYTES
+}
+
+fn default_max_headers() -> usize {
+    DEFAULT_MAX_HEADERS
+}
+
+fn default_max_header_bytes() -> usize {
+    DEFAULT_MAX_HEADER_BYTES
+}
+
+fn default_token_cache_entries() -> usize {
+    DEFAULT_TOKEN_CACHE_ENTRIES
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ pub enum GatewayError {
         /// One message per problem, e.g. ``gateway.routes[2].prefix `/api//x` has an empty segment``.
         problems: Vec<String>,
     },
+    /// The `ratelimit` section cannot give a limiter (e.g. `redis` without a URL).
+    #[error("rate limits: {0}")]
+    RateLimit(#[from] keel_ratelimit::RateLimitError),
     /// The registry refused to watch a routed service.
     #[error("cannot watch service `{service}` in the registry: {source}")]
     Registry {
@@ -45,6 +48,24 @@ pub(crate) enum ProxyError {
     /// The path has a `.` or `..` segment.
     #[error("the path has a dot segment")]
     DotSegment,
+    /// The request has more header fields than `gateway.max_headers`.
+    #[error("more than {max} header fields")]
+    TooManyHeaders {
+        /// The limit.
+        max: usize,
+    },
+    /// The request's header section is larger than `gateway.max_header_bytes`.
+    #[error("header section over {max_bytes} bytes")]
+    HeadersTooLarge {
+        /// The limit.
+        max_bytes: usize,
+    },
+    /// The request body is larger than the route's limit (declared, or counted as it streamed).
+    #[error("request body over the route's limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The route's limit.
+        limit: u64,
+    },
     /// The route's service has no healthy instance with an `http` port.
     #[error("no healthy instance of `{service}`")]
     NoInstance {
@@ -98,7 +119,11 @@ impl ProxyError {
     /// reached an upstream.
     pub(crate) fn upstream_kind(&self) -> Option<&'static str> {
         match self {
-            Self::NoRoute | Self::DotSegment => None,
+            Self::NoRoute
+            | Self::DotSegment
+            | Self::TooManyHeaders { .. }
+            | Self::HeadersTooLarge { .. }
+            | Self::BodyTooLarge { .. } => None,
             Self::NoInstance { .. } => Some("no_instance"),
             Self::BadTarget { .. } => Some("bad_target"),
             Self::Connect { .. } => Some("connect"),
@@ -112,6 +137,15 @@ impl ProxyError {
         match self {
             Self::NoRoute => Problem::not_found("no route matches this path"),
             Self::DotSegment => Problem::bad_request("the path must not contain `.` or `..` segments"),
+            Self::TooManyHeaders { max } => {
+                headers_too_large(format!("the request has more than {max} header fields"))
+            }
+            Self::HeadersTooLarge { max_bytes } => headers_too_large(format!(
+                "the request's header fields exceed the limit of {max_bytes} bytes"
+            )),
+            Self::BodyTooLarge { limit } => {
+                Problem::payload_too_large(usize::try_from(*limit).unwrap_or(usize::MAX))
+            }
             Self::NoInstance { service } => {
                 Problem::unavailable(format!("no instance of the {service} service is available"))
                     .with_retry_after(1)
@@ -132,6 +166,15 @@ impl ProxyError {
             }
         }
     }
+}
+
+fn headers_too_large(detail: String) -> Problem {
+    Problem::new(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "header-fields-too-large",
+        "Request header fields too large",
+    )
+    .with_detail(detail)
 }
 
 fn bad_gateway(detail: String) -> Problem {
@@ -165,6 +208,9 @@ mod tests {
         let cases = [
             (ProxyError::NoRoute, 404, None),
             (ProxyError::DotSegment, 400, None),
+            (ProxyError::TooManyHeaders { max: 100 }, 431, None),
+            (ProxyError::HeadersTooLarge { max_bytes: 32 }, 431, None),
+            (ProxyError::BodyTooLarge { limit: 10 }, 413, None),
             (
                 ProxyError::NoInstance {
                     service: "audit".into(),

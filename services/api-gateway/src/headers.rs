@@ -2,7 +2,7 @@
 //!
 //! Why a module of its own: what a service may trust about a request (who sent it, through which
 //! host, under which request id and trace, as which user) is decided here, in one place that
-//! issue 4's edge authentication extends. In order, for a request going upstream:
+//! the edge authentication completes. In order, for a request going upstream:
 //!
 //! 1. hop-by-hop headers go (`Connection` and every header it names, `Keep-Alive`, `Proxy-*`,
 //!    `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`): they describe the client's connection, not
@@ -12,7 +12,10 @@
 //! 3. `Host` becomes the upstream's; the client's goes to `X-Forwarded-Host`;
 //! 4. `X-Forwarded-For` gets the client's address appended; `X-Forwarded-Proto` is the scheme the
 //!    client used;
-//! 5. `X-Request-ID` is the request's id, and `traceparent` names the current span.
+//! 5. `X-Request-ID` is the request's id, and `traceparent` names the current span;
+//! 6. for a caller whose token the gateway verified, `X-User-Id` (the user's UUID) and
+//!    `X-Keel-Session-Id` (the session's): a spoofed one never reaches an upstream, and an
+//!    anonymous request carries neither.
 //!
 //! Responses lose their hop-by-hop headers too.
 
@@ -21,6 +24,7 @@ use std::net::SocketAddr;
 use axum::extract::ConnectInfo;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
+use keel_authn::Principal;
 use keel_http::{REQUEST_ID_HEADER, RequestId};
 
 /// Identity headers a client must never be able to set.
@@ -34,6 +38,10 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+/// The verified caller's user id (the token's `sub`).
+const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+/// The verified caller's session id (the token's `sid`).
+const X_KEEL_SESSION_ID: HeaderName = HeaderName::from_static("x-keel-session-id");
 
 /// Rewrites the head of a request about to go upstream (steps 1 to 5 of the module documentation).
 pub(crate) fn prepare_request(parts: &mut Parts) {
@@ -73,6 +81,19 @@ pub(crate) fn prepare_request(parts: &mut Parts) {
         headers.insert(REQUEST_ID_HEADER, id);
     }
     keel_telemetry::propagation::inject_current(headers);
+}
+
+/// Step 6, for a request whose caller the gateway verified: who it is, in the internal identity
+/// headers (after step 2 removed any the client sent).
+pub(crate) fn add_identity(headers: &mut HeaderMap, principal: &Principal) {
+    for (name, id) in [
+        (X_USER_ID, principal.user_id),
+        (X_KEEL_SESSION_ID, principal.session_id),
+    ] {
+        if let Ok(value) = HeaderValue::try_from(id.to_string()) {
+            headers.insert(name, value);
+        }
+    }
 }
 
 /// Removes the hop-by-hop headers of a response coming back from an upstream.

@@ -5,14 +5,22 @@
 //! public REST surface of DESIGN §9, while each core service listens on its own port, maybe on
 //! another host, maybe in several copies. The gateway maps each path to a service by the
 //! configured routes, finds that service's healthy instances through the service registry, and
-//! forwards the request with bodies streamed both ways. The all-in-one `platform` process mounts
-//! it on its public port; the `api-gateway` binary will run it alone.
+//! forwards the request with bodies streamed both ways. Before anything goes upstream it applies
+//! the route's policy: header limits (431), body limit (413), and authentication at the edge: the
+//! bearer token verified locally against the auth service's keys (401), a required permission
+//! checked with authz (403). The verified caller reaches the upstream as `X-User-Id`. The
+//! all-in-one `platform` process mounts it on its public port; the `api-gateway` binary runs it
+//! alone.
 //!
 //! - [`GatewayConfig`] is the `gateway` configuration section: routes (prefix → service, optional
-//!   prefix strip and timeout) and upstream connection settings, validated before use.
+//!   prefix strip, timeout, [`AuthPolicy`], permission and body limit), limits and upstream
+//!   connection settings, validated before use.
+//! - [`EdgeAuth`] is what the gateway authenticates with: a `keel_authn::TokenVerifier` and an
+//!   authz client.
 //! - [`Gateway::new`] watches every routed service in the registry; [`Gateway::router`] is the
-//!   axum router to serve; [`Gateway::readiness_check`] says whether every routed service has an
-//!   instance.
+//!   axum router to serve (behind `keel_http::Stack::without_body_limit`: the gateway limits bodies
+//!   per route itself); [`Gateway::readiness_check`] says whether every routed service has an
+//!   instance; [`GatewayConfig::connection_limits`] are the server's limits.
 //!
 //! Route syntax and matching are described in `docs/gateway.md` and the `routes` module: a prefix
 //! is literal segments or `*` for one segment (`/api/v1/users/*/roles`), and the most specific
@@ -20,11 +28,12 @@
 //! identity headers) is in the `headers` module.
 //!
 //! ```no_run
-//! # async fn run(config: keel_config::Config, registry: std::sync::Arc<dyn keel_registry::ServiceRegistry>)
-//! # -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn run(config: keel_config::Config, registry: std::sync::Arc<dyn keel_registry::ServiceRegistry>,
+//! #     auth: keel_gateway::EdgeAuth) -> Result<(), Box<dyn std::error::Error>> {
 //! use keel_gateway::{Gateway, GatewayConfig};
 //!
-//! let gateway = Gateway::new(GatewayConfig::from_config(&config)?, registry).await?;
+//! let limiter = keel_gateway::configured_rate_limiter(&config)?;
+//! let gateway = Gateway::new(GatewayConfig::from_config(&config)?, registry, auth, Some(limiter)).await?;
 //! // Ops routes are static paths, so they win over the gateway's catch-all; the keel-http
 //! // Stack then wraps everything.
 //! let app = axum::Router::new()
@@ -44,29 +53,40 @@ use keel_health::HealthCheck;
 use keel_registry::ServiceRegistry;
 
 mod config;
+mod edge;
 mod error;
 mod headers;
+mod limits;
 mod metrics;
+mod policy;
 mod proxy;
+mod rate_limit;
 mod routes;
+mod token_cache;
 mod upstream;
 
 pub use config::{GatewayConfig, RouteConfig, UpstreamConfig};
+pub use edge::EdgeAuth;
 pub use error::GatewayError;
+pub use policy::AuthPolicy;
+pub use rate_limit::{RateClassConfig, RateLimitConfig};
 
 use proxy::{Proxy, Route};
 use routes::RouteTable;
 use upstream::Watcher;
 
-/// A built gateway: its routes, the registry watches that keep their upstreams current, and a
-/// pooled HTTP/1.1 client. Cheap to clone.
+/// A built gateway: its routes, the registry watches that keep their upstreams current, the edge
+/// authentication and a pooled HTTP/1.1 client. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Gateway {
     proxy: Arc<Proxy>,
 }
 
 impl Gateway {
-    /// Validates `config` and watches each routed service in `registry`.
+    /// Validates `config`, watches each routed service in `registry`, authenticates with `auth`
+    /// (its token cache sized by `gateway.token_cache_entries`) and counts requests against
+    /// `gateway.rate_limits` with `limiter` (`None`: no rate limits; see
+    /// `keel_ratelimit::RateLimitSettings::limiter` for the configured one).
     ///
     /// Async because watching a service may ask a remote registry. A service with no instance yet
     /// is not an error: its requests answer 503 until one registers, and the watch picks it up
@@ -74,17 +94,23 @@ impl Gateway {
     pub async fn new(
         config: GatewayConfig,
         registry: Arc<dyn ServiceRegistry>,
+        auth: EdgeAuth,
+        limiter: Option<Arc<dyn keel_ratelimit::RateLimiter>>,
     ) -> Result<Self, GatewayError> {
         let table = config.route_table()?;
-        let mut watcher = Watcher::new(registry.as_ref());
+        let limits = rate_limit::RateLimits::new(&config.rate_limits, limiter);
+        let mut watcher = Watcher::new(registry.as_ref(), &config.balancing);
         let mut routes = Vec::new();
         for (pattern, route) in table.into_entries() {
             let upstream = watcher.upstream(&route.service).await?;
-            routes.push((pattern, Route::new(route, upstream, config.upstream.timeout())));
+            let class = limits.class(route.rate_limit_class.as_deref());
+            routes.push((pattern, Route::new(route, upstream, &config, class)));
         }
         metrics::describe();
+        let auth = auth.with_token_cache(config.token_cache_entries);
+        let table = RouteTable::from_entries(routes);
         Ok(Self {
-            proxy: Arc::new(Proxy::new(RouteTable::from_entries(routes), &config.upstream)),
+            proxy: Arc::new(Proxy::new(table, auth, limits, &config)),
         })
     }
 
@@ -108,6 +134,16 @@ impl Gateway {
             proxy: Arc::clone(&self.proxy),
         })
     }
+}
+
+/// The rate limiter the `ratelimit` section of `config` describes (memory or Redis), for
+/// [`Gateway::new`]; its keys live under `<ratelimit.key_prefix>gateway:`. For Redis, call inside
+/// a Tokio runtime.
+pub fn configured_rate_limiter(
+    config: &keel_config::Config,
+) -> Result<Arc<dyn keel_ratelimit::RateLimiter>, GatewayError> {
+    let settings: keel_ratelimit::RateLimitSettings = config.section("ratelimit")?;
+    Ok(settings.limiter("gateway")?)
 }
 
 /// See [`Gateway::readiness_check`].

@@ -1,15 +1,19 @@
 //! `api-gateway`: the public entry as its own process (distributed mode): the configured routes to
 //! the services found in the registry, with `/healthz`, `/ready` and `/metrics`, on `http.port`.
+//! Tokens are verified here against the auth service's JWKS, and permissions asked of authz, over
+//! the same gRPC clients the services use (found through the registry, authz behind the
+//! permission cache).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use keel_config::ConfigLoader;
-use keel_gateway::{Gateway, GatewayConfig};
+use keel_events::InProcessBus;
+use keel_gateway::{EdgeAuth, Gateway, GatewayConfig};
 use keel_http::{HttpServer, Stack, ops_router};
 use keel_kernel::{Component, Kernel};
-use keel_service::HttpComponent;
+use keel_service::{EVENT_BUS_CAPACITY, HttpComponent, SharedRuntime};
 
 fn main() -> ExitCode {
     let config = match ConfigLoader::from_process().load() {
@@ -31,13 +35,23 @@ fn main() -> ExitCode {
         let http = config.kernel().http.clone();
         let kernel = Kernel::builder(config).build()?;
         let handle = kernel.handle();
-        let gateway = Gateway::new(gateway_config, handle.registry().clone()).await?;
+        // The bus only serves the permission cache's invalidation, and no event reaches this
+        // process yet (no broker adapter): cached permissions live `authz.cache_ttl_secs`.
+        let shared = SharedRuntime::new(&handle, Arc::new(InProcessBus::new(EVENT_BUS_CAPACITY)))?;
+        let auth = EdgeAuth::new(shared.verifier.clone(), shared.clients.authz.clone());
+        let limits = gateway_config.connection_limits(&http);
+        let limiter = keel_gateway::configured_rate_limiter(handle.config())?;
+        let gateway = Gateway::new(gateway_config, handle.registry().clone(), auth, Some(limiter)).await?;
         handle.health().register(gateway.readiness_check());
         let router = gateway
             .router()
             .merge(ops_router(handle.health().clone(), handle.metrics().clone()));
-        let router = Stack::new(http.clone(), handle.error_bus().clone()).apply(router);
-        let server = HttpServer::bind(SocketAddr::new(http.host, http.port)).await?;
+        let router = Stack::new(http.clone(), handle.error_bus().clone())
+            .without_body_limit()
+            .apply(router);
+        let server = HttpServer::bind(SocketAddr::new(http.host, http.port))
+            .await?
+            .with_limits(limits);
         let component: Arc<dyn Component> = Arc::new(HttpComponent::new(
             "gateway-http",
             server,

@@ -13,6 +13,8 @@ pub(crate) const NO_SERVICE: &str = "none";
 const REQUESTS: &str = "keel_gateway_requests_total";
 const UPSTREAM_DURATION: &str = "keel_gateway_upstream_duration_seconds";
 const UPSTREAM_ERRORS: &str = "keel_gateway_upstream_errors_total";
+const REQUEST_DURATION: &str = "keel_gateway_request_duration_seconds";
+const AUTH: &str = "keel_gateway_auth_total";
 
 /// Registers the help texts (idempotent; called when a gateway is built).
 pub(crate) fn describe() {
@@ -24,6 +26,15 @@ pub(crate) fn describe() {
         UPSTREAM_DURATION,
         metrics::Unit::Seconds,
         "Time from sending a request upstream to receiving its response head, by service."
+    );
+    metrics::describe_histogram!(
+        REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Time from a request reaching the gateway to its response head, by route prefix."
+    );
+    metrics::describe_counter!(
+        AUTH,
+        "Authentication decisions at the gateway, by route prefix and outcome (public, anonymous, authenticated, allowed, missing, invalid, denied, unavailable)."
     );
     metrics::describe_counter!(
         UPSTREAM_ERRORS,
@@ -39,6 +50,16 @@ pub(crate) fn request(route: &str, service: &str, status: u16) {
         ("status", status.to_string()),
     ];
     metrics::counter!(REQUESTS, &labels).increment(1);
+}
+
+/// How long the gateway took to answer a request of `route` (to the response head).
+pub(crate) fn request_duration(route: &str, elapsed: Duration) {
+    metrics::histogram!(REQUEST_DURATION, "route" => route.to_owned()).record(elapsed.as_secs_f64());
+}
+
+/// One authentication decision on a request of `route`.
+pub(crate) fn auth(route: &str, outcome: &'static str) {
+    metrics::counter!(AUTH, "route" => route.to_owned(), "outcome" => outcome).increment(1);
 }
 
 /// One upstream exchange's time to the response head (or to its failure).

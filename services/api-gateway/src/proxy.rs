@@ -1,28 +1,44 @@
-//! The proxy itself: route, pick an instance, forward, stream the answer back.
+//! The proxy itself: route, check, pick an instance, forward, stream the answer back.
 //!
 //! Why a module of its own: this is the per-request path, the one that must stay fast and never
 //! hang. Bodies are never buffered: the client's request body is handed to the upstream request
-//! as it arrives, and the upstream's response body to the client the same way. Every failure is
+//! as it arrives, and the upstream's response body to the client the same way. Before anything is
+//! sent upstream a request passes the header limits (431), the route's body limit when its length
+//! is declared (413), and the route's authentication and permission (401, 403). Every failure is
 //! answered at once as problem+json: no route 404, no instance 503, unreachable 502, no response
-//! head within the route's timeout 504.
+//! head within the route's timeout 504, a streamed body passing the limit 413.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
+use http::request::Parts;
 use http::uri::Scheme;
-use http::{Uri, Version};
+use http::{StatusCode, Uri, Version};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::Error as ClientError;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use keel_authn::Principal;
+use keel_balancer::Pick;
+use keel_http::Problem;
+use keel_ratelimit::Decision;
+use tokio::time::error::Elapsed;
 use tracing::Instrument;
 
-use crate::config::{RouteConfig, UpstreamConfig};
+use crate::config::{GatewayConfig, RouteConfig};
+use crate::edge::{self, EdgeAuth};
 use crate::error::ProxyError;
 use crate::headers;
+use crate::limits::{HeaderLimits, Limited, limit_body};
 use crate::metrics::{self, NO_SERVICE, UNMATCHED_ROUTE};
+use crate::policy::Access;
+use crate::rate_limit::{RateClass, RateLimits};
 use crate::routes::{RouteTable, has_dot_segment};
 use crate::upstream::Upstream;
 
@@ -34,31 +50,55 @@ pub(crate) struct Route {
     upstream: Arc<Upstream>,
     strip_prefix: bool,
     timeout: Duration,
+    access: Access,
+    body_limit: u64,
+    /// The rate-limit class requests of this route count against.
+    rate_class: Option<Arc<RateClass>>,
 }
 
 impl Route {
-    /// The route `config` describes, served by `upstream`, with `default_timeout` unless it has
-    /// its own.
-    pub(crate) fn new(config: RouteConfig, upstream: Arc<Upstream>, default_timeout: Duration) -> Self {
+    /// The route `config` describes, served by `upstream`, with the gateway's defaults (`gateway`)
+    /// for what it does not set itself.
+    pub(crate) fn new(
+        config: RouteConfig,
+        upstream: Arc<Upstream>,
+        gateway: &GatewayConfig,
+        rate_class: Option<Arc<RateClass>>,
+    ) -> Self {
         Self {
+            rate_class,
+            access: Access::of(&config),
+            body_limit: config.body_limit_bytes.unwrap_or(gateway.body_limit_bytes),
+            timeout: config
+                .timeout_ms
+                .map_or(gateway.upstream.timeout(), Duration::from_millis),
+            strip_prefix: config.strip_prefix,
             label: config.prefix.into(),
             upstream,
-            strip_prefix: config.strip_prefix,
-            timeout: config.timeout_ms.map_or(default_timeout, Duration::from_millis),
         }
     }
 }
 
-/// The route table and the pooled client every request shares.
+/// The route table, the edge authentication and the pooled client every request shares.
 #[derive(Debug)]
 pub(crate) struct Proxy {
     table: RouteTable<Route>,
     client: Client<HttpConnector, Body>,
+    auth: EdgeAuth,
+    limits: RateLimits,
+    header_limits: HeaderLimits,
 }
 
 impl Proxy {
-    /// A proxy over `table`, connecting to upstreams as `settings` says.
-    pub(crate) fn new(table: RouteTable<Route>, settings: &UpstreamConfig) -> Self {
+    /// A proxy over `table`, authenticating with `auth` and connecting to upstreams as `config`
+    /// says.
+    pub(crate) fn new(
+        table: RouteTable<Route>,
+        auth: EdgeAuth,
+        limits: RateLimits,
+        config: &GatewayConfig,
+    ) -> Self {
+        let settings = &config.upstream;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.connect_timeout()));
         connector.set_nodelay(true);
@@ -67,7 +107,16 @@ impl Proxy {
             .pool_idle_timeout(settings.pool_idle_timeout())
             .pool_max_idle_per_host(settings.pool_max_idle_per_host)
             .build(connector);
-        Self { table, client }
+        Self {
+            table,
+            client,
+            auth,
+            limits,
+            header_limits: HeaderLimits {
+                max_headers: config.max_headers,
+                max_bytes: config.max_header_bytes,
+            },
+        }
     }
 
     /// The routed services that have no healthy instance now, sorted, each once.
@@ -85,79 +134,170 @@ impl Proxy {
 
     /// Answers one request: the upstream's response, or a problem.
     async fn forward(&self, request: Request) -> Response {
+        let received = Instant::now();
         let path = request.uri().path();
         let found = match has_dot_segment(path) {
             true => Err(ProxyError::DotSegment),
             false => self.table.find(path).ok_or(ProxyError::NoRoute),
         };
-        let (route, service, outcome) = match found {
-            Err(error) => (UNMATCHED_ROUTE, NO_SERVICE, Err(error)),
+        let (route, service, response) = match found {
+            Err(error) => (UNMATCHED_ROUTE, NO_SERVICE, fail(NO_SERVICE, &error)),
             Ok((route, matched)) => (
                 &*route.label,
                 route.upstream.service(),
-                self.send(route, matched, request).await,
+                self.serve_route(route, matched, request).await,
             ),
         };
-        let response = match outcome {
-            Ok(response) => response,
-            Err(error) => fail(service, &error),
-        };
         metrics::request(route, service, response.status().as_u16());
+        metrics::request_duration(route, received.elapsed());
         response
     }
 
-    /// Sends the request to an instance of `route`'s service; `matched` is the length of the path
-    /// the route's prefix matched.
-    async fn send(&self, route: &Route, matched: usize, request: Request) -> Result<Response, ProxyError> {
+    /// Answers a request `route` matched (`matched` bytes of its path), in order: header limits
+    /// (431), declared body size (413), authentication and permission (401, 403), then the
+    /// upstream.
+    async fn serve_route(&self, route: &Route, matched: usize, request: Request) -> Response {
         let service = route.upstream.service();
-        let authority = route.upstream.pick().ok_or_else(|| ProxyError::NoInstance {
-            service: service.to_owned(),
-        })?;
-        let (mut parts, body) = request.into_parts();
+        let (parts, body) = request.into_parts();
+        let checked = self
+            .header_limits
+            .check(&parts.headers)
+            .and_then(|()| limit_body(&parts.headers, body, route.body_limit));
+        let body = match checked {
+            Ok(body) => body,
+            Err(error) => return fail(service, &error),
+        };
+        let admitted = self.auth.admit(&route.access, &parts.headers).await;
+        metrics::auth(&route.label, edge::outcome(&route.access, &admitted));
+        let principal = match admitted {
+            Ok(principal) => principal,
+            Err(refused) => return refused.into_response(),
+        };
+        // The caller is known (`principal`, else the client address) and nothing has been sent
+        // upstream yet: count the request.
+        let decision = match &route.rate_class {
+            Some(class) => {
+                let peer = parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(address)| address.ip());
+                let user = principal.as_deref().map(|principal| principal.user_id);
+                self.limits.check(class, peer, user).await
+            }
+            None => None,
+        };
+        if let Some(decision) = decision.as_ref().filter(|decision| !decision.allowed) {
+            return rate_limited(decision);
+        }
+        let mut response = match self.send(route, matched, parts, body, principal.as_deref()).await {
+            Ok(response) => response,
+            Err(error) => fail(service, &error),
+        };
+        if let Some(decision) = decision {
+            decision.apply_headers(response.headers_mut());
+        }
+        response
+    }
+
+    /// Sends the request to an instance of `route`'s service as `principal` (if any); `matched` is
+    /// the length of the path the route's prefix matched.
+    async fn send(
+        &self,
+        route: &Route,
+        matched: usize,
+        mut parts: Parts,
+        body: Limited,
+        principal: Option<&Principal>,
+    ) -> Result<Response, ProxyError> {
+        let service = route.upstream.service();
+        let pick = route
+            .upstream
+            .pick_instance()
+            .ok_or_else(|| ProxyError::NoInstance {
+                service: service.to_owned(),
+            })?;
+        let authority = pick.endpoint();
+        let span = tracing::debug_span!("gateway.upstream", service, upstream = %authority);
+        // Before the URI is rewritten: an HTTP/2 request's authority is in its URI.
+        span.in_scope(|| headers::prepare_request(&mut parts));
         let strip = route.strip_prefix.then_some(matched);
-        parts.uri = upstream_uri(&parts.uri, &authority, strip).map_err(|source| ProxyError::BadTarget {
+        parts.uri = upstream_uri(&parts.uri, authority, strip).map_err(|source| ProxyError::BadTarget {
             service: service.to_owned(),
-            authority: authority.clone(),
+            authority: authority.to_owned(),
             source,
         })?;
         parts.version = Version::HTTP_11;
-        let span = tracing::debug_span!("gateway.upstream", service, upstream = %authority);
-        span.in_scope(|| headers::prepare_request(&mut parts));
+        if let Some(principal) = principal {
+            headers::add_identity(&mut parts.headers, principal);
+        }
 
         let started = Instant::now();
-        let exchange = self.client.request(Request::from_parts(parts, body));
+        let exchange = self.client.request(Request::from_parts(parts, body.body));
         let sent = tokio::time::timeout(route.timeout, exchange)
             .instrument(span)
             .await;
         metrics::upstream_duration(service, started.elapsed());
-        match sent {
-            Ok(Ok(response)) => {
-                let (mut parts, body) = response.into_parts();
-                headers::prepare_response(&mut parts.headers);
-                Ok(Response::from_parts(parts, Body::new(body)))
-            }
-            Ok(Err(source)) if source.is_connect() => Err(ProxyError::Connect {
-                service: service.to_owned(),
-                authority,
-                source,
-            }),
-            Ok(Err(source)) => Err(ProxyError::Exchange {
-                service: service.to_owned(),
-                authority,
-                source,
-            }),
-            Err(_) => Err(ProxyError::Timeout {
-                service: service.to_owned(),
-                authority,
-                after: route.timeout,
-            }),
+        settle(sent, &pick, route, body.tripped.as_ref())
+    }
+}
+
+/// What the upstream exchange's outcome means for the client: the response, or the failure to
+/// answer with. Reports the instance's behaviour to the balancer: any response head is a success,
+/// a refused connection a failure; other failures say nothing about the instance.
+fn settle(
+    sent: Result<Result<http::Response<Incoming>, ClientError>, Elapsed>,
+    pick: &Pick,
+    route: &Route,
+    tripped: Option<&Arc<AtomicBool>>,
+) -> Result<Response, ProxyError> {
+    // Owned names only for the failures (the success path allocates nothing).
+    let service = || route.upstream.service().to_owned();
+    let authority = || pick.endpoint().to_owned();
+    match sent {
+        Ok(Ok(response)) => {
+            pick.succeeded();
+            let (mut parts, body) = response.into_parts();
+            headers::prepare_response(&mut parts.headers);
+            Ok(Response::from_parts(parts, Body::new(body)))
         }
+        // The client's body passed the limit mid-stream, which cut the exchange off.
+        Ok(Err(_)) | Err(_) if Limited::was_tripped(tripped) => Err(ProxyError::BodyTooLarge {
+            limit: route.body_limit,
+        }),
+        Ok(Err(source)) if source.is_connect() => {
+            pick.failed();
+            Err(ProxyError::Connect {
+                service: service(),
+                authority: authority(),
+                source,
+            })
+        }
+        Ok(Err(source)) => Err(ProxyError::Exchange {
+            service: service(),
+            authority: authority(),
+            source,
+        }),
+        Err(_) => Err(ProxyError::Timeout {
+            service: service(),
+            authority: authority(),
+            after: route.timeout,
+        }),
     }
 }
 
 /// The axum handler every path is routed to.
 pub(crate) async fn serve(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
     proxy.forward(request).await
+}
+
+/// The 429 problem of a denied request, with the rate-limit headers and `Retry-After`.
+fn rate_limited(decision: &Decision) -> Response {
+    let problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+        .with_detail("the request rate limit was exceeded; retry after the time in Retry-After")
+        .with_retry_after(decision.retry_after_secs().unwrap_or(1));
+    let mut response = problem.into_response();
+    decision.apply_headers(response.headers_mut());
+    response
 }
 
 /// Logs and counts a failure, and answers it.
@@ -167,7 +307,7 @@ fn fail(service: &str, error: &ProxyError) -> Response {
             metrics::upstream_error(service, kind);
             tracing::warn!(error = %error, "upstream request failed");
         }
-        None => tracing::debug!(error = %error, "request not routed"),
+        None => tracing::debug!(error = %error, "request refused at the gateway"),
     }
     error.problem().into_response()
 }

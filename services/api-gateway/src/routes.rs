@@ -15,6 +15,7 @@
 use std::cmp::Ordering;
 
 use crate::config::{GatewayConfig, RouteConfig};
+use crate::policy;
 
 /// One segment of a prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +147,7 @@ impl RouteTable<RouteConfig> {
             if route.timeout_ms == Some(0) {
                 problems.push(format!("{key}.timeout_ms must be greater than 0"));
             }
+            problems.extend(policy::problems(&key, route));
             match Pattern::parse(&route.prefix) {
                 Err(reason) => problems.push(format!("{key}.prefix `{}` {reason}", route.prefix)),
                 Ok(pattern) => {

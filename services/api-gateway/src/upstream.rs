@@ -1,55 +1,44 @@
 //! Upstreams: a routed service's instances, kept current by the registry, and the choice of one
 //! per request.
 //!
-//! Why a module of its own: load balancing is the part issue 4 replaces with the registry crate's
-//! shared balancers (power of two choices, passive ejection); keeping it behind [`Upstream::pick`]
-//! makes that a local change.
-//!
-//! Each upstream holds the [`InstanceWatch`] of its service. The registry pushes every change of
-//! the healthy set into it, so a request reads the current set (an `Arc` clone under a short read
-//! lock) and never asks the registry; an instance is gone from the very next pick once the registry
-//! has published its deregistration.
+//! Why a module of its own: it is the gateway's side of `keel-balancer`. Each upstream holds a
+//! [`Balancer`] over the [`InstanceWatch`](keel_registry::InstanceWatch) of its service and the
+//! instances' `http` port: the registry pushes every change of the healthy set into the watch, the
+//! balancer reads the current set on every pick and never asks the registry, so an instance is
+//! gone from the very next pick once the registry has published its deregistration. Instances are
+//! chosen by power of two choices on requests in flight, and one the proxy could not connect to is
+//! ejected for a while (see the balancer crate).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use keel_registry::{InstanceWatch, ServiceInstance, ServiceRegistry};
+use keel_balancer::{Balancer, BalancerConfig, Pick};
+use keel_registry::{ServiceInstance, ServiceRegistry};
 
 use crate::GatewayError;
 
-/// One routed service: its healthy instances and the round-robin position.
+/// One routed service: the balancer over its healthy instances' `http` ports.
 #[derive(Debug)]
 pub(crate) struct Upstream {
-    service: Arc<str>,
-    instances: InstanceWatch,
-    next: AtomicUsize,
+    balancer: Balancer,
 }
 
 impl Upstream {
     /// The service's registry name.
     pub(crate) fn service(&self) -> &str {
-        &self.service
+        self.balancer.service()
     }
 
     /// Whether a healthy instance with an `http` port exists now.
     pub(crate) fn is_available(&self) -> bool {
-        self.instances
-            .borrow()
-            .iter()
-            .any(|instance| instance.port(ServiceInstance::HTTP).is_some())
+        self.balancer.instance_count() > 0
     }
 
-    /// The `host:port` of the next instance in round-robin order that has an `http` port; `None`
-    /// when no healthy instance has one.
-    pub(crate) fn pick(&self) -> Option<String> {
-        let instances = Arc::clone(&self.instances.borrow());
-        let count = instances.len();
-        if count == 0 {
-            return None;
-        }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..count).find_map(|offset| instances[(start + offset) % count].endpoint(ServiceInstance::HTTP))
+    /// The instance the next request goes to, counted as in flight until the [`Pick`] is dropped;
+    /// `None` when no healthy instance has an `http` port. Report a refused connection with
+    /// [`Pick::failed`] and a response with [`Pick::succeeded`].
+    pub(crate) fn pick_instance(&self) -> Option<Pick> {
+        self.balancer.pick()
     }
 }
 
@@ -57,14 +46,16 @@ impl Upstream {
 /// name it.
 pub(crate) struct Watcher<'a> {
     registry: &'a dyn ServiceRegistry,
+    balancing: &'a BalancerConfig,
     known: HashMap<String, Arc<Upstream>>,
 }
 
 impl<'a> Watcher<'a> {
-    /// A watcher asking `registry`.
-    pub(crate) fn new(registry: &'a dyn ServiceRegistry) -> Self {
+    /// A watcher asking `registry`, balancing as `balancing` says (`gateway.balancing`).
+    pub(crate) fn new(registry: &'a dyn ServiceRegistry, balancing: &'a BalancerConfig) -> Self {
         Self {
             registry,
+            balancing,
             known: HashMap::new(),
         }
     }
@@ -82,11 +73,10 @@ impl<'a> Watcher<'a> {
                 service: service.to_owned(),
                 source,
             })?;
-        let upstream = Arc::new(Upstream {
-            service: service.into(),
-            instances,
-            next: AtomicUsize::new(0),
-        });
+        let balancer = Balancer::builder(service, instances, ServiceInstance::HTTP)
+            .config(self.balancing)
+            .build();
+        let upstream = Arc::new(Upstream { balancer });
         self.known.insert(service.to_owned(), Arc::clone(&upstream));
         Ok(upstream)
     }
@@ -96,6 +86,11 @@ impl<'a> Watcher<'a> {
 mod tests {
     use super::*;
     use keel_registry::{RegistryError, StaticRegistry};
+
+    /// The endpoint of a pick, released at once.
+    fn endpoint(upstream: &Upstream) -> Option<String> {
+        upstream.pick_instance().map(|pick| pick.endpoint().to_owned())
+    }
 
     fn instance(id: &str, http: Option<u16>) -> ServiceInstance {
         let instance = ServiceInstance::new("identity", id, "127.0.0.1").with_port("grpc", 9000);
@@ -109,7 +104,8 @@ mod tests {
     async fn picks_rotate_over_instances_with_an_http_port_and_follow_the_registry()
     -> Result<(), RegistryError> {
         let registry = StaticRegistry::new();
-        let mut watcher = Watcher::new(&registry);
+        let balancing = BalancerConfig::default();
+        let mut watcher = Watcher::new(&registry, &balancing);
         let watched = |e: GatewayError| RegistryError::Unavailable {
             backend: "test",
             reason: e.to_string(),
@@ -117,14 +113,14 @@ mod tests {
         let upstream = watcher.upstream("identity").await.map_err(watched)?;
         let again = watcher.upstream("identity").await.map_err(watched)?;
         assert!(Arc::ptr_eq(&upstream, &again), "one watch per service");
-        assert_eq!(upstream.pick(), None);
+        assert_eq!(endpoint(&upstream), None);
         assert!(!upstream.is_available());
 
         let _ = registry.register(instance("a", Some(8001))).await?;
         let _ = registry.register(instance("grpc-only", None)).await?;
         let _ = registry.register(instance("b", Some(8002))).await?;
         assert!(upstream.is_available());
-        let picks: Vec<_> = (0..6).filter_map(|_| upstream.pick()).collect();
+        let picks: Vec<_> = (0..6).filter_map(|_| endpoint(&upstream)).collect();
         assert_eq!(picks.len(), 6);
         assert!(
             picks
@@ -135,7 +131,33 @@ mod tests {
         assert!(picks.iter().any(|p| p == "127.0.0.1:8002"), "{picks:?}");
 
         registry.deregister("identity", "b").await?;
-        assert!((0..6).all(|_| upstream.pick().as_deref() == Some("127.0.0.1:8001")));
+        assert!((0..6).all(|_| endpoint(&upstream).as_deref() == Some("127.0.0.1:8001")));
+        Ok(())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_instance_reported_unreachable_is_skipped_until_its_ejection_ends() -> Result<(), RegistryError>
+    {
+        let registry = StaticRegistry::new();
+        let _ = registry.register(instance("a", Some(8001))).await?;
+        let _ = registry.register(instance("b", Some(8002))).await?;
+        let balancing = BalancerConfig::default();
+        let mut watcher = Watcher::new(&registry, &balancing);
+        let upstream = watcher
+            .upstream("identity")
+            .await
+            .map_err(|e| RegistryError::Unavailable {
+                backend: "test",
+                reason: e.to_string(),
+            })?;
+        let refused = upstream.pick_instance().map(|pick| {
+            pick.failed();
+            pick.endpoint().to_owned()
+        });
+        assert!(refused.is_some());
+        assert!((0..10).all(|_| endpoint(&upstream) != refused));
+        tokio::time::advance(std::time::Duration::from_secs(10)).await;
+        assert!((0..2).any(|_| endpoint(&upstream) == refused));
         Ok(())
     }
 }

@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use keel_config::Config;
 use keel_db::Database;
 use keel_events::InProcessBus;
-use keel_gateway::{Gateway, GatewayConfig};
+use keel_gateway::{EdgeAuth, Gateway, GatewayConfig};
 use keel_http::{HttpServer, Stack, ops_router};
 use keel_kernel::{Component, ComponentError, Kernel, KernelBuilder, KernelError, KernelHandle};
 use keel_service::{EVENT_BUS_CAPACITY, HttpComponent, SharedRuntime};
@@ -117,14 +117,22 @@ impl Application {
         shared.spawn_permission_invalidation(&handle).await?;
         let core = CoreServices::build(&handle, &shared, &CoreService::ALL).await?;
 
-        let gateway = Gateway::new(GatewayConfig::from_config(&config)?, handle.registry().clone()).await?;
+        let gateway_config = GatewayConfig::from_config(&config)?;
+        let limits = gateway_config.connection_limits(&kernel_config.http);
+        let auth = EdgeAuth::new(shared.verifier.clone(), shared.clients.authz.clone());
+        let limiter = keel_gateway::configured_rate_limiter(&config)?;
+        let gateway = Gateway::new(gateway_config, handle.registry().clone(), auth, Some(limiter)).await?;
         handle.health().register(gateway.readiness_check());
         let router = gateway
             .router()
             .merge(ops_router(handle.health().clone(), handle.metrics().clone()));
-        let router = Stack::new(kernel_config.http.clone(), handle.error_bus().clone()).apply(router);
-        let server =
-            HttpServer::bind(SocketAddr::new(kernel_config.http.host, kernel_config.http.port)).await?;
+        // The gateway limits bodies per route (gateway.body_limit_bytes and route overrides).
+        let router = Stack::new(kernel_config.http.clone(), handle.error_bus().clone())
+            .without_body_limit()
+            .apply(router);
+        let server = HttpServer::bind(SocketAddr::new(kernel_config.http.host, kernel_config.http.port))
+            .await?
+            .with_limits(limits);
         let address = server.local_addr();
 
         let mut components = core.components();

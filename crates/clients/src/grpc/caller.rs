@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keel_balancer::Pick;
 use keel_config::GrpcConfig;
 use keel_registry::ServiceRegistry;
 use rand::Rng;
@@ -61,7 +62,8 @@ impl Caller {
 
     /// Sends `message` with `send` (which calls the generated client's method) to a healthy
     /// instance, within the policy's deadline; retries `Retry::Idempotent` methods that failed as
-    /// unavailable, with backoff, on the next instance.
+    /// unavailable, with backoff, on another pick (an unreachable instance is ejected, so the
+    /// retry goes elsewhere when there is elsewhere).
     pub(crate) async fn call<M, R, F, Fut>(
         &self,
         method: &'static str,
@@ -81,7 +83,7 @@ impl Caller {
             // Discovery counts against the deadline too: a registry that does not answer must not
             // hang the caller.
             let left = deadline.saturating_duration_since(Instant::now());
-            let channel = match tokio::time::timeout(left, self.pool.pick()).await {
+            let pick = match tokio::time::timeout(left, self.pool.pick()).await {
                 Ok(picked) => picked?,
                 Err(_) => {
                     return Err(ServiceError::DeadlineExceeded(format!(
@@ -91,20 +93,17 @@ impl Caller {
                 }
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
+            let channel = pick.payload().clone();
             let failure = match self.attempt(channel, remaining, message.clone(), &send).await {
                 Ok(answer) => {
+                    pick.succeeded();
                     self.breaker.record_answer();
                     return Ok(answer);
                 }
                 Err(failure) => failure,
             };
-            if failure.transport {
-                let cause = failure.cause.as_deref().unwrap_or("deadline");
-                tracing::warn!(service = self.service, method, attempt, error = %failure.error, cause, "call failed");
-                self.breaker.record_failure();
-            } else {
-                self.breaker.record_answer();
-            }
+            // Ends the instance's in-flight claim before any pause.
+            self.record(pick, method, attempt, &failure);
             let retryable = retry == Retry::Idempotent
                 && attempt < self.policy.max_attempts
                 && matches!(failure.error, ServiceError::Unavailable(_));
@@ -116,6 +115,23 @@ impl Caller {
                 .increment(1);
             tokio::time::sleep(pause).await;
             attempt += 1;
+        }
+    }
+
+    /// Tells the breaker and the balancer how an attempt on `pick`'s instance failed, and logs a
+    /// transport failure. Only an unreachable instance counts against it in the balancer: a
+    /// deadline may just mean a slow call, and an error answer means the instance is up.
+    fn record(&self, pick: Pick<Conn>, method: &'static str, attempt: u32, failure: &Failure) {
+        if !failure.transport {
+            pick.succeeded();
+            self.breaker.record_answer();
+            return;
+        }
+        let cause = failure.cause.as_deref().unwrap_or("deadline");
+        tracing::warn!(service = self.service, method, attempt, error = %failure.error, cause, "call failed");
+        self.breaker.record_failure();
+        if failure.cause.is_some() {
+            pick.failed();
         }
     }
 

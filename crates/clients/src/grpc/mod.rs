@@ -5,11 +5,12 @@
 //! here, for every call:
 //!
 //! 1. asks its circuit breaker (open → `Unavailable("<service>: circuit open …")` at once);
-//! 2. picks a healthy instance of the service from the registry, round robin, on the instance's
-//!    `grpc` port (none → `Unavailable("<service>: no healthy instance")` at once);
+//! 2. picks a healthy instance of the service from the registry on the instance's `grpc` port, by
+//!    power of two choices on calls in flight, skipping instances it recently could not reach
+//!    (`keel-balancer`; none → `Unavailable("<service>: no healthy instance")` at once);
 //! 3. sends the request with the deadline of [`CallPolicy::deadline`] (as `grpc-timeout`, and
 //!    enforced locally), through [`keel_grpc::ClientLayer`] (request id, trace context, metrics);
-//! 4. for idempotent methods only, retries a call that failed as unavailable on the next instance,
+//! 4. for idempotent methods only, retries a call that failed as unavailable on another pick,
 //!    after an exponential, jittered pause, within the same deadline and at most
 //!    [`CallPolicy::max_attempts`] times.
 //!

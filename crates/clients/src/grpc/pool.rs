@@ -1,16 +1,18 @@
 //! Discovery and balancing: which instance of a peer service the next call goes to.
 //!
-//! The pool watches the registry for the service's healthy instances and keeps one lazily
-//! connecting channel per instance's `grpc` port. Every call reads the watch's *current* set first
-//! (a pointer comparison when nothing changed), so an instance deregistered or found
-//! unhealthy is never picked again, not even by the call right after the change; channels of
-//! instances that stay are reused. Calls are spread round robin over the set.
+//! The pool watches the registry for the service's healthy instances on first use and hands the
+//! watch to a `keel-balancer` [`Balancer`] over the instances' `grpc` ports, which keeps one lazily
+//! connecting channel per instance. Every call's pick reads the watch's *current* set (a pointer
+//! comparison when nothing changed), so an instance deregistered or found unhealthy is never picked
+//! again, not even by the call right after the change; channels of instances that stay are reused.
+//! Calls go by power of two choices on calls in flight, and an instance the caller could not reach
+//! is ejected for a while (passive health).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
+use keel_balancer::{Balancer, Pick};
 use keel_config::GrpcConfig;
-use keel_registry::{InstanceWatch, Instances, ServiceInstance, ServiceRegistry};
+use keel_registry::{ServiceInstance, ServiceRegistry};
 use tokio::sync::OnceCell;
 
 use crate::ServiceError;
@@ -23,9 +25,7 @@ pub(crate) struct Pool {
     service: &'static str,
     registry: Arc<dyn ServiceRegistry>,
     grpc: GrpcConfig,
-    watch: OnceCell<InstanceWatch>,
-    members: Mutex<Members>,
-    next: AtomicUsize,
+    balancer: OnceCell<Balancer<Conn>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -36,19 +36,6 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-/// The set the channels were built from, and the channels.
-#[derive(Default)]
-struct Members {
-    built_from: Option<Instances>,
-    channels: Arc<[Member]>,
-}
-
-struct Member {
-    id: String,
-    endpoint: String,
-    channel: Conn,
-}
-
 impl Pool {
     /// A pool for `service`; nothing is asked of the registry until the first call.
     pub(crate) fn new(service: &'static str, registry: Arc<dyn ServiceRegistry>, grpc: &GrpcConfig) -> Self {
@@ -56,93 +43,94 @@ impl Pool {
             service,
             registry,
             grpc: grpc.clone(),
-            watch: OnceCell::new(),
-            members: Mutex::new(Members::default()),
-            next: AtomicUsize::new(0),
+            balancer: OnceCell::new(),
         }
     }
 
-    /// A channel to the next healthy instance; `Unavailable("<service>: no healthy instance")` at
-    /// once when there is none.
-    pub(crate) async fn pick(&self) -> Result<Conn, ServiceError> {
-        let current = self.current().await?;
-        let channels = {
-            let mut members = self.lock();
-            if !members
-                .built_from
-                .as_ref()
-                .is_some_and(|built| Arc::ptr_eq(built, &current))
-            {
-                let channels = self.rebuild(&members.channels, &current);
-                *members = Members {
-                    built_from: Some(current),
-                    channels,
-                };
-            }
-            Arc::clone(&members.channels)
-        };
-        if channels.is_empty() {
-            return Err(ServiceError::Unavailable(format!(
-                "{}: no healthy instance",
-                self.service
-            )));
-        }
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % channels.len();
-        Ok(channels[index].channel.clone())
-    }
-
-    /// The registry's current healthy set, subscribing on first use.
-    async fn current(&self) -> Result<Instances, ServiceError> {
-        let watch = self
-            .watch
-            .get_or_try_init(|| self.registry.watch(self.service))
+    /// The instance the next call goes to, with its channel (`pick.payload()`), counted as in
+    /// flight until dropped; `Unavailable("<service>: no healthy instance")` at once when there is
+    /// none.
+    pub(crate) async fn pick(&self) -> Result<Pick<Conn>, ServiceError> {
+        let balancer = self
+            .balancer
+            .get_or_try_init(|| self.balancer())
             .await
             .map_err(|error| {
                 tracing::warn!(service = self.service, %error, "cannot watch the service registry");
                 ServiceError::Unavailable(format!("{}: service registry unavailable", self.service))
             })?;
-        Ok(Arc::clone(&watch.borrow()))
+        balancer
+            .pick()
+            .ok_or_else(|| ServiceError::Unavailable(format!("{}: no healthy instance", self.service)))
     }
 
-    /// Channels for `instances`, reusing those of `old` whose instance and address are unchanged.
-    fn rebuild(&self, old: &[Member], instances: &[ServiceInstance]) -> Arc<[Member]> {
-        let mut channels = Vec::with_capacity(instances.len());
-        for instance in instances {
-            let Some(endpoint) = instance.endpoint(ServiceInstance::GRPC) else {
-                tracing::debug!(service = self.service, instance = %instance.id, "instance has no grpc port");
-                continue;
-            };
-            if let Some(kept) = old.iter().find(|m| m.id == instance.id && m.endpoint == endpoint) {
-                channels.push(Member {
-                    id: kept.id.clone(),
-                    endpoint,
-                    channel: kept.channel.clone(),
-                });
-                continue;
-            }
-            match keel_grpc::connect_lazy(&format!("http://{endpoint}"), &self.grpc) {
-                Ok(channel) => channels.push(Member {
-                    id: instance.id.clone(),
-                    endpoint,
-                    channel,
-                }),
+    /// The balancer over the registry's watch of the service, subscribing now.
+    async fn balancer(&self) -> Result<Balancer<Conn>, keel_registry::RegistryError> {
+        let watch = self.registry.watch(self.service).await?;
+        let (service, grpc) = (self.service, self.grpc.clone());
+        // `GrpcConfig` has no balancing settings yet: the balancer's defaults (power of two
+        // choices, eject for 10 s after an unreachable instance).
+        let balancer = Balancer::builder(service, watch, ServiceInstance::GRPC).build_with(
+            move |instance: &ServiceInstance, endpoint: &str| match keel_grpc::connect_lazy(
+                &format!("http://{endpoint}"),
+                &grpc,
+            ) {
+                Ok(channel) => Some(channel),
                 Err(error) => {
-                    tracing::warn!(service = self.service, instance = %instance.id, %error, "instance skipped");
+                    tracing::warn!(service, instance = %instance.id, %error, "instance skipped");
+                    None
                 }
-            }
-        }
-        tracing::debug!(
-            service = self.service,
-            instances = channels.len(),
-            "instances changed"
+            },
         );
-        channels.into()
+        Ok(balancer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_registry::StaticRegistry;
+
+    fn instance(id: &str, port: u16) -> ServiceInstance {
+        ServiceInstance::new("identity", id, "127.0.0.1").with_port(ServiceInstance::GRPC, port)
     }
 
-    /// The members, even after a panic elsewhere: a rebuild replaces them whole.
-    fn lock(&self) -> MutexGuard<'_, Members> {
-        self.members
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    #[tokio::test]
+    async fn an_instance_reported_unreachable_is_skipped_while_another_is_registered() -> anyhow::Result<()> {
+        let registry = Arc::new(StaticRegistry::new());
+        let _ = registry.register(instance("a", 1)).await?;
+        let _ = registry.register(instance("b", 2)).await?;
+        let grpc = GrpcConfig {
+            default_deadline_ms: 1_000,
+            max_deadline_ms: 1_000,
+            connect_timeout_ms: 100,
+        };
+        let pool = Pool::new(
+            "identity",
+            Arc::clone(&registry) as Arc<dyn ServiceRegistry>,
+            &grpc,
+        );
+
+        let first = pool.pick().await?;
+        let (ejected, other) = match first.instance_id() {
+            "a" => ("a", "b"),
+            _ => ("b", "a"),
+        };
+        first.failed();
+        drop(first);
+        for _ in 0..10 {
+            assert_eq!(pool.pick().await?.instance_id(), other);
+        }
+
+        // Alone, the ejected instance is tried rather than nothing; gone, nothing is.
+        registry.deregister("identity", other).await?;
+        assert_eq!(pool.pick().await?.instance_id(), ejected);
+        registry.deregister("identity", ejected).await?;
+        let outcome = pool.pick().await.map(|pick| pick.instance_id().to_owned());
+        assert_eq!(
+            outcome,
+            Err(ServiceError::Unavailable("identity: no healthy instance".into()))
+        );
+        Ok(())
     }
 }

@@ -88,7 +88,10 @@ async fn the_readiness_check_names_routed_services_without_instances() -> anyhow
         RouteConfig::new("/a/b", "alpha"),
         RouteConfig::new("/c", "gamma"),
     ]);
-    let gateway = keel_gateway::Gateway::new(config, shared).await?;
+    let key = crate::doubles::SigningKey::generate("readiness");
+    let authz = std::sync::Arc::default();
+    let auth = crate::doubles::edge_auth(&key, &authz);
+    let gateway = keel_gateway::Gateway::new(config, shared, auth, None).await?;
     let check = gateway.readiness_check();
     assert_eq!(check.name(), "gateway-upstreams");
     assert_eq!(

@@ -81,7 +81,6 @@ async fn spoofed_internal_identity_headers_never_reach_the_upstream() -> anyhow:
         .header("X-User-Id", "admin")
         .header("X-Keel-Permissions", "platform.role.manage")
         .header("x-keel-principal", "admin")
-        .header("authorization", "Bearer t")
         .send()
         .await?;
     let echo: Echo = response.json().await?;
@@ -90,11 +89,9 @@ async fn spoofed_internal_identity_headers_never_reach_the_upstream() -> anyhow:
         .keys()
         .filter(|name| *name == "x-user-id" || name.starts_with("x-keel-"))
         .collect();
-    assert!(internal.is_empty(), "{internal:?}");
-    assert_eq!(
-        echo.header("authorization"),
-        Some("Bearer t"),
-        "credentials pass for the service to verify"
+    assert!(
+        internal.is_empty(),
+        "an anonymous request carries none: {internal:?}"
     );
     Ok(())
 }

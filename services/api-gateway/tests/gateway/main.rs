@@ -3,8 +3,12 @@
 
 mod balancing;
 mod config;
+mod doubles;
+mod edge;
 mod failures;
 mod headers;
+mod limits;
+mod rate_limit;
 mod routing;
 mod streaming;
 mod support;

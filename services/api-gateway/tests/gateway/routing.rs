@@ -3,7 +3,18 @@
 use keel_gateway::{GatewayConfig, RouteConfig};
 use keel_registry::StaticRegistry;
 
-use crate::support::{TestGateway, Upstream, client, get_echo, problem, raw_exchange};
+use crate::doubles::valid_claims;
+use crate::support::{Echo, TestGateway, Upstream, client, get_echo, problem, raw_exchange};
+
+/// A token of a user holding the permissions the shipped routes check at the edge.
+fn administrator(gateway: &TestGateway) -> anyhow::Result<String> {
+    let claims = valid_claims();
+    let user = uuid::Uuid::parse_str(&claims.sub)?;
+    for permission in ["platform.role.manage", "platform.audit.read"] {
+        gateway.authz.grant(user, permission);
+    }
+    Ok(gateway.key.sign(&claims))
+}
 
 /// The shipped routes, with one upstream per core service.
 async fn shipped_gateway() -> anyhow::Result<(TestGateway, Vec<Upstream>)> {
@@ -22,6 +33,7 @@ async fn shipped_gateway() -> anyhow::Result<(TestGateway, Vec<Upstream>)> {
 async fn the_shipped_routes_send_each_public_path_of_design_9_to_its_service_unchanged() -> anyhow::Result<()>
 {
     let (gateway, _upstreams) = shipped_gateway().await?;
+    let token = administrator(&gateway)?;
     let cases = [
         ("/api/v1/users", "identity"),
         ("/api/v1/users/me/password", "identity"),
@@ -40,10 +52,60 @@ async fn the_shipped_routes_send_each_public_path_of_design_9_to_its_service_unc
         ("/api/v1/identity/openapi.json", "identity"),
     ];
     for (path, service) in cases {
-        let echo = get_echo(&gateway.url(&format!("{path}?limit=5"))).await?;
+        let response = client()
+            .get(gateway.url(&format!("{path}?limit=5")))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        assert_eq!(response.status(), 200, "{path}");
+        let echo: Echo = response.json().await?;
         assert_eq!(echo.instance, service, "{path}");
         assert_eq!(echo.path, path, "the path reaches the service unchanged");
         assert_eq!(echo.query.as_deref(), Some("limit=5"), "{path}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_shipped_policies_keep_sign_in_and_recovery_public_and_the_rest_behind_a_token()
+-> anyhow::Result<()> {
+    let (gateway, _upstreams) = shipped_gateway().await?;
+    let status = |path: &'static str, token: Option<String>| {
+        let mut request = client().get(gateway.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { anyhow::Ok((path, request.send().await?.status().as_u16())) }
+    };
+    let stale = || Some("stale.or.forged".to_owned());
+    let user = || Some(gateway.key.sign(&valid_claims()));
+    let cases = [
+        // A client holding a stale token can still sign in, refresh and recover its account.
+        (status("/api/v1/auth/login", stale()).await?, 200),
+        (status("/api/v1/auth/refresh", stale()).await?, 200),
+        (status("/.well-known/jwks.json", stale()).await?, 200),
+        (status("/api/v1/users/verify-email", stale()).await?, 200),
+        (
+            status("/api/v1/users/password-reset/confirm", stale()).await?,
+            200,
+        ),
+        (status("/api/v1/identity/openapi.json", stale()).await?, 200),
+        // Registration is anonymous, but a token that is sent must be valid.
+        (status("/api/v1/users", None).await?, 200),
+        (status("/api/v1/users", stale()).await?, 401),
+        // Everything else needs a token.
+        (status("/api/v1/users/me", None).await?, 401),
+        (status("/api/v1/users/0190f3a1", None).await?, 401),
+        (status("/api/v1/users/0190f3a1/roles", None).await?, 401),
+        (status("/api/v1/auth/sessions", None).await?, 401),
+        (status("/api/v1/roles", None).await?, 401),
+        // Read-only permission routes are checked here; changes are left to their service.
+        (status("/api/v1/audit-logs", user()).await?, 403),
+        (status("/api/v1/permissions", user()).await?, 403),
+        (status("/api/v1/roles", user()).await?, 200),
+    ];
+    for ((path, status), expected) in cases {
+        assert_eq!(status, expected, "{path}");
     }
     Ok(())
 }

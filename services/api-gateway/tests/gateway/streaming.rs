@@ -16,7 +16,7 @@ const PATIENCE: Duration = Duration::from_secs(5);
 async fn files_gateway() -> anyhow::Result<(TestGateway, Upstream)> {
     let upstream = Upstream::start("files-1").await?;
     let gateway = TestGateway::start(
-        vec![RouteConfig::new("/api/v1/files", "files")],
+        vec![RouteConfig::new("/api/v1/files", "files").with_body_limit(64 * MIB as u64)],
         StaticRegistry::new(),
     )
     .await?;

@@ -15,6 +15,8 @@ use futures_util::StreamExt;
 use keel_errorbus::ErrorBus;
 use keel_gateway::{Gateway, GatewayConfig, RouteConfig};
 use keel_http::{HttpServer, Stack};
+
+use crate::doubles::{SigningKey, TestAuthz, edge_auth};
 use keel_registry::{ServiceInstance, ServiceRegistry, StaticRegistry};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,6 +45,8 @@ impl Echo {
 pub(crate) struct Signals {
     /// Requests served.
     pub(crate) hits: AtomicUsize,
+    /// Body bytes `…/count` has received, over all requests (also those cut off).
+    pub(crate) bytes_received: AtomicUsize,
     /// Notified when `…/count` has received its first bytes.
     pub(crate) upload_started: Notify,
     /// `…/stream` waits for this between its two chunks.
@@ -140,6 +144,7 @@ async fn count(signals: &Signals, body: Body) -> axum::Json<serde_json::Value> {
             signals.upload_started.notify_one();
         }
         bytes += chunk.len();
+        signals.bytes_received.fetch_add(chunk.len(), Ordering::SeqCst);
     }
     axum::Json(serde_json::json!({ "bytes": bytes }))
 }
@@ -174,11 +179,15 @@ fn echo(name: &str, request: &Request) -> Response {
         .into_response()
 }
 
-/// A gateway serving on a free loopback port behind the keel-http stack, beside a `/healthz`.
+/// A gateway serving on a free loopback port behind the keel-http stack, beside a `/healthz`,
+/// wired as the platform wires it (the stack without its body limit, the server with the gateway's
+/// connection limits). Tokens signed with `key` are valid; `authz` answers permission checks.
 pub(crate) struct TestGateway {
     pub(crate) base: String,
     pub(crate) address: SocketAddr,
     pub(crate) registry: StaticRegistry,
+    pub(crate) key: SigningKey,
+    pub(crate) authz: Arc<TestAuthz>,
     _stop: DropGuard,
 }
 
@@ -188,15 +197,29 @@ impl TestGateway {
     }
 
     pub(crate) async fn start_with(config: GatewayConfig, registry: StaticRegistry) -> anyhow::Result<Self> {
+        Self::start_limited(config, registry, None).await
+    }
+
+    /// A gateway counting requests with `limiter` (`None`: no rate limits).
+    pub(crate) async fn start_limited(
+        config: GatewayConfig,
+        registry: StaticRegistry,
+        limiter: Option<Arc<dyn keel_ratelimit::RateLimiter>>,
+    ) -> anyhow::Result<Self> {
         let shared: Arc<dyn ServiceRegistry> = Arc::new(registry.clone());
-        let gateway = Gateway::new(config, shared).await?;
+        let key = SigningKey::generate("gateway-test");
+        let authz = Arc::new(TestAuthz::default());
         let http = keel_testkit::test_config(&[]).kernel().http.clone();
+        let limits = config.connection_limits(&http);
+        let gateway = Gateway::new(config, shared, edge_auth(&key, &authz), limiter).await?;
         let (bus, _consumer) = ErrorBus::start(16, Vec::new(), CancellationToken::new());
         let app = Router::new()
             .route("/healthz", axum::routing::get(|| async { "alive" }))
             .merge(gateway.router());
-        let app = Stack::new(http, bus).apply(app);
-        let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let app = Stack::new(http, bus).without_body_limit().apply(app);
+        let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await?
+            .with_limits(limits);
         let address = server.local_addr();
         let stop = CancellationToken::new();
         tokio::spawn(server.serve(app, stop.clone(), Duration::from_secs(1)));
@@ -204,6 +227,8 @@ impl TestGateway {
             base: format!("http://{address}"),
             address,
             registry,
+            key,
+            authz,
             _stop: stop.drop_guard(),
         })
     }

@@ -1,0 +1,215 @@
+//! Authentication and permission checks at the edge, before any upstream sees a request.
+//!
+//! Why a module of its own: the gateway is where an invalid token should stop (an upstream never
+//! spends work on it), and where the verified caller is turned into the identity headers the
+//! services receive. Tokens are verified locally by `keel_authn`'s [`TokenVerifier`] (keys cached,
+//! refreshed on an unknown `kid`, no network call per request), each distinct token once (see the
+//! `token_cache` module); permissions are asked of the authz client, which in production wiring
+//! answers from the permission cache. Every refusal is the response `keel_authn` gives a service's
+//! own handlers: 401 problem+json with `WWW-Authenticate`, 403 naming the permission, 503 when keys
+//! or authz are unavailable.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, header};
+use keel_authn::{AuthnError, Principal, TokenVerifier};
+use keel_clients::AuthzClient;
+
+use crate::policy::Access;
+use crate::token_cache::{self, TokenCache};
+
+/// Default number of verified tokens remembered (`gateway.token_cache_entries`).
+const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 10_000;
+
+/// What the gateway authenticates with: the access-token verifier (with the auth service's JWKS)
+/// and the authz client for routes that require a permission, plus the cache of verified tokens.
+///
+/// [`crate::Gateway::new`] sizes the cache from `gateway.token_cache_entries`.
+pub struct EdgeAuth {
+    verifier: Arc<TokenVerifier>,
+    authz: Arc<dyn AuthzClient>,
+    tokens: TokenCache,
+}
+
+impl std::fmt::Debug for EdgeAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeAuth")
+            .field("verifier", &self.verifier)
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EdgeAuth {
+    /// Authentication with `verifier` (in production over `keel_authn::AuthServiceJwks`) and
+    /// permission checks with `authz` (in production the cached client), remembering up to 10,000
+    /// verified tokens.
+    pub fn new(verifier: Arc<TokenVerifier>, authz: Arc<dyn AuthzClient>) -> Self {
+        Self {
+            verifier,
+            authz,
+            tokens: TokenCache::new(DEFAULT_TOKEN_CACHE_ENTRIES),
+        }
+    }
+
+    /// Remembers up to `entries` verified tokens instead (0: verify every request).
+    #[must_use]
+    pub fn with_token_cache(mut self, entries: usize) -> Self {
+        self.tokens = TokenCache::new(entries);
+        self
+    }
+
+    /// Verifies `token` (the compact JWT) as the gateway does: from the cache when this token was
+    /// verified before and has not expired, else with the verifier, remembering a success.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthnError> {
+        let digest = token_cache::digest(token);
+        let now = chrono::Utc::now().timestamp();
+        if let Some(principal) = self.tokens.get(&digest, now) {
+            return Ok(principal);
+        }
+        let principal = Arc::new(self.verifier.verify(token).await?);
+        self.tokens.insert(digest, Arc::clone(&principal), now);
+        Ok(principal)
+    }
+
+    /// Applies `access` to a request with `headers`: the verified caller (`None` for an anonymous
+    /// request a route lets through), or why the request is refused.
+    pub(crate) async fn admit(
+        &self,
+        access: &Access,
+        headers: &HeaderMap,
+    ) -> Result<Option<Arc<Principal>>, AuthnError> {
+        let principal = match access {
+            Access::Public => return Ok(None),
+            Access::Optional if !headers.contains_key(header::AUTHORIZATION) => return Ok(None),
+            Access::Optional | Access::Required | Access::Permission(_) => self.authenticate(headers).await?,
+        };
+        if let Access::Permission(permission) = access {
+            self.check_permission(&principal, permission).await?;
+        }
+        Ok(Some(principal))
+    }
+
+    /// Verifies the request's bearer token and records the user in the request's telemetry
+    /// context.
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Principal>, AuthnError> {
+        let outcome = match bearer_token(headers) {
+            Ok(token) => self.verify(token).await,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(principal) => {
+                if let Some(context) = keel_telemetry::context::current() {
+                    context.set_user_id(principal.user_id.to_string());
+                }
+                Ok(principal)
+            }
+            Err(AuthnError::KeysUnavailable) => {
+                tracing::warn!("request refused at the gateway: no signing keys to verify its token");
+                Err(AuthnError::KeysUnavailable)
+            }
+            Err(error) => {
+                tracing::debug!(reason = %error, "access token rejected at the gateway");
+                Err(error)
+            }
+        }
+    }
+
+    /// `Ok` when `principal` holds `permission`.
+    async fn check_permission(&self, principal: &Principal, permission: &str) -> Result<(), AuthnError> {
+        match self.authz.has_permission(principal.user_id, permission).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::debug!(user_id = %principal.user_id, permission, "permission denied at the gateway");
+                Err(AuthnError::Forbidden(permission.to_owned()))
+            }
+            Err(error) => {
+                tracing::warn!(%error, permission, "permission check failed at the gateway");
+                Err(AuthnError::Authz(error))
+            }
+        }
+    }
+}
+
+/// The token of the one `Authorization: Bearer <token>` header (scheme case-insensitive), read as
+/// `keel_authn` reads it.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthnError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next().ok_or(AuthnError::MissingToken)?;
+    if values.next().is_some() {
+        return Err(AuthnError::NotBearer);
+    }
+    let value = value.to_str().map_err(|_| AuthnError::NotBearer)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthnError::NotBearer)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(AuthnError::NotBearer);
+    }
+    Ok(token)
+}
+
+/// The `outcome` label of `keel_gateway_auth_total` for a request with `access` and this result.
+pub(crate) fn outcome(access: &Access, result: &Result<Option<Arc<Principal>>, AuthnError>) -> &'static str {
+    match (access, result) {
+        (Access::Public, Ok(_)) => "public",
+        (_, Ok(None)) => "anonymous",
+        (Access::Permission(_), Ok(Some(_))) => "allowed",
+        (_, Ok(Some(_))) => "authenticated",
+        (_, Err(AuthnError::MissingToken)) => "missing",
+        (_, Err(AuthnError::Forbidden(_))) => "denied",
+        (_, Err(AuthnError::KeysUnavailable | AuthnError::JwksFetch(_) | AuthnError::Authz(_))) => {
+            "unavailable"
+        }
+        (_, Err(_)) => "invalid",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(header::AUTHORIZATION, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn a_single_bearer_token_is_read_and_anything_else_refused() {
+        assert_eq!(bearer_token(&headers(&["Bearer a.b.c"])).ok(), Some("a.b.c"));
+        assert_eq!(bearer_token(&headers(&["bearer  a.b.c "])).ok(), Some("a.b.c"));
+        for bad in [&["Basic dXNlcg=="][..], &["Bearer "], &["Bearer a", "Bearer b"]] {
+            assert!(
+                matches!(bearer_token(&headers(bad)), Err(AuthnError::NotBearer)),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            bearer_token(&HeaderMap::new()),
+            Err(AuthnError::MissingToken)
+        ));
+    }
+
+    #[test]
+    fn outcomes_name_what_happened() {
+        let permission = Access::Permission("platform.audit.read".into());
+        assert_eq!(outcome(&Access::Public, &Ok(None)), "public");
+        assert_eq!(outcome(&Access::Optional, &Ok(None)), "anonymous");
+        assert_eq!(
+            outcome(&Access::Required, &Err(AuthnError::MissingToken)),
+            "missing"
+        );
+        assert_eq!(outcome(&Access::Required, &Err(AuthnError::Expired)), "invalid");
+        assert_eq!(
+            outcome(&permission, &Err(AuthnError::Forbidden("p".into()))),
+            "denied"
+        );
+        assert_eq!(
+            outcome(&permission, &Err(AuthnError::KeysUnavailable)),
+            "unavailable"
+        );
+    }
+}

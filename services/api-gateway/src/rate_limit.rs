@@ -1,0 +1,264 @@
+//! Rate limits at the edge: per user and per client address, by route class.
+//!
+//! Why a module of its own: the limits are policy (plan 6.6: 100 requests a minute per user, 1000
+//! per address, stricter classes for sensitive routes), configured once under
+//! `gateway.rate_limits` and applied to every request before it is proxied. The counting itself
+//! is `keel-ratelimit`'s: in this process's memory, or in Redis so that every gateway replica
+//! draws on one budget (`ratelimit.backend`).
+//!
+//! Each request is counted once against its address (`ip:<class>:<address>`) and, when the
+//! caller authenticated, once against its user (`user:<class>:<id>`); the stricter decision wins
+//! and sets `X-RateLimit-Limit`, `-Remaining` and `-Reset` on the answer, whatever it is. A denied
+//! request is answered 429 problem+json with `Retry-After` and never reaches an upstream. When
+//! the counters cannot be reached (Redis down), requests go through without headers (fail open:
+//! a rate limiter must not take the platform down with it), logged at most once a minute and
+//! counted in `keel_gateway_rate_limit_unavailable_total`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use keel_ratelimit::{Decision, Quota, RateLimiter};
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// The class a route without `rate_limit_class` belongs to.
+pub(crate) const DEFAULT_CLASS: &str = "default";
+
+/// The `gateway.rate_limits` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RateLimitConfig {
+    /// Whether requests are rate limited at all.
+    pub enabled: bool,
+    /// Quotas by class name; `default` applies to routes that name no class and must exist.
+    pub classes: BTreeMap<String, RateClassConfig>,
+}
+
+/// The quotas of one class: what one user and what one client address may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateClassConfig {
+    /// Requests one authenticated user may make, e.g. `100/minute`.
+    pub per_user: Quota,
+    /// Requests one client address may make, e.g. `1000/minute`.
+    pub per_ip: Quota,
+}
+
+impl Default for RateLimitConfig {
+    /// On, with the `default` class at 100 a minute per user and 1000 a minute per address.
+    fn default() -> Self {
+        let minute = std::time::Duration::from_secs(60);
+        let class = RateClassConfig {
+            per_user: Quota::new(100, minute).expect("100 a minute is a valid quota"),
+            per_ip: Quota::new(1_000, minute).expect("1000 a minute is a valid quota"),
+        };
+        Self {
+            enabled: true,
+            classes: BTreeMap::from([(DEFAULT_CLASS.to_owned(), class)]),
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// Whether a class of this name is configured.
+    pub(crate) fn has_class(&self, name: &str) -> bool {
+        self.classes.contains_key(name)
+    }
+
+    /// The problems of the section, each naming its key.
+    pub(crate) fn problems(&self) -> Vec<String> {
+        if self.has_class(DEFAULT_CLASS) {
+            Vec::new()
+        } else {
+            vec![format!(
+                "gateway.rate_limits.classes must define the `{DEFAULT_CLASS}` class"
+            )]
+        }
+    }
+}
+
+/// One class, resolved for a route: its name (the metric label and key part) and quotas.
+#[derive(Debug)]
+pub(crate) struct RateClass {
+    name: Box<str>,
+    quotas: RateClassConfig,
+}
+
+/// The limiter and the classes every route shares.
+pub(crate) struct RateLimits {
+    limiter: Option<Arc<dyn RateLimiter>>,
+    classes: BTreeMap<String, Arc<RateClass>>,
+    /// When the last "counters unavailable" warning was logged (seconds since the Unix epoch).
+    last_warning: AtomicU64,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits")
+            .field("enabled", &self.limiter.is_some())
+            .field("classes", &self.classes.keys())
+            .finish()
+    }
+}
+
+impl RateLimits {
+    /// Limits as `config` says, counted by `limiter`; `None` turns them off.
+    pub(crate) fn new(config: &RateLimitConfig, limiter: Option<Arc<dyn RateLimiter>>) -> Self {
+        let classes = config
+            .classes
+            .iter()
+            .map(|(name, quotas)| {
+                let class = RateClass {
+                    name: name.as_str().into(),
+                    quotas: *quotas,
+                };
+                (name.clone(), Arc::new(class))
+            })
+            .collect();
+        Self {
+            limiter: limiter.filter(|_| config.enabled),
+            classes,
+            last_warning: AtomicU64::new(0),
+        }
+    }
+
+    /// Limits that never limit.
+    #[cfg(test)]
+    fn off() -> Self {
+        Self::new(&RateLimitConfig::default(), None)
+    }
+
+    /// The class called `name`, or `default`.
+    pub(crate) fn class(&self, name: Option<&str>) -> Option<Arc<RateClass>> {
+        self.classes
+            .get(name.unwrap_or(DEFAULT_CLASS))
+            .or_else(|| self.classes.get(DEFAULT_CLASS))
+            .cloned()
+    }
+
+    /// Counts one request of `class` from `ip` by `user`: the stricter decision of the two, or
+    /// `None` when limits are off or the counters cannot be reached.
+    pub(crate) async fn check(
+        &self,
+        class: &RateClass,
+        ip: Option<IpAddr>,
+        user: Option<Uuid>,
+    ) -> Option<Decision> {
+        let limiter = self.limiter.as_ref()?;
+        let by_ip = match ip {
+            Some(ip) => {
+                let key = format!("ip:{}:{ip}", class.name);
+                self.counted(limiter.check(&key, class.quotas.per_ip).await)
+            }
+            None => None,
+        };
+        let by_user = match user {
+            Some(user) => {
+                let key = format!("user:{}:{user}", class.name);
+                self.counted(limiter.check(&key, class.quotas.per_user).await)
+            }
+            None => None,
+        };
+        let decision = match (by_ip, by_user) {
+            (Some(ip), Some(user)) => Some(ip.stricter(user)),
+            (one, other) => one.or(other),
+        };
+        if let Some(decision) = &decision {
+            let outcome = if decision.allowed { "allowed" } else { "denied" };
+            metrics::counter!(
+                "keel_gateway_rate_limit_decisions_total",
+                "class" => class.name.to_string(),
+                "outcome" => outcome
+            )
+            .increment(1);
+        }
+        decision
+    }
+
+    /// The decision, or `None` after logging (at most once a minute) and counting a failure.
+    fn counted(&self, outcome: Result<Decision, keel_ratelimit::RateLimitError>) -> Option<Decision> {
+        match outcome {
+            Ok(decision) => Some(decision),
+            Err(error) => {
+                metrics::counter!("keel_gateway_rate_limit_unavailable_total").increment(1);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |elapsed| elapsed.as_secs());
+                let last = self.last_warning.load(Ordering::Relaxed);
+                if now >= last + 60
+                    && self
+                        .last_warning
+                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    tracing::warn!(%error, "rate-limit counters unavailable; requests pass unlimited");
+                }
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_ratelimit::InMemoryRateLimiter;
+
+    fn limits(per_user: &str, per_ip: &str) -> RateLimits {
+        let class = RateClassConfig {
+            per_user: per_user.parse().expect("quota"),
+            per_ip: per_ip.parse().expect("quota"),
+        };
+        let config = RateLimitConfig {
+            enabled: true,
+            classes: BTreeMap::from([(DEFAULT_CLASS.to_owned(), class)]),
+        };
+        RateLimits::new(&config, Some(Arc::new(InMemoryRateLimiter::default())))
+    }
+
+    #[tokio::test]
+    async fn the_stricter_of_the_user_and_address_budgets_decides() {
+        let limits = limits("2/minute", "5/minute");
+        let class = limits.class(None).expect("default class");
+        let ip = Some(IpAddr::from([10, 0, 0, 1]));
+        let user = Some(Uuid::now_v7());
+        let first = limits.check(&class, ip, user).await.expect("decision");
+        assert!(first.allowed);
+        assert_eq!(
+            (first.limit, first.remaining),
+            (2, 1),
+            "the user budget is the smaller"
+        );
+        assert!(limits.check(&class, ip, user).await.is_some_and(|d| d.allowed));
+        let third = limits.check(&class, ip, user).await.expect("decision");
+        assert!(!third.allowed, "the user's budget is spent");
+        // Every request arriving from the address counted against it (3 of 5), the refused one too.
+        let anonymous = limits.check(&class, ip, None).await.expect("decision");
+        assert!(anonymous.allowed);
+        assert_eq!((anonymous.limit, anonymous.remaining), (5, 1));
+    }
+
+    #[tokio::test]
+    async fn disabled_limits_decide_nothing_and_unknown_classes_fall_back_to_default() {
+        let off = RateLimits::off();
+        let class = off.class(Some("no-such-class")).expect("falls back to default");
+        assert_eq!(&*class.name, DEFAULT_CLASS);
+        assert!(
+            off.check(&class, Some(IpAddr::from([127, 0, 0, 1])), None)
+                .await
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_section_without_the_default_class_is_refused() {
+        let config = RateLimitConfig {
+            enabled: true,
+            classes: BTreeMap::new(),
+        };
+        assert!(config.problems()[0].contains("`default` class"));
+    }
+}

@@ -1,0 +1,168 @@
+//! Rate limits at the edge: headers on every answer, 429 with `Retry-After` before the upstream,
+//! one budget shared by two gateways through real Redis, and failing open when Redis is down.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_gateway::{GatewayConfig, RateClassConfig, RateLimitConfig, RouteConfig};
+use keel_ratelimit::{InMemoryRateLimiter, RateLimiter, RedisOptions, RedisRateLimiter};
+use keel_registry::StaticRegistry;
+use reqwest::StatusCode;
+
+use crate::doubles::valid_claims;
+use crate::support::{TestGateway, Upstream, client, problem};
+
+/// A gateway config routing `/` to `echo` with the `default` class at `per_ip` per address and
+/// `per_user` per user.
+fn config(per_ip: &str, per_user: &str) -> anyhow::Result<GatewayConfig> {
+    let class = RateClassConfig {
+        per_user: per_user.parse()?,
+        per_ip: per_ip.parse()?,
+    };
+    let mut limits = RateLimitConfig::default();
+    limits.classes = BTreeMap::from([("default".to_owned(), class)]);
+    Ok(GatewayConfig::new(vec![RouteConfig::new("/", "echo")]).with_rate_limits(limits))
+}
+
+async fn gateway_with(
+    config: GatewayConfig,
+    registry: StaticRegistry,
+    limiter: Arc<dyn RateLimiter>,
+) -> anyhow::Result<TestGateway> {
+    TestGateway::start_limited(config, registry, Some(limiter)).await
+}
+
+fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_budget_and_the_request_past_it_is_429_before_the_upstream()
+-> anyhow::Result<()> {
+    let upstream = Upstream::start("echo-1").await?;
+    let registry = StaticRegistry::new();
+    let limiter: Arc<dyn RateLimiter> = Arc::new(InMemoryRateLimiter::default());
+    let gateway = gateway_with(config("3/minute", "100/minute")?, registry, limiter).await?;
+    gateway.add("echo", &upstream).await?;
+    let http = client();
+
+    for remaining in ["2", "1", "0"] {
+        let response = http.get(gateway.url("/hello")).send().await?;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "x-ratelimit-limit").as_deref(), Some("3"));
+        assert_eq!(
+            header(&response, "x-ratelimit-remaining").as_deref(),
+            Some(remaining)
+        );
+        assert!(header(&response, "x-ratelimit-reset").is_some());
+    }
+    let refused = http.get(gateway.url("/hello")).send().await?;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = header(&refused, "retry-after").unwrap_or_default().parse()?;
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(header(&refused, "x-ratelimit-remaining").as_deref(), Some("0"));
+    let body = problem(refused).await?;
+    assert_eq!(body["type"], "urn:keel:problem:rate-limited");
+    assert_eq!(
+        upstream.hits(),
+        3,
+        "the refused request never reached the upstream"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_authenticated_user_is_held_to_the_per_user_budget() -> anyhow::Result<()> {
+    let upstream = Upstream::start("echo-1").await?;
+    let registry = StaticRegistry::new();
+    let limiter: Arc<dyn RateLimiter> = Arc::new(InMemoryRateLimiter::default());
+    let gateway = gateway_with(config("100/minute", "2/minute")?, registry, limiter).await?;
+    gateway.add("echo", &upstream).await?;
+    let token = gateway.key.sign(&valid_claims());
+    let http = client();
+
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let response = http.get(gateway.url("/me")).bearer_auth(&token).send().await?;
+        statuses.push(response.status());
+    }
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS]
+    );
+    // The address still has budget: an anonymous request passes.
+    let anonymous = http.get(gateway.url("/me")).send().await?;
+    assert_eq!(anonymous.status(), StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_gateways_share_one_budget_through_redis() -> anyhow::Result<()> {
+    let Some(url) = keel_testkit::server_url("REDIS_URL") else {
+        return Ok(());
+    };
+    let upstream = Upstream::start("echo-1").await?;
+    let registry = StaticRegistry::new();
+    let prefix = format!("{}:", keel_testkit::unique_name("gateway_rl"));
+    let shared_options = || RedisOptions {
+        key_prefix: prefix.clone(),
+        timeout: Duration::from_millis(500),
+    };
+    let first: Arc<dyn RateLimiter> = Arc::new(RedisRateLimiter::open(&url, shared_options())?);
+    let second: Arc<dyn RateLimiter> = Arc::new(RedisRateLimiter::open(&url, shared_options())?);
+    let one = gateway_with(config("10/minute", "100/minute")?, registry.clone(), first).await?;
+    let two = gateway_with(config("10/minute", "100/minute")?, registry, second).await?;
+    one.add("echo", &upstream).await?;
+    let http = client();
+
+    for (gateway, count) in [(&one, 6), (&two, 4)] {
+        for _ in 0..count {
+            let response = http.get(gateway.url("/shared")).send().await?;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    }
+    for gateway in [&one, &two] {
+        let refused = http.get(gateway.url("/shared")).send().await?;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(header(&refused, "x-ratelimit-limit").as_deref(), Some("10"));
+    }
+    assert_eq!(upstream.hits(), 10);
+    Ok(())
+}
+
+#[tokio::test]
+async fn requests_pass_without_limits_when_redis_is_down() -> anyhow::Result<()> {
+    let upstream = Upstream::start("echo-1").await?;
+    let registry = StaticRegistry::new();
+    let options = RedisOptions {
+        key_prefix: "keel:test:".to_owned(),
+        timeout: Duration::from_millis(50),
+    };
+    let limiter: Arc<dyn RateLimiter> = Arc::new(RedisRateLimiter::open("redis://127.0.0.1:1", options)?);
+    let gateway = gateway_with(config("1/minute", "1/minute")?, registry, limiter).await?;
+    gateway.add("echo", &upstream).await?;
+    let http = client();
+    for _ in 0..3 {
+        let response =
+            tokio::time::timeout(Duration::from_secs(10), http.get(gateway.url("/x")).send()).await??;
+        assert_eq!(response.status(), StatusCode::OK, "fail open");
+        assert_eq!(header(&response, "x-ratelimit-limit"), None);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_route_naming_an_unknown_class_is_refused_at_start_up() -> anyhow::Result<()> {
+    let config = GatewayConfig::new(vec![RouteConfig::new("/", "echo").with_rate_limit_class("vip")]);
+    let message = config.validate().err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("gateway.routes[0].rate_limit_class `vip`"),
+        "{message}"
+    );
+    Ok(())
+}
