@@ -44,6 +44,7 @@
 //! # }
 //! ```
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -71,22 +72,39 @@ pub use error::GatewayError;
 pub use policy::AuthPolicy;
 pub use rate_limit::{RateClassConfig, RateLimitConfig};
 
-use proxy::{Proxy, Route};
+use proxy::{Proxy, Route, Routing};
 use routes::RouteTable;
 use upstream::Watcher;
 
 /// A built gateway: its routes, the registry watches that keep their upstreams current, the edge
 /// authentication and a pooled HTTP/1.1 client. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Gateway {
     proxy: Arc<Proxy>,
+    reload: Arc<Reloader>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("proxy", &self.proxy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a reload needs besides the new configuration: where services are found, the limiter, and
+/// the upstreams already watched (kept across reloads).
+struct Reloader {
+    registry: Arc<dyn ServiceRegistry>,
+    limiter: Option<Arc<dyn keel_ratelimit::RateLimiter>>,
+    upstreams: tokio::sync::Mutex<HashMap<String, Arc<upstream::Upstream>>>,
 }
 
 impl Gateway {
     /// Validates `config`, watches each routed service in `registry`, authenticates with `auth`
     /// (its token cache sized by `gateway.token_cache_entries`) and counts requests against
     /// `gateway.rate_limits` with `limiter` (`None`: no rate limits; see
-    /// `keel_ratelimit::RateLimitSettings::limiter` for the configured one).
+    /// [`configured_rate_limiter`] for the configured one).
     ///
     /// Async because watching a service may ask a remote registry. A service with no instance yet
     /// is not an error: its requests answer 503 until one registers, and the watch picks it up
@@ -97,21 +115,33 @@ impl Gateway {
         auth: EdgeAuth,
         limiter: Option<Arc<dyn keel_ratelimit::RateLimiter>>,
     ) -> Result<Self, GatewayError> {
-        let table = config.route_table()?;
-        let limits = rate_limit::RateLimits::new(&config.rate_limits, limiter);
-        let mut watcher = Watcher::new(registry.as_ref(), &config.balancing);
-        let mut routes = Vec::new();
-        for (pattern, route) in table.into_entries() {
-            let upstream = watcher.upstream(&route.service).await?;
-            let class = limits.class(route.rate_limit_class.as_deref());
-            routes.push((pattern, Route::new(route, upstream, &config, class)));
-        }
+        let reload = Arc::new(Reloader {
+            registry,
+            limiter,
+            upstreams: tokio::sync::Mutex::new(HashMap::new()),
+        });
+        let routing = reload.routing(&config).await?;
         metrics::describe();
         let auth = auth.with_token_cache(config.token_cache_entries);
-        let table = RouteTable::from_entries(routes);
         Ok(Self {
-            proxy: Arc::new(Proxy::new(table, auth, limits, &config)),
+            proxy: Arc::new(Proxy::new(routing, auth, &config)),
+            reload,
         })
+    }
+
+    /// Replaces the routes, their access policies, limits and rate-limit classes with those of
+    /// `config`, for every request that arrives after it returns; requests in flight finish with
+    /// the routing they started with, and no connection is dropped. Services routed before keep
+    /// their registry watch and balancer state. An invalid `config` changes nothing and says why.
+    ///
+    /// What a reload does not change (it needs a restart): the upstream connection pool settings
+    /// (`gateway.upstream.*` except `timeout_ms`), the token cache size, and the balancing of
+    /// services already routed.
+    pub async fn reload(&self, config: &GatewayConfig) -> Result<(), GatewayError> {
+        let routing = self.reload.routing(config).await?;
+        self.proxy.replace_routing(routing);
+        tracing::info!(routes = config.routes.len(), "gateway routes reloaded");
+        Ok(())
     }
 
     /// The router that proxies every path: `/` and `/{*path}`, any method.
@@ -133,6 +163,71 @@ impl Gateway {
         Arc::new(UpstreamsReady {
             proxy: Arc::clone(&self.proxy),
         })
+    }
+}
+
+impl Reloader {
+    /// The routing `config` describes, validated, with its services watched.
+    async fn routing(&self, config: &GatewayConfig) -> Result<Routing, GatewayError> {
+        let table = config.route_table()?;
+        let limits = rate_limit::RateLimits::new(&config.rate_limits, self.limiter.clone());
+        let mut known = self.upstreams.lock().await;
+        let mut watcher = Watcher::with_known(
+            self.registry.as_ref(),
+            &config.balancing,
+            std::mem::take(&mut *known),
+        );
+        let mut routes = Vec::new();
+        let mut failure = None;
+        for (pattern, route) in table.into_entries() {
+            match watcher.upstream(&route.service).await {
+                Ok(upstream) => {
+                    let class = limits.class(route.rate_limit_class.as_deref());
+                    routes.push((pattern, Route::new(route, upstream, config, class)));
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        *known = watcher.into_known();
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(Routing::new(RouteTable::from_entries(routes), limits, config)),
+        }
+    }
+}
+
+/// Reloads `gateway`'s routes from the configuration files and environment (`ConfigLoader::
+/// from_process`) each time the process receives SIGHUP, until `shutdown`. A configuration that
+/// does not load or validate is logged and leaves the routes as they were. Spawn it beside the
+/// server (`kernel.spawn`); it fails only when the signal handler cannot be installed.
+pub async fn reload_on_hangup(
+    gateway: Gateway,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), std::io::Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            received = hangups.recv() => {
+                if received.is_none() {
+                    return Ok(());
+                }
+            }
+        }
+        let reloaded = match keel_config::ConfigLoader::from_process().load() {
+            Ok(config) => match GatewayConfig::from_config(&config) {
+                Ok(routes) => gateway.reload(&routes).await,
+                Err(error) => Err(error),
+            },
+            Err(error) => Err(GatewayError::Config(error)),
+        };
+        if let Err(error) = reloaded {
+            tracing::error!(%error, "SIGHUP: the gateway configuration was not reloaded; the routes stay as they were");
+        }
     }
 }
 

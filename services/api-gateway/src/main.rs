@@ -43,6 +43,10 @@ fn main() -> ExitCode {
         let limiter = keel_gateway::configured_rate_limiter(handle.config())?;
         let gateway = Gateway::new(gateway_config, handle.registry().clone(), auth, Some(limiter)).await?;
         handle.health().register(gateway.readiness_check());
+        handle.spawn(
+            "gateway-reload-on-sighup",
+            keel_gateway::reload_on_hangup(gateway.clone(), handle.shutdown_token()),
+        );
         let router = gateway
             .router()
             .merge(ops_router(handle.health().clone(), handle.metrics().clone()));

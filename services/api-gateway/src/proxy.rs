@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -79,25 +80,45 @@ impl Route {
     }
 }
 
-/// The route table, the edge authentication and the pooled client every request shares.
+/// What a configuration decides and a reload replaces: the route table, the rate limits and the
+/// header limits.
 #[derive(Debug)]
-pub(crate) struct Proxy {
+pub(crate) struct Routing {
     table: RouteTable<Route>,
-    client: Client<HttpConnector, Body>,
-    auth: EdgeAuth,
     limits: RateLimits,
     header_limits: HeaderLimits,
+}
+
+impl Routing {
+    /// The routing `config` describes over `table` and `limits`.
+    pub(crate) fn new(table: RouteTable<Route>, limits: RateLimits, config: &GatewayConfig) -> Self {
+        Self {
+            table,
+            limits,
+            header_limits: HeaderLimits {
+                max_headers: config.max_headers,
+                max_bytes: config.max_header_bytes,
+            },
+        }
+    }
+}
+
+/// The current routing, the edge authentication and the pooled client every request shares.
+///
+/// The routing sits behind an [`ArcSwap`]: a request takes the routing current when it arrives
+/// and keeps it to the end, and a reload swaps in a new one for the requests after it, so no
+/// connection or request in flight is disturbed.
+#[derive(Debug)]
+pub(crate) struct Proxy {
+    routing: ArcSwap<Routing>,
+    client: Client<HttpConnector, Body>,
+    auth: EdgeAuth,
 }
 
 impl Proxy {
     /// A proxy over `table`, authenticating with `auth` and connecting to upstreams as `config`
     /// says.
-    pub(crate) fn new(
-        table: RouteTable<Route>,
-        auth: EdgeAuth,
-        limits: RateLimits,
-        config: &GatewayConfig,
-    ) -> Self {
+    pub(crate) fn new(routing: Routing, auth: EdgeAuth, config: &GatewayConfig) -> Self {
         let settings = &config.upstream;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.connect_timeout()));
@@ -108,20 +129,21 @@ impl Proxy {
             .pool_max_idle_per_host(settings.pool_max_idle_per_host)
             .build(connector);
         Self {
-            table,
+            routing: ArcSwap::from_pointee(routing),
             client,
             auth,
-            limits,
-            header_limits: HeaderLimits {
-                max_headers: config.max_headers,
-                max_bytes: config.max_header_bytes,
-            },
         }
+    }
+
+    /// Serves the requests that arrive from now on with `routing`.
+    pub(crate) fn replace_routing(&self, routing: Routing) {
+        self.routing.store(Arc::new(routing));
     }
 
     /// The routed services that have no healthy instance now, sorted, each once.
     pub(crate) fn unavailable_services(&self) -> Vec<String> {
-        let mut missing: Vec<String> = self
+        let routing = self.routing.load();
+        let mut missing: Vec<String> = routing
             .table
             .values()
             .filter(|route| !route.upstream.is_available())
@@ -135,17 +157,18 @@ impl Proxy {
     /// Answers one request: the upstream's response, or a problem.
     async fn forward(&self, request: Request) -> Response {
         let received = Instant::now();
+        let routing = self.routing.load_full();
         let path = request.uri().path();
         let found = match has_dot_segment(path) {
             true => Err(ProxyError::DotSegment),
-            false => self.table.find(path).ok_or(ProxyError::NoRoute),
+            false => routing.table.find(path).ok_or(ProxyError::NoRoute),
         };
         let (route, service, response) = match found {
             Err(error) => (UNMATCHED_ROUTE, NO_SERVICE, fail(NO_SERVICE, &error)),
             Ok((route, matched)) => (
                 &*route.label,
                 route.upstream.service(),
-                self.serve_route(route, matched, request).await,
+                self.serve_route(&routing, route, matched, request).await,
             ),
         };
         metrics::request(route, service, response.status().as_u16());
@@ -156,10 +179,16 @@ impl Proxy {
     /// Answers a request `route` matched (`matched` bytes of its path), in order: header limits
     /// (431), declared body size (413), authentication and permission (401, 403), then the
     /// upstream.
-    async fn serve_route(&self, route: &Route, matched: usize, request: Request) -> Response {
+    async fn serve_route(
+        &self,
+        routing: &Routing,
+        route: &Route,
+        matched: usize,
+        request: Request,
+    ) -> Response {
         let service = route.upstream.service();
         let (parts, body) = request.into_parts();
-        let checked = self
+        let checked = routing
             .header_limits
             .check(&parts.headers)
             .and_then(|()| limit_body(&parts.headers, body, route.body_limit));
@@ -182,7 +211,7 @@ impl Proxy {
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|ConnectInfo(address)| address.ip());
                 let user = principal.as_deref().map(|principal| principal.user_id);
-                self.limits.check(class, peer, user).await
+                routing.limits.check(class, peer, user).await
             }
             None => None,
         };

@@ -52,12 +52,28 @@ pub(crate) struct Watcher<'a> {
 
 impl<'a> Watcher<'a> {
     /// A watcher asking `registry`, balancing as `balancing` says (`gateway.balancing`).
+    #[cfg(test)]
     pub(crate) fn new(registry: &'a dyn ServiceRegistry, balancing: &'a BalancerConfig) -> Self {
+        Self::with_known(registry, balancing, HashMap::new())
+    }
+
+    /// A watcher that starts from the upstreams an earlier one made (`known`, by service), so a
+    /// reload keeps each service's watch and what its balancer learnt.
+    pub(crate) fn with_known(
+        registry: &'a dyn ServiceRegistry,
+        balancing: &'a BalancerConfig,
+        known: HashMap<String, Arc<Upstream>>,
+    ) -> Self {
         Self {
             registry,
             balancing,
-            known: HashMap::new(),
+            known,
         }
+    }
+
+    /// The upstreams made so far, by service.
+    pub(crate) fn into_known(self) -> HashMap<String, Arc<Upstream>> {
+        self.known
     }
 
     /// The upstream of `service`, watched on first request.

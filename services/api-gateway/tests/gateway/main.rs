@@ -3,12 +3,16 @@
 
 mod balancing;
 mod config;
+mod cors;
 mod doubles;
 mod edge;
 mod failures;
 mod headers;
 mod limits;
 mod rate_limit;
+mod reload;
+mod resilience;
 mod routing;
 mod streaming;
 mod support;
+mod upload;

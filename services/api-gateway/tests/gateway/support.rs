@@ -17,11 +17,13 @@ use keel_gateway::{Gateway, GatewayConfig, RouteConfig};
 use keel_http::{HttpServer, Stack};
 
 use crate::doubles::{SigningKey, TestAuthz, edge_auth};
+use keel_config::HttpConfig;
 use keel_registry::{ServiceInstance, ServiceRegistry, StaticRegistry};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// What the echo upstream saw of a request.
@@ -61,6 +63,10 @@ pub(crate) struct Upstream {
     pub(crate) name: String,
     pub(crate) port: u16,
     pub(crate) signals: Arc<Signals>,
+    /// Cancelled by [`Upstream::stop`] (and on drop, through `_stop`).
+    shutdown: CancellationToken,
+    /// The server task, until [`Upstream::stop`] has waited for it.
+    server: Option<JoinHandle<std::io::Result<()>>>,
     _stop: DropGuard,
 }
 
@@ -73,7 +79,7 @@ impl Upstream {
         let router = Router::new().fallback(answer).with_state(state);
         let stop = CancellationToken::new();
         let cancelled = stop.clone().cancelled_owned();
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(cancelled)
                 .await
@@ -82,8 +88,22 @@ impl Upstream {
             name: name.to_owned(),
             port,
             signals,
+            shutdown: stop.clone(),
+            server: Some(server),
             _stop: stop.drop_guard(),
         })
+    }
+
+    /// Stops the server for real and returns once it is gone: its listener is closed (its port
+    /// refuses connections) and so are its idle keep-alive connections. Its signals stay readable.
+    pub(crate) async fn stop(&mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(5), server)
+                .await
+                .context("the upstream stops within 5 s")???;
+        }
+        Ok(())
     }
 
     /// This server as an instance of `service`, its id being its name.
@@ -188,6 +208,8 @@ pub(crate) struct TestGateway {
     pub(crate) registry: StaticRegistry,
     pub(crate) key: SigningKey,
     pub(crate) authz: Arc<TestAuthz>,
+    /// The gateway being served (for reloads).
+    pub(crate) gateway: Gateway,
     _stop: DropGuard,
 }
 
@@ -206,10 +228,20 @@ impl TestGateway {
         registry: StaticRegistry,
         limiter: Option<Arc<dyn keel_ratelimit::RateLimiter>>,
     ) -> anyhow::Result<Self> {
+        Self::start_served(config, registry, limiter, default_http()).await
+    }
+
+    /// A gateway counting requests with `limiter`, behind a stack and server configured by `http`
+    /// (e.g. its `cors`) instead of the shipped defaults.
+    pub(crate) async fn start_served(
+        config: GatewayConfig,
+        registry: StaticRegistry,
+        limiter: Option<Arc<dyn keel_ratelimit::RateLimiter>>,
+        http: HttpConfig,
+    ) -> anyhow::Result<Self> {
         let shared: Arc<dyn ServiceRegistry> = Arc::new(registry.clone());
         let key = SigningKey::generate("gateway-test");
         let authz = Arc::new(TestAuthz::default());
-        let http = keel_testkit::test_config(&[]).kernel().http.clone();
         let limits = config.connection_limits(&http);
         let gateway = Gateway::new(config, shared, edge_auth(&key, &authz), limiter).await?;
         let (bus, _consumer) = ErrorBus::start(16, Vec::new(), CancellationToken::new());
@@ -229,6 +261,7 @@ impl TestGateway {
             registry,
             key,
             authz,
+            gateway,
             _stop: stop.drop_guard(),
         })
     }
@@ -242,6 +275,11 @@ impl TestGateway {
         let _ = self.registry.register(upstream.instance(service)).await?;
         Ok(())
     }
+}
+
+/// The shipped `http` configuration section, as [`TestGateway::start`] serves with.
+pub(crate) fn default_http() -> HttpConfig {
+    keel_testkit::test_config(&[]).kernel().http.clone()
 }
 
 pub(crate) fn client() -> reqwest::Client {
