@@ -61,26 +61,32 @@ pub(crate) async fn authenticate(
         Ok(token) => verifier.verify(token).await,
         Err(error) => Err(error),
     };
-    match outcome {
+    note_authentication(outcome)
+}
+
+/// What every place that authenticates a request does with the outcome: a verified caller is
+/// recorded in the request's telemetry context (logs, spans, audit records); a refusal is logged,
+/// at warning level when no signing keys could be had (an outage, not a bad client). Returns the
+/// outcome unchanged.
+pub fn note_authentication<P: std::borrow::Borrow<Principal>>(
+    outcome: Result<P, AuthnError>,
+) -> Result<P, AuthnError> {
+    match &outcome {
         Ok(principal) => {
             if let Some(context) = keel_telemetry::context::current() {
-                context.set_user_id(principal.user_id.to_string());
+                context.set_user_id(principal.borrow().user_id.to_string());
             }
-            Ok(principal)
         }
         Err(AuthnError::KeysUnavailable) => {
             tracing::warn!("request refused: no signing keys to verify its token");
-            Err(AuthnError::KeysUnavailable)
         }
-        Err(error) => {
-            tracing::debug!(reason = %error, "access token rejected");
-            Err(error)
-        }
+        Err(error) => tracing::debug!(reason = %error, "access token rejected"),
     }
+    outcome
 }
 
 /// The token of the one `Authorization: Bearer <token>` header (scheme case-insensitive).
-fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthnError> {
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthnError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let value = values.next().ok_or(AuthnError::MissingToken)?;
     if values.next().is_some() {

@@ -32,6 +32,7 @@ mod verifier;
 
 pub use claims::{AccessClaims, JwtSettings};
 pub use error::AuthnError;
+pub use extract::{bearer_token, note_authentication};
 pub use guard::{PermissionGuard, RequirePermission, RequirePermissionLayer, require_permission};
 pub use jwks::{AuthServiceJwks, JwksSource, StaticJwks};
 pub use principal::Principal;

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, header};
-use keel_authn::{AuthnError, Principal, TokenVerifier};
+use keel_authn::{AuthnError, Principal, TokenVerifier, bearer_token, note_authentication};
 use keel_clients::AuthzClient;
 
 use crate::policy::Access;
@@ -91,28 +91,13 @@ impl EdgeAuth {
     }
 
     /// Verifies the request's bearer token and records the user in the request's telemetry
-    /// context.
+    /// context, as `keel_authn` does for a service.
     async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Principal>, AuthnError> {
         let outcome = match bearer_token(headers) {
             Ok(token) => self.verify(token).await,
             Err(error) => Err(error),
         };
-        match outcome {
-            Ok(principal) => {
-                if let Some(context) = keel_telemetry::context::current() {
-                    context.set_user_id(principal.user_id.to_string());
-                }
-                Ok(principal)
-            }
-            Err(AuthnError::KeysUnavailable) => {
-                tracing::warn!("request refused at the gateway: no signing keys to verify its token");
-                Err(AuthnError::KeysUnavailable)
-            }
-            Err(error) => {
-                tracing::debug!(reason = %error, "access token rejected at the gateway");
-                Err(error)
-            }
-        }
+        note_authentication(outcome)
     }
 
     /// `Ok` when `principal` holds `permission`.
@@ -129,23 +114,6 @@ impl EdgeAuth {
             }
         }
     }
-}
-
-/// The token of the one `Authorization: Bearer <token>` header (scheme case-insensitive), read as
-/// `keel_authn` reads it.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthnError> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let value = values.next().ok_or(AuthnError::MissingToken)?;
-    if values.next().is_some() {
-        return Err(AuthnError::NotBearer);
-    }
-    let value = value.to_str().map_err(|_| AuthnError::NotBearer)?;
-    let (scheme, token) = value.split_once(' ').ok_or(AuthnError::NotBearer)?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(AuthnError::NotBearer);
-    }
-    Ok(token)
 }
 
 /// The `outcome` label of `keel_gateway_auth_total` for a request with `access` and this result.
@@ -167,32 +135,6 @@ pub(crate) fn outcome(access: &Access, result: &Result<Option<Arc<Principal>>, A
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
-
-    fn headers(values: &[&'static str]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for value in values {
-            headers.append(header::AUTHORIZATION, HeaderValue::from_static(value));
-        }
-        headers
-    }
-
-    #[test]
-    fn a_single_bearer_token_is_read_and_anything_else_refused() {
-        assert_eq!(bearer_token(&headers(&["Bearer a.b.c"])).ok(), Some("a.b.c"));
-        assert_eq!(bearer_token(&headers(&["bearer  a.b.c "])).ok(), Some("a.b.c"));
-        for bad in [&["Basic dXNlcg=="][..], &["Bearer "], &["Bearer a", "Bearer b"]] {
-            assert!(
-                matches!(bearer_token(&headers(bad)), Err(AuthnError::NotBearer)),
-                "{bad:?}"
-            );
-        }
-        assert!(matches!(
-            bearer_token(&HeaderMap::new()),
-            Err(AuthnError::MissingToken)
-        ));
-    }
-
     #[test]
     fn outcomes_name_what_happened() {
         let permission = Access::Permission("platform.audit.read".into());
