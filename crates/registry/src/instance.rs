@@ -98,6 +98,19 @@ impl ServiceInstance {
         self.port(port_name).map(|port| authority(&self.host, port))
     }
 
+    /// The instance, or [`crate::RegistryError::InvalidInstance`] saying why it cannot be
+    /// registered: what every backend's `register` checks first.
+    pub(crate) fn checked(self) -> Result<Self, crate::RegistryError> {
+        match self.problem() {
+            None => Ok(self),
+            Some(reason) => Err(crate::RegistryError::InvalidInstance {
+                service: self.service,
+                id: self.id,
+                reason,
+            }),
+        }
+    }
+
     /// Why the instance cannot be registered, if it cannot.
     pub(crate) fn problem(&self) -> Option<String> {
         if let Some(problem) = name_problem("service name", &self.service) {

@@ -160,13 +160,7 @@ impl ServiceRegistry for StaticRegistry {
     }
 
     async fn register(&self, instance: ServiceInstance) -> Result<Registration, RegistryError> {
-        if let Some(reason) = instance.problem() {
-            return Err(RegistryError::InvalidInstance {
-                service: instance.service,
-                id: instance.id,
-                reason,
-            });
-        }
+        let instance = instance.checked()?;
         let registration = Registration {
             service: instance.service.clone(),
             instance_id: instance.id.clone(),

@@ -108,13 +108,7 @@ impl ServiceRegistry for EtcdRegistry {
     }
 
     async fn register(&self, instance: ServiceInstance) -> Result<Registration, RegistryError> {
-        if let Some(reason) = instance.problem() {
-            return Err(RegistryError::InvalidInstance {
-                service: instance.service,
-                id: instance.id,
-                reason,
-            });
-        }
+        let instance = instance.checked()?;
         let key = format!("{}{}", self.service_prefix(&instance.service), instance.id).into_bytes();
         let value =
             serde_json::to_vec(&instance).expect("an instance (strings, numbers, string maps) serialises");

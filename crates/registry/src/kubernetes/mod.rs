@@ -81,13 +81,7 @@ impl ServiceRegistry for KubernetesRegistry {
     /// Checks the instance and succeeds without writing anything: the pod is an endpoint of its
     /// Service through Kubernetes, while its readiness probe passes.
     async fn register(&self, instance: ServiceInstance) -> Result<Registration, RegistryError> {
-        if let Some(reason) = instance.problem() {
-            return Err(RegistryError::InvalidInstance {
-                service: instance.service,
-                id: instance.id,
-                reason,
-            });
-        }
+        let instance = instance.checked()?;
         tracing::debug!(service = %instance.service, instance = %instance.id, "Kubernetes owns membership; nothing to register");
         Ok(Registration {
             service: instance.service,
