@@ -15,6 +15,11 @@ use keel_http::{HttpServer, Stack, ops_router};
 use keel_kernel::{Component, Kernel};
 use keel_service::{EVENT_BUS_CAPACITY, HttpComponent, SharedRuntime};
 
+/// mimalloc serves the many small, short-lived allocations of proxying (headers, bodies' frames)
+/// faster than glibc's malloc, with less contention between threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let config = match ConfigLoader::from_process().load() {
         Ok(config) => config,
