@@ -216,9 +216,19 @@ async fn ensure_schema(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx
     }
 }
 
-/// Opens (creating if needed) the service's SQLite file in write-ahead-log mode, so readers do
-/// not block the writer; `busy_timeout` lets a writer wait for another as long as a query may
-/// wait for a connection.
+/// Opens (creating if needed) the service's SQLite file in write-ahead-log mode, through a pool
+/// of ONE connection whatever `database.pool.max_connections` says.
+///
+/// Why one: SQLite lets one writer in at a time, and a writer that finds the database locked
+/// waits in SQLite's busy handler, which sleeps and retries with growing pauses. Under a burst of
+/// concurrent writes (32 refresh-token rotations at once) that is unfair: some writers keep losing
+/// the race until `busy_timeout` runs out and the request fails with "database is locked" (seen in
+/// perf/run.sh). With one connection, statements queue in the pool instead, first come first
+/// served, each waiting at most `acquire_timeout` for its turn. Reads lose their concurrency,
+/// which costs little: every statement of a Keel service is short, and a deployment that needs
+/// concurrent writers runs PostgreSQL. The rule this imposes on code: never use the pool (`&db`)
+/// while holding a transaction of the same store; do the I/O before `begin` or through the
+/// transaction.
 async fn open_sqlite(file: &Path, pool: &Pool, service: &str) -> Result<DatabaseConnection, DbError> {
     if let Some(directory) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         let owned = directory.to_path_buf();
@@ -245,8 +255,8 @@ async fn open_sqlite(file: &Path, pool: &Pool, service: &str) -> Result<Database
         .busy_timeout(pool.acquire_timeout)
         .disable_statement_logging();
     let sqlite_pool = SqlitePoolOptions::new()
-        .max_connections(pool.max_connections)
-        .min_connections(pool.min_connections)
+        .max_connections(1)
+        .min_connections(pool.min_connections.min(1))
         .acquire_timeout(pool.acquire_timeout)
         .idle_timeout(pool.idle_timeout)
         .connect_with(options)

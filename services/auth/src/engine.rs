@@ -93,6 +93,19 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<TokenPair, AuthError> {
         let key = self.keys.signing_key().await?;
+        self.token_pair_signed_by(&key, user_id, session_id, refresh_token, now)
+    }
+
+    /// [`Engine::token_pair`] with a key already at hand: no I/O, so it may run while a
+    /// transaction holds a connection (a key lookup there could wait on that very connection).
+    pub(crate) fn token_pair_signed_by(
+        &self,
+        key: &crate::keys::SigningKey,
+        user_id: Uuid,
+        session_id: Uuid,
+        refresh_token: SecretString,
+        now: DateTime<Utc>,
+    ) -> Result<TokenPair, AuthError> {
         let grant = AccessGrant {
             user_id,
             session_id,
@@ -100,7 +113,7 @@ impl Engine {
             ttl: self.settings.access_ttl(),
         };
         Ok(TokenPair {
-            access_token: sign_access_token(&key, &self.jwt, &grant)?,
+            access_token: sign_access_token(key, &self.jwt, &grant)?,
             refresh_token,
             expires_in: self.settings.access_ttl_secs(),
         })

@@ -46,8 +46,10 @@ impl Engine {
         origin: &Origin,
     ) -> Result<TokenPair, AuthError> {
         let hash = lookup_hash(presented.expose_secret()).ok_or(AuthError::InvalidRefreshToken)?;
-        // Make sure a key is at hand before the transaction takes its locks.
-        self.keys.signing_key().await?;
+        // The key is fetched before the transaction takes its locks and a connection: fetching it
+        // inside (when the cached key is due for a re-check) would query the store while the
+        // transaction holds a connection of the same pool.
+        let key = self.keys.signing_key().await?;
         let now = self.now();
         let next = new_refresh_token()?;
         let txn = self.db.begin().await?;
@@ -84,7 +86,7 @@ impl Engine {
                 }
             }
         }
-        self.rotate(txn, &family, next, now).await
+        self.rotate(txn, &key, &family, next, now).await
     }
 
     /// Whether an already used token is a retry within the grace window or a replay.
@@ -108,6 +110,7 @@ impl Engine {
     async fn rotate(
         &self,
         txn: DatabaseTransaction,
+        key: &crate::keys::SigningKey,
         family: &session::Model,
         next: NewRefreshToken,
         now: DateTime<Utc>,
@@ -135,9 +138,7 @@ impl Engine {
         if extended.rows_affected != 1 {
             return Err(AuthError::InvalidRefreshToken);
         }
-        let pair = self
-            .token_pair(family.user_id, family.id, next.token, now)
-            .await?;
+        let pair = self.token_pair_signed_by(key, family.user_id, family.id, next.token, now)?;
         txn.commit().await?;
         Ok(pair)
     }
