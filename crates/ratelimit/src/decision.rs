@@ -61,16 +61,17 @@ impl Decision {
         self.retry_after.map(|wait| ceil_secs(wait).max(1))
     }
 
-    /// Sets `X-RateLimit-Limit`, `-Remaining` and `-Reset`, and `Retry-After` when denied
-    /// (replacing any earlier values, so applying the stricter of two decisions last wins).
+    /// Sets `X-RateLimit-Limit`, `-Remaining` and `-Reset` (replacing earlier values), and
+    /// `Retry-After` when denied. An allowed decision leaves an existing `Retry-After` alone: on a
+    /// proxied answer it is the upstream's (a 503 or a login throttle's 429), which the client
+    /// needs. Combine two decisions with [`Decision::stricter`] before applying.
     pub fn apply_headers(&self, headers: &mut HeaderMap) {
         headers.insert(LIMIT, HeaderValue::from(self.limit));
         headers.insert(REMAINING, HeaderValue::from(self.remaining));
         headers.insert(RESET, HeaderValue::from(self.reset_after_secs()));
-        match self.retry_after_secs() {
-            Some(secs) => headers.insert(RETRY_AFTER, HeaderValue::from(secs)),
-            None => headers.remove(RETRY_AFTER),
-        };
+        if let Some(secs) = self.retry_after_secs() {
+            headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
     }
 
     /// Of two decisions for one request (e.g. per user and per IP), the one to act on and report:
@@ -103,12 +104,21 @@ mod tests {
     fn an_allowed_decision_sets_the_three_ratelimit_headers_and_no_retry_after() {
         let decision = Decision::from_micros(true, 100, 99, 600_001, 0);
         let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, HeaderValue::from(5u64));
         decision.apply_headers(&mut headers);
         assert_eq!(header(&headers, "x-ratelimit-limit").as_deref(), Some("100"));
         assert_eq!(header(&headers, "x-ratelimit-remaining").as_deref(), Some("99"));
         assert_eq!(header(&headers, "x-ratelimit-reset").as_deref(), Some("1"));
         assert_eq!(header(&headers, "retry-after"), None);
+    }
+
+    #[test]
+    fn an_allowed_decision_keeps_the_retry_after_an_upstream_sent() {
+        let decision = Decision::from_micros(true, 100, 99, 600_001, 0);
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from(5u64));
+        decision.apply_headers(&mut headers);
+        assert_eq!(header(&headers, "retry-after").as_deref(), Some("5"));
+        assert_eq!(header(&headers, "x-ratelimit-remaining").as_deref(), Some("99"));
     }
 
     #[test]

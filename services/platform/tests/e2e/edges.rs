@@ -166,3 +166,38 @@ async fn fifty_concurrent_registrations_of_one_address_create_exactly_one_user()
     assert_eq!((created, conflicts), (1, 49));
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn failed_logins_are_throttled_through_the_gateway_with_retry_after_and_rate_limit_headers() {
+    let platform = Platform::start().await;
+    let email = unique_email("throttled");
+    platform.register(&email, "a good passphrase 9").await;
+    let wrong = json!({"email": email, "password": "not the passphrase"});
+    for _ in 0..6 {
+        let refused = platform
+            .call(Method::POST, "/api/v1/auth/login", None, Some(wrong.clone()))
+            .await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    }
+    let throttled = platform
+        .call(Method::POST, "/api/v1/auth/login", None, Some(wrong))
+        .await;
+    assert_eq!(
+        throttled.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        throttled.body
+    );
+    assert_eq!(throttled.content_type, "application/problem+json");
+    // auth's Retry-After survives the gateway, which adds its own rate-limit headers beside it.
+    let header = |name: &str| {
+        throttled
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert!(header("retry-after").is_some_and(|secs| secs.parse::<u64>().is_ok_and(|s| s >= 1)));
+    assert!(header("x-ratelimit-limit").is_some(), "the gateway's headers too");
+    platform.stop().await;
+}

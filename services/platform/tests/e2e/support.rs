@@ -27,6 +27,7 @@ pub(crate) struct Platform {
 pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) content_type: String,
+    pub(crate) headers: reqwest::header::HeaderMap,
     pub(crate) body: Value,
 }
 
@@ -136,6 +137,7 @@ impl Platform {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("body");
         let body = if bytes.is_empty() {
             Value::Null
@@ -145,6 +147,7 @@ impl Platform {
         Answer {
             status,
             content_type,
+            headers,
             body,
         }
     }
