@@ -84,6 +84,8 @@ impl RateLimitConfig {
 #[derive(Debug)]
 pub(crate) struct RateClass {
     name: Box<str>,
+    /// `name` as the metric label, made once (cloning it is a reference count, not a copy).
+    label: metrics::SharedString,
     quotas: RateClassConfig,
 }
 
@@ -113,6 +115,7 @@ impl RateLimits {
             .map(|(name, quotas)| {
                 let class = RateClass {
                     name: name.as_str().into(),
+                    label: metrics::SharedString::from_shared(std::sync::Arc::from(name.as_str())),
                     quotas: *quotas,
                 };
                 (name.clone(), Arc::new(class))
@@ -170,7 +173,7 @@ impl RateLimits {
             let outcome = if decision.allowed { "allowed" } else { "denied" };
             metrics::counter!(
                 "keel_gateway_rate_limit_decisions_total",
-                "class" => class.name.to_string(),
+                "class" => class.label.clone(),
                 "outcome" => outcome
             )
             .increment(1);

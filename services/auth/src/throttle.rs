@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use keel_ratelimit::{BackoffSettings, RateLimitError, RateLimitSettings, Throttle};
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 
 use crate::AuthError;
 
@@ -134,8 +133,7 @@ impl LoginThrottle {
 
 /// The throttle key of an e-mail address: hex SHA-256 of its trimmed, lower-cased form.
 fn account_key(email: &str) -> String {
-    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    keel_ratelimit::opaque_key(&email.trim().to_lowercase())
 }
 
 /// The value, or its default when the throttle's store could not answer (logged and counted).

@@ -185,7 +185,5 @@ impl Identity {
 
 /// The rate-limit key of an address: hex SHA-256 of it (no addresses in a shared Redis).
 fn reset_limit_key(email: &Email) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(email.as_str().as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    keel_ratelimit::opaque_key(email.as_str())
 }
