@@ -2,21 +2,26 @@
 //!
 //! Order, outermost first (a request passes down the list, its response back up):
 //!
-//! 1. **observe**: takes or makes the request id, opens the request span (parented on an incoming
-//!    `traceparent`, carrying `request_id`, `trace_id`, `user_id`), runs the rest inside the request
-//!    context, logs completion, and puts `X-Request-ID` on the response. Outermost, so every line
-//!    logged below it, and every response, carries the id.
-//! 2. **security headers**: outside everything that can answer on its own, so 404s, 413s, timeouts
-//!    and panics carry them too.
-//! 3. **metrics**: count and latency by method, *route template* (never the raw path: that would
-//!    be unbounded cardinality) and status; sees every answer below, including the ones below make.
-//! 4. **CORS**: answers preflights; adds the allow headers to real responses.
-//! 5. **panic catch**: a panicking handler becomes a 500 problem and one error-bus record.
-//! 6. **timeout**: a request over `http.request_timeout_ms` becomes a 503 problem.
-//! 7. **body limit**: a declared body over the limit is a 413 problem before the handler runs; an
+//! 1. **edge**, one layer doing three things, because every layer costs a boxed future and a
+//!    clone of the route per request and these three wrap the same call:
+//!    - *observe*: takes or makes the request id, opens the request span (parented on an incoming
+//!      `traceparent`, carrying `request_id`, `trace_id`, `user_id`), runs the rest inside the
+//!      request context, logs completion, and puts `X-Request-ID` on the response. Outermost, so
+//!      every line logged below it, and every response, carries the id;
+//!    - *security headers*: outside everything that can answer on its own, so 404s, 413s,
+//!      timeouts and panics carry them too;
+//!    - *metrics*: count and latency by method, *route template* (never the raw path: that would
+//!      be unbounded cardinality) and status; sees every answer below, including the ones below
+//!      make.
+//! 2. **CORS**: answers preflights; adds the allow headers to real responses.
+//! 3. **panic catch**: a panicking handler becomes a 500 problem and one error-bus record.
+//! 4. **timeout**: a request over `http.request_timeout_ms` becomes a 503 problem.
+//! 5. **body limit**: a declared body over the limit is a 413 problem before the handler runs; an
 //!    undeclared (chunked) one is cut off by the same limit when the handler reads it. Left out by
 //!    [`Stack::without_body_limit`] for routers that limit bodies themselves (the gateway).
-//! 8. **compression**: gzip when the client accepts it.
+//! 6. **compression**: gzip when the client accepts it and `http.compression` is on. Left out by
+//!    [`Stack::without_compression`] for routers whose responses come from servers that compress
+//!    their own (the gateway).
 //!
 //! The stack is applied with `Router::layer`, which wraps each route (and the fallback), so the
 //! matched route template is known to every layer.
@@ -53,6 +58,7 @@ pub struct Stack {
     config: HttpConfig,
     error_bus: ErrorBus,
     body_limit: bool,
+    compression: bool,
 }
 
 impl Stack {
@@ -62,10 +68,20 @@ impl Stack {
             config,
             error_bus,
             body_limit: true,
+            compression: true,
         }
     }
 
-    /// Leaves out step 7, the `http.body_limit_bytes` limit: for a router whose handlers limit
+    /// Leaves out step 6, compression, whatever `http.compression` says: for a router that passes
+    /// on responses of servers that compress their own (the gateway in front of the services), so
+    /// no response is compressed twice or streamed through a compressor for nothing.
+    #[must_use]
+    pub fn without_compression(mut self) -> Self {
+        self.compression = false;
+        self
+    }
+
+    /// Leaves out step 5, the `http.body_limit_bytes` limit: for a router whose handlers limit
     /// request bodies themselves, such as the gateway with its per-route limits (a route allowed
     /// 200 MiB must not be refused at 10 MiB by the stack). Extractors then fall back to axum's
     /// default limit (2 MB).
@@ -87,7 +103,7 @@ impl Stack {
         let headers = security_headers(&self.config);
         // `Router::layer` calls wrap what is already there, so they run innermost first: read
         // bottom-up, this is the order of the module documentation.
-        let router = match self.config.compression {
+        let router = match self.config.compression && self.compression {
             true => router.layer(CompressionLayer::new()),
             false => router,
         };
@@ -110,84 +126,88 @@ impl Stack {
             Some(layer) => router.layer(layer),
             None => router,
         };
-        router
-            .layer(middleware::from_fn(record_metrics))
-            .layer(middleware::from_fn(move |request: Request, next: Next| {
-                add_security_headers(headers.clone(), request, next)
-            }))
-            .layer(middleware::from_fn(observe))
+        router.layer(middleware::from_fn(move |request: Request, next: Next| {
+            edge(Arc::clone(&headers), request, next)
+        }))
     }
 }
 
-/// The route template the request matched (`/users/{id}`), or [`UNMATCHED_ROUTE`].
-fn route_of(request: &Request) -> String {
-    request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
-        .to_owned()
-}
-
-/// Step 1: request id, span, context, access log.
-async fn observe(mut request: Request, next: Next) -> Response {
-    let sent = request.headers().get(REQUEST_ID_HEADER).cloned();
-    let (id, honoured) = RequestId::from_header(sent.as_ref());
-    let route = route_of(&request);
+/// Step 1: request id, span, context, access log; security headers; metrics.
+async fn edge(
+    security_headers: Arc<[(HeaderName, HeaderValue)]>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let sent = request.headers().get(REQUEST_ID_HEADER);
+    let (id, honoured) = RequestId::from_header(sent);
+    let replaced = sent.is_some() && !honoured;
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
     let span = tracing::info_span!(
         "request",
         request_id = %id.0,
         trace_id = tracing::field::Empty,
         user_id = tracing::field::Empty,
-        method = %request.method(),
+        method = %method,
         route = %route,
     );
     keel_telemetry::propagation::continue_trace(&span, request.headers());
-    if sent.is_some() && !honoured {
+    if replaced {
         span.in_scope(|| tracing::debug!("replaced an unusable X-Request-ID with a fresh one"));
     }
     let header_value = HeaderValue::from_str(&id.0).ok();
     if let Some(value) = &header_value {
         request.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
     }
-    request.extensions_mut().insert(id.clone());
+    let context = RequestContext::new(id.0.clone());
+    request.extensions_mut().insert(id);
 
     let started = Instant::now();
-    let mut response = context::scope(RequestContext::new(id.0), next.run(request))
+    let mut response = context::scope(context, next.run(request))
         .instrument(span.clone())
         .await;
-    let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let status = response.status();
+    let elapsed = started.elapsed();
+    record_request(&method, route, status, elapsed);
     span.in_scope(|| {
-        if QUIET_ROUTES.contains(&route.as_str()) {
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        let status = status.as_u16();
+        if QUIET_ROUTES.contains(&route) {
             tracing::debug!(status, latency_ms, "request completed");
         } else {
             tracing::info!(status, latency_ms, "request completed");
         }
     });
+    let headers = response.headers_mut();
+    for (name, value) in security_headers.iter() {
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
     if let Some(value) = header_value {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        headers.insert(REQUEST_ID_HEADER, value);
     }
     response
 }
 
-/// Step 3: request count and latency by method, route template and status.
-async fn record_metrics(request: Request, next: Next) -> Response {
-    let method = request.method().as_str().to_owned();
-    let route = route_of(&request);
-    let started = Instant::now();
-    let response = next.run(request).await;
+/// Counts one request and records its latency (`keel_http_requests_total`,
+/// `keel_http_request_duration_seconds`), by method, route template and status.
+fn record_request(method: &Method, route: &str, status: http::StatusCode, elapsed: Duration) {
     let labels = [
-        ("method", method),
+        ("method", method.as_str()),
         ("route", route),
-        ("status", response.status().as_u16().to_string()),
+        ("status", status.as_str()),
     ];
-    metrics::counter!("keel_http_requests_total", &labels).increment(1);
-    metrics::histogram!("keel_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
-    response
+    keel_telemetry::metrics::increment_counter("keel_http_requests_total", &labels);
+    keel_telemetry::metrics::record_histogram(
+        "keel_http_request_duration_seconds",
+        &labels,
+        elapsed.as_secs_f64(),
+    );
 }
 
-/// Step 5: the answer to a panicking handler, and its error-bus record.
+/// Step 3: the answer to a panicking handler, and its error-bus record.
 fn panic_response(bus: &ErrorBus, panic: &(dyn Any + Send)) -> Response {
     let message = panic
         .downcast_ref::<&str>()
@@ -205,7 +225,7 @@ fn panic_response(bus: &ErrorBus, panic: &(dyn Any + Send)) -> Response {
     Problem::internal().into_response()
 }
 
-/// Step 6: a request over the deadline becomes a 503 problem.
+/// Step 4: a request over the deadline becomes a 503 problem.
 async fn enforce_timeout(timeout: Duration, request: Request, next: Next) -> Response {
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
@@ -221,7 +241,7 @@ async fn enforce_timeout(timeout: Duration, request: Request, next: Next) -> Res
     }
 }
 
-/// Step 7: a declared `Content-Length` over the limit is refused before the handler runs.
+/// Step 5: a declared `Content-Length` over the limit is refused before the handler runs.
 async fn reject_declared_oversize(limit: usize, request: Request, next: Next) -> Response {
     let declared = request
         .headers()
@@ -234,7 +254,7 @@ async fn reject_declared_oversize(limit: usize, request: Request, next: Next) ->
     }
 }
 
-/// Step 4: CORS from configuration; `None` (no layer, no cross-origin access) when no origin is allowed.
+/// Step 2: CORS from configuration; `None` (no layer, no cross-origin access) when no origin is allowed.
 fn cors(config: &CorsConfig) -> Option<CorsLayer> {
     if config.allowed_origins.is_empty() {
         return None;
@@ -275,7 +295,7 @@ fn cors(config: &CorsConfig) -> Option<CorsLayer> {
     )
 }
 
-/// Step 2: the security headers of `config`, computed once.
+/// Step 1: the security headers of `config`, computed once.
 fn security_headers(config: &HttpConfig) -> Arc<[(HeaderName, HeaderValue)]> {
     let settings = &config.security_headers;
     if !settings.enabled {
@@ -307,19 +327,4 @@ fn security_headers(config: &HttpConfig) -> Arc<[(HeaderName, HeaderValue)]> {
         headers.push((header::STRICT_TRANSPORT_SECURITY, hsts));
     }
     headers.into()
-}
-
-/// Adds each security header the handler did not set itself.
-async fn add_security_headers(
-    headers: Arc<[(HeaderName, HeaderValue)]>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let mut response = next.run(request).await;
-    for (name, value) in headers.iter() {
-        if !response.headers().contains_key(name) {
-            response.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
-    response
 }

@@ -5,9 +5,18 @@
 //! the header sections it parses, and `axum::serve` exposes neither. The loop below is
 //! `axum::serve`'s (hyper-util's auto builder: HTTP/1.1 and HTTP/2 with prior knowledge, upgrades,
 //! the peer address as `ConnectInfo`) with those settings, [`ConnectionLimits`], added.
+//!
+//! Connections are served on the caller's runtime by default. [`HttpServer::with_worker_threads`]
+//! serves them instead on dedicated threads, each running its own single-threaded runtime (the
+//! nginx worker model): the listener accepts on the caller's runtime and hands each connection to
+//! the worker with the fewest open connections, and everything that connection spawns (a proxy's
+//! upstream connection tasks, timers) stays on that worker's thread. On a busy proxy this removes
+//! most of the cross-thread wake-ups a work-stealing runtime makes per request, which measured as
+//! the largest cost of the gateway (docs/performance.md).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -17,6 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use keel_config::HttpConfig;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -35,6 +45,14 @@ pub enum HttpError {
     /// Accepting or serving failed.
     #[error("HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    /// A worker thread or its runtime could not be started.
+    #[error("cannot start HTTP worker thread {index}: {source}")]
+    Worker {
+        /// The worker's index, from 0.
+        index: usize,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
 }
 
 /// Limits of the connections an [`HttpServer`] accepts. The default is no header read timeout and
@@ -115,6 +133,7 @@ pub struct HttpServer {
     listener: TcpListener,
     address: SocketAddr,
     limits: ConnectionLimits,
+    worker_threads: usize,
 }
 
 impl HttpServer {
@@ -130,7 +149,19 @@ impl HttpServer {
             listener,
             address,
             limits: ConnectionLimits::default(),
+            worker_threads: 0,
         })
+    }
+
+    /// Serves connections on `threads` dedicated threads, each with a single-threaded runtime,
+    /// instead of on the caller's runtime (0, the default). Handlers then run on those threads:
+    /// they must not call `tokio::task::block_in_place` (use `spawn_blocking`), and tasks they
+    /// spawn run on their worker. Connections are balanced by count when accepted and stay on
+    /// their worker.
+    #[must_use]
+    pub fn with_worker_threads(mut self, threads: usize) -> Self {
+        self.worker_threads = threads;
+        self
     }
 
     /// Serves connections with `limits` instead of the defaults.
@@ -157,6 +188,9 @@ impl HttpServer {
         shutdown: CancellationToken,
         grace: Duration,
     ) -> Result<(), HttpError> {
+        if self.worker_threads > 0 {
+            return self.serve_on_workers(router, shutdown, grace).await;
+        }
         let address = self.address;
         tracing::info!(%address, "HTTP server listening");
         let builder = Arc::new(self.limits.builder());
@@ -190,6 +224,177 @@ impl HttpServer {
             connections.abort_all();
         }
         Ok(())
+    }
+}
+
+impl HttpServer {
+    /// [`HttpServer::serve`] with connections handed to worker threads.
+    async fn serve_on_workers(
+        self,
+        router: Router,
+        shutdown: CancellationToken,
+        grace: Duration,
+    ) -> Result<(), HttpError> {
+        let address = self.address;
+        let builder = Arc::new(self.limits.builder());
+        let mut workers = Vec::with_capacity(self.worker_threads);
+        for index in 0..self.worker_threads {
+            let worker = Worker::start(index, &builder, &router, &shutdown, grace);
+            match worker {
+                Ok(worker) => workers.push(worker),
+                Err(error) => {
+                    // The started ones stop when their channel closes.
+                    drop(workers);
+                    return Err(error);
+                }
+            }
+        }
+        tracing::info!(%address, workers = workers.len(), "HTTP server listening");
+        loop {
+            let accepted = tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => dispatch(&workers, stream, peer),
+                Err(error) => accept_failed(&error).await,
+            }
+        }
+        drop(self.listener);
+        tracing::info!(%address, grace_ms = grace.as_millis() as u64, "HTTP server draining");
+        for worker in workers {
+            worker.stopped().await;
+        }
+        Ok(())
+    }
+}
+
+/// Hands an accepted connection to the worker with the fewest open connections.
+fn dispatch(workers: &[Worker], stream: TcpStream, peer: SocketAddr) {
+    let least_busy = workers
+        .iter()
+        .min_by_key(|worker| worker.open.load(Ordering::Relaxed));
+    let Some(worker) = least_busy else { return };
+    // A tokio stream belongs to the runtime that accepted it; the worker registers it again.
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::debug!(%error, %peer, "cannot hand an accepted connection to a worker");
+            return;
+        }
+    };
+    worker.open.fetch_add(1, Ordering::Relaxed);
+    if worker.connections.send((stream, peer)).is_err() {
+        worker.open.fetch_sub(1, Ordering::Relaxed);
+        tracing::error!(%peer, "an HTTP worker has stopped; connection dropped");
+    }
+}
+
+/// One worker thread as the accepting side sees it.
+struct Worker {
+    /// Where accepted connections go.
+    connections: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+    /// Connections handed to it and not yet closed.
+    open: Arc<AtomicUsize>,
+    /// Completes when the worker has drained and its runtime is gone.
+    done: oneshot::Receiver<()>,
+}
+
+impl Worker {
+    /// Starts worker `index`: a thread running a single-threaded runtime that serves `router` on
+    /// the connections sent to it, until `shutdown` (then drains for up to `grace`).
+    fn start(
+        index: usize,
+        builder: &Arc<Builder<TokioExecutor>>,
+        router: &Router,
+        shutdown: &CancellationToken,
+        grace: Duration,
+    ) -> Result<Self, HttpError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| HttpError::Worker { index, source })?;
+        let (connections, received) = mpsc::unbounded_channel();
+        let open = Arc::new(AtomicUsize::new(0));
+        let (finished, done) = oneshot::channel();
+        let serving = serve_worker(
+            received,
+            Arc::clone(builder),
+            router.clone(),
+            Arc::clone(&open),
+            shutdown.clone(),
+            grace,
+        );
+        std::thread::Builder::new()
+            .name(format!("http-worker-{index}"))
+            .spawn(move || {
+                runtime.block_on(serving);
+                // Tasks the handlers left behind (idle upstream connections) end with the runtime.
+                drop(runtime);
+                let _ = finished.send(());
+            })
+            .map_err(|source| HttpError::Worker { index, source })?;
+        Ok(Self {
+            connections,
+            open,
+            done,
+        })
+    }
+
+    /// Waits until the worker has drained and stopped. Dropping the sender first tells a worker
+    /// whose shutdown token was not cancelled to stop too.
+    async fn stopped(self) {
+        drop(self.connections);
+        let _ = self.done.await;
+    }
+}
+
+/// A worker's loop: serves each connection it receives in a task of its own until `shutdown` is
+/// cancelled or the accepting side is gone, then drains for up to `grace`.
+async fn serve_worker(
+    mut received: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    builder: Arc<Builder<TokioExecutor>>,
+    router: Router,
+    open: Arc<AtomicUsize>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = received.recv() => next,
+        };
+        while connections.try_join_next().is_some() {}
+        let Some((stream, peer)) = next else { break };
+        let stream = match TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(error) => {
+                open.fetch_sub(1, Ordering::Relaxed);
+                tracing::debug!(%error, %peer, "cannot register a connection with its worker");
+                continue;
+            }
+        };
+        let connection = serve_connection(
+            Arc::clone(&builder),
+            router.clone(),
+            stream,
+            peer,
+            shutdown.clone(),
+        );
+        let open = Arc::clone(&open);
+        connections.spawn(async move {
+            connection.await;
+            open.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+    // Connections still queued were never served; dropping them closes them.
+    received.close();
+    let drained =
+        tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!("grace period over; dropping connections still in flight");
+        connections.abort_all();
     }
 }
 
@@ -306,6 +511,57 @@ mod tests {
         client.write_all(head.as_bytes()).await.expect("writes");
         let answer = read_to_close(&mut client).await;
         assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn worker_threads_serve_every_connection_and_drain_on_shutdown() {
+        // Each answer names the thread that served it and spawns a task there, as a proxy's
+        // upstream connection does.
+        let router = Router::new().route(
+            "/thread",
+            get(|| async {
+                let name = std::thread::current().name().unwrap_or("unnamed").to_owned();
+                tokio::spawn(async move { name }).await.expect("spawned task ran")
+            }),
+        );
+        let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("binds")
+            .with_worker_threads(2);
+        let address = server.local_addr();
+        let stop = CancellationToken::new();
+        let serving = tokio::spawn(server.serve(router, stop.clone(), Duration::from_secs(5)));
+
+        // Separate clients, so separate connections; kept open, so the least busy worker is
+        // never the one that got the connection before.
+        let mut threads = std::collections::BTreeSet::new();
+        let mut clients = Vec::new();
+        for _ in 0..8 {
+            let client = reqwest::Client::builder().no_proxy().build().expect("client");
+            clients.push(client.clone());
+            let answer = client
+                .get(format!("http://{address}/thread"))
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(answer.status(), reqwest::StatusCode::OK);
+            let thread = answer.text().await.expect("body");
+            assert!(thread.starts_with("http-worker-"), "{thread}");
+            threads.insert(thread);
+        }
+        assert_eq!(threads.len(), 2, "{threads:?}");
+
+        drop(clients);
+        stop.cancel();
+        let stopped = tokio::time::timeout(Duration::from_secs(5), serving).await;
+        assert!(
+            matches!(stopped, Ok(Ok(Ok(())))),
+            "the server drains and returns: {stopped:?}"
+        );
+        assert!(
+            TcpStream::connect(address).await.is_err(),
+            "the listener is closed"
+        );
     }
 
     #[tokio::test]

@@ -4,7 +4,13 @@
 //! first call installs it and every later call (another server in the same process, a test) gets
 //! the same handle. Histograms whose name ends in `_seconds` get latency buckets from 0.5 ms to
 //! 10 s, so `histogram_quantile` works in Prometheus.
+//!
+//! [`increment_counter`] and [`record_histogram`] are for hot paths (every request): they keep the
+//! handle of each name and label set once registered, so a request neither allocates its label
+//! strings nor hashes a metric key in the shared registry.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -32,6 +38,83 @@ pub fn install() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// The handles a thread has registered, by name and label values (see [`cache_key`]).
+#[derive(Default)]
+struct Handles {
+    /// Reused to build each lookup's key, so a lookup that finds its handle allocates nothing.
+    key: String,
+    counters: HashMap<String, metrics::Counter>,
+    histograms: HashMap<String, metrics::Histogram>,
+}
+
+thread_local! {
+    /// Per thread, so no lock is taken on the request path. Bounded as the label values are
+    /// (which a metric's labels must be anyway).
+    static HANDLES: RefCell<Handles> = RefCell::new(Handles::default());
+}
+
+/// Writes `name` and the labels into `key`, each value preceded by its length, so no two label
+/// sets share a key whatever characters their values hold.
+fn cache_key(key: &mut String, name: &str, labels: &[(&'static str, &str)]) {
+    use std::fmt::Write as _;
+    key.clear();
+    key.push_str(name);
+    for (label, value) in labels {
+        let _ = write!(key, "\u{1f}{label}={}:{value}", value.len());
+    }
+}
+
+/// The owned labels to register a handle with.
+fn owned(labels: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    labels
+        .iter()
+        .map(|(label, value)| (*label, (*value).to_owned()))
+        .collect()
+}
+
+/// Adds one to the counter `name` with `labels`, as `metrics::counter!(name, labels)
+/// .increment(1)` does, but through a handle kept per thread once the recorder is installed.
+pub fn increment_counter(name: &'static str, labels: &[(&'static str, &str)]) {
+    if HANDLE.get().is_none() {
+        // No recorder of ours yet: a handle taken now could be a no-op one forever.
+        metrics::counter!(name, &owned(labels)).increment(1);
+        return;
+    }
+    HANDLES.with_borrow_mut(|handles| {
+        let Handles { key, counters, .. } = handles;
+        cache_key(key, name, labels);
+        match counters.get(key.as_str()) {
+            Some(counter) => counter.increment(1),
+            None => {
+                let counter = metrics::counter!(name, &owned(labels));
+                counter.increment(1);
+                counters.insert(key.clone(), counter);
+            }
+        }
+    });
+}
+
+/// Records `value` in the histogram `name` with `labels`, as `metrics::histogram!(name, labels)
+/// .record(value)` does, but through a handle kept per thread once the recorder is installed.
+pub fn record_histogram(name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+    if HANDLE.get().is_none() {
+        metrics::histogram!(name, &owned(labels)).record(value);
+        return;
+    }
+    HANDLES.with_borrow_mut(|handles| {
+        let Handles { key, histograms, .. } = handles;
+        cache_key(key, name, labels);
+        match histograms.get(key.as_str()) {
+            Some(histogram) => histogram.record(value),
+            None => {
+                let histogram = metrics::histogram!(name, &owned(labels));
+                histogram.record(value);
+                histograms.insert(key.clone(), histogram);
+            }
+        }
+    });
 }
 
 /// Help texts for the metrics every Keel process exports.
@@ -85,4 +168,35 @@ fn describe() {
         "keel_ratelimit_decisions_total",
         "Rate-limit decisions by backend (memory, redis) and outcome (allowed, denied, unavailable)."
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_handles_count_per_label_set_as_the_macros_do() {
+        let handle = install();
+        for _ in 0..2 {
+            increment_counter("keel_test_cached_total", &[("route", "/a"), ("status", "200")]);
+        }
+        increment_counter("keel_test_cached_total", &[("route", "/a"), ("status", "500")]);
+        // A label value holding what the key joins with must not collide with another set.
+        increment_counter("keel_test_cached_total", &[("route", "/a\u{1f}status=200")]);
+        record_histogram("keel_test_cached_seconds", &[("route", "/a")], 0.002);
+        record_histogram("keel_test_cached_seconds", &[("route", "/a")], 0.004);
+        let rendered = handle.render();
+        assert!(
+            rendered.contains(r#"keel_test_cached_total{route="/a",status="200"} 2"#),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains(r#"keel_test_cached_total{route="/a",status="500"} 1"#),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains(r#"keel_test_cached_seconds_count{route="/a"} 2"#),
+            "{rendered}"
+        );
+    }
 }

@@ -48,6 +48,10 @@ pub struct GatewayConfig {
     /// token is verified once rather than on every request; 0 verifies every request.
     #[serde(default = "default_token_cache_entries")]
     pub token_cache_entries: usize,
+    /// Threads that serve the gateway's connections, each with a single-threaded runtime of its
+    /// own (see [`GatewayConfig::serving_threads`]); 0, the default, is one per CPU core.
+    #[serde(default)]
+    pub worker_threads: usize,
     /// Client-side load balancing over each routed service's healthy instances.
     #[serde(default)]
     pub balancing: keel_balancer::BalancerConfig,
@@ -208,6 +212,7 @@ impl GatewayConfig {
             max_headers: DEFAULT_MAX_HEADERS,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             token_cache_entries: DEFAULT_TOKEN_CACHE_ENTRIES,
+            worker_threads: 0,
             balancing: keel_balancer::BalancerConfig::default(),
             rate_limits: RateLimitConfig::default(),
             routes,
@@ -252,6 +257,17 @@ impl GatewayConfig {
         keel_http::ConnectionLimits::from_config(http)
             .with_max_headers(self.max_headers.saturating_mul(2).max(DEFAULT_MAX_HEADERS))
             .with_max_header_list_bytes(list_bytes.max(16 * 1024))
+    }
+
+    /// How many threads serve the gateway's connections (`keel_http::HttpServer::
+    /// with_worker_threads`): `worker_threads`, or one per CPU core when it is 0. Each runs a
+    /// single-threaded runtime holding its connections, their upstream connections and timers, as
+    /// nginx's workers do: a request never waits for another thread to be woken.
+    pub fn serving_threads(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            threads => threads,
+        }
     }
 
     /// Replaces the upstream settings.

@@ -77,7 +77,7 @@ use routes::RouteTable;
 use upstream::Watcher;
 
 /// A built gateway: its routes, the registry watches that keep their upstreams current, the edge
-/// authentication and a pooled HTTP/1.1 client. Cheap to clone.
+/// authentication and pooled HTTP/1.1 clients (one per serving thread). Cheap to clone.
 #[derive(Clone)]
 pub struct Gateway {
     proxy: Arc<Proxy>,

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         let shared = SharedRuntime::new(&handle, Arc::new(InProcessBus::new(EVENT_BUS_CAPACITY)))?;
         let auth = EdgeAuth::new(shared.verifier.clone(), shared.clients.authz.clone());
         let limits = gateway_config.connection_limits(&http);
+        let threads = gateway_config.serving_threads();
         let limiter = keel_gateway::configured_rate_limiter(handle.config())?;
         let gateway = Gateway::new(gateway_config, handle.registry().clone(), auth, Some(limiter)).await?;
         handle.health().register(gateway.readiness_check());
@@ -55,12 +56,16 @@ fn main() -> ExitCode {
         let router = gateway
             .router()
             .merge(ops_router(handle.health().clone(), handle.metrics().clone()));
+        // The gateway limits bodies per route, and the services it proxies compress their own
+        // responses.
         let router = Stack::new(http.clone(), handle.error_bus().clone())
             .without_body_limit()
+            .without_compression()
             .apply(router);
         let server = HttpServer::bind(SocketAddr::new(http.host, http.port))
             .await?
-            .with_limits(limits);
+            .with_limits(limits)
+            .with_worker_threads(threads);
         let component: Arc<dyn Component> = Arc::new(HttpComponent::new(
             "gateway-http",
             server,

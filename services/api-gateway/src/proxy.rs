@@ -29,10 +29,11 @@ use keel_authn::Principal;
 use keel_balancer::Pick;
 use keel_http::Problem;
 use keel_ratelimit::Decision;
+use thread_local::ThreadLocal;
 use tokio::time::error::Elapsed;
 use tracing::Instrument;
 
-use crate::config::{GatewayConfig, RouteConfig};
+use crate::config::{GatewayConfig, RouteConfig, UpstreamConfig};
 use crate::edge::{self, EdgeAuth};
 use crate::error::ProxyError;
 use crate::headers;
@@ -103,36 +104,61 @@ impl Routing {
     }
 }
 
-/// The current routing, the edge authentication and the pooled client every request shares.
+/// The current routing, the edge authentication and the pooled upstream clients.
 ///
 /// The routing sits behind an [`ArcSwap`]: a request takes the routing current when it arrives
 /// and keeps it to the end, and a reload swaps in a new one for the requests after it, so no
 /// connection or request in flight is disturbed.
-#[derive(Debug)]
+///
+/// Each thread that serves requests has its own client and so its own pool of upstream
+/// connections: an upstream connection's task is spawned on the runtime of the request that opened
+/// it, and on the gateway's worker threads (`keel_http::HttpServer::with_worker_threads`) a request
+/// then only ever uses connections driven by its own thread, with no cross-thread hand-off.
 pub(crate) struct Proxy {
     routing: ArcSwap<Routing>,
-    client: Client<HttpConnector, Body>,
+    clients: ThreadLocal<UpstreamClient>,
+    client_settings: UpstreamConfig,
     auth: EdgeAuth,
+}
+
+/// The pooled HTTP/1.1 client requests go upstream with.
+type UpstreamClient = Client<HttpConnector, Body>;
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("routing", &self.routing)
+            .field("client_settings", &self.client_settings)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Proxy {
     /// A proxy over `table`, authenticating with `auth` and connecting to upstreams as `config`
     /// says.
     pub(crate) fn new(routing: Routing, auth: EdgeAuth, config: &GatewayConfig) -> Self {
-        let settings = &config.upstream;
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(settings.connect_timeout()));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(settings.pool_idle_timeout())
-            .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-            .build(connector);
         Self {
             routing: ArcSwap::from_pointee(routing),
-            client,
+            clients: ThreadLocal::new(),
+            client_settings: config.upstream.clone(),
             auth,
         }
+    }
+
+    /// The calling thread's upstream client, made on its first request.
+    fn client(&self) -> &UpstreamClient {
+        self.clients.get_or(|| {
+            let settings = &self.client_settings;
+            let mut connector = HttpConnector::new();
+            connector.set_connect_timeout(Some(settings.connect_timeout()));
+            connector.set_nodelay(true);
+            Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(settings.pool_idle_timeout())
+                .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+                .build(connector)
+        })
     }
 
     /// Serves the requests that arrive from now on with `routing`.
@@ -171,7 +197,7 @@ impl Proxy {
                 self.serve_route(&routing, route, matched, request).await,
             ),
         };
-        metrics::request(route, service, response.status().as_u16());
+        metrics::request(route, service, response.status());
         metrics::request_duration(route, received.elapsed());
         response
     }
@@ -261,7 +287,7 @@ impl Proxy {
         }
 
         let started = Instant::now();
-        let exchange = self.client.request(Request::from_parts(parts, body.body));
+        let exchange = self.client().request(Request::from_parts(parts, body.body));
         let sent = tokio::time::timeout(route.timeout, exchange)
             .instrument(span)
             .await;

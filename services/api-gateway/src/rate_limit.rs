@@ -84,8 +84,6 @@ impl RateLimitConfig {
 #[derive(Debug)]
 pub(crate) struct RateClass {
     name: Box<str>,
-    /// `name` as the metric label, made once (cloning it is a reference count, not a copy).
-    label: metrics::SharedString,
     quotas: RateClassConfig,
 }
 
@@ -115,7 +113,6 @@ impl RateLimits {
             .map(|(name, quotas)| {
                 let class = RateClass {
                     name: name.as_str().into(),
-                    label: metrics::SharedString::from_shared(std::sync::Arc::from(name.as_str())),
                     quotas: *quotas,
                 };
                 (name.clone(), Arc::new(class))
@@ -171,12 +168,10 @@ impl RateLimits {
         };
         if let Some(decision) = &decision {
             let outcome = if decision.allowed { "allowed" } else { "denied" };
-            metrics::counter!(
+            keel_telemetry::metrics::increment_counter(
                 "keel_gateway_rate_limit_decisions_total",
-                "class" => class.label.clone(),
-                "outcome" => outcome
-            )
-            .increment(1);
+                &[("class", &class.name), ("outcome", outcome)],
+            );
         }
         decision
     }

@@ -119,6 +119,7 @@ impl Application {
 
         let gateway_config = GatewayConfig::from_config(&config)?;
         let limits = gateway_config.connection_limits(&kernel_config.http);
+        let serving_threads = gateway_config.serving_threads();
         let auth = EdgeAuth::new(shared.verifier.clone(), shared.clients.authz.clone());
         let limiter = keel_gateway::configured_rate_limiter(&config)?;
         let gateway = Gateway::new(gateway_config, handle.registry().clone(), auth, Some(limiter)).await?;
@@ -130,13 +131,16 @@ impl Application {
         let router = gateway
             .router()
             .merge(ops_router(handle.health().clone(), handle.metrics().clone()));
-        // The gateway limits bodies per route (gateway.body_limit_bytes and route overrides).
+        // The gateway limits bodies per route (gateway.body_limit_bytes and route overrides), and
+        // the services it proxies compress their own responses.
         let router = Stack::new(kernel_config.http.clone(), handle.error_bus().clone())
             .without_body_limit()
+            .without_compression()
             .apply(router);
         let server = HttpServer::bind(SocketAddr::new(kernel_config.http.host, kernel_config.http.port))
             .await?
-            .with_limits(limits);
+            .with_limits(limits)
+            .with_worker_threads(serving_threads);
         let address = server.local_addr();
 
         let mut components = core.components();
