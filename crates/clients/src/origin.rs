@@ -1,9 +1,12 @@
 //! Who sent a REST request, for the [`Origin`] of the calls and audit records it causes.
 //!
 //! Why one extractor for every service: the rule for the client's address is a security rule.
-//! Services are reached only through the gateway, which appends the peer address it saw to
-//! `X-Forwarded-For`; only that last entry can be trusted (earlier ones are whatever the client
-//! claimed). Without the header the connection's peer address is used.
+//! Services are reached only through the gateway, which tells them the client's address in
+//! `X-Keel-Client-Ip` (an internal header: one a client sends is dropped at the gateway; behind a
+//! trusted load balancer it is the address the balancer forwarded, see docs/gateway.md). Without it
+//! (a request that did not come through a gateway that sets it), the last entry of
+//! `X-Forwarded-For` is used, the one a proxy appended (earlier ones are whatever the client
+//! claimed); without either, the connection's peer address.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -41,10 +44,24 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientOrigin {
             .map(|ConnectInfo(address)| address.ip());
         Ok(Self(Origin {
             actor_id: None,
-            ip: forwarded_for(&parts.headers).or(peer).map(|ip| ip.to_string()),
+            ip: resolved_client(&parts.headers)
+                .or_else(|| forwarded_for(&parts.headers))
+                .or(peer)
+                .map(|ip| ip.to_string()),
             user_agent: user_agent(&parts.headers),
         }))
     }
+}
+
+/// The gateway's `X-Keel-Client-Ip`, when it is an IP address.
+fn resolved_client(headers: &HeaderMap) -> Option<IpAddr> {
+    headers
+        .get("x-keel-client-ip")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The last hop of the last `X-Forwarded-For` header, when it is an IP address.
@@ -78,6 +95,35 @@ mod tests {
         assert_eq!(forwarded_for(&headers), Some("203.0.113.7".parse().expect("ip")));
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1, not-an-ip"));
         assert_eq!(forwarded_for(&headers), None);
+    }
+
+    #[tokio::test]
+    async fn the_gateways_resolved_client_wins_over_forwarded_for_and_the_peer() {
+        let request = http::Request::builder()
+            .header("x-keel-client-ip", "203.0.113.50")
+            .header("x-forwarded-for", "203.0.113.50, 10.0.0.2")
+            .body(())
+            .expect("request");
+        let (mut parts, ()) = request.into_parts();
+        parts
+            .extensions
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
+        let ClientOrigin(origin) = ClientOrigin::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_or_default();
+        assert_eq!(origin.ip.as_deref(), Some("203.0.113.50"));
+
+        parts.headers.remove("x-keel-client-ip");
+        let ClientOrigin(origin) = ClientOrigin::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_or_default();
+        assert_eq!(origin.ip.as_deref(), Some("10.0.0.2"));
+
+        parts.headers.remove("x-forwarded-for");
+        let ClientOrigin(origin) = ClientOrigin::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_or_default();
+        assert_eq!(origin.ip.as_deref(), Some("127.0.0.1"));
     }
 
     #[test]

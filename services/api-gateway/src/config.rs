@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::GatewayError;
+use crate::client_address::TrustedProxies;
 use crate::policy::AuthPolicy;
 use crate::rate_limit::RateLimitConfig;
 use crate::routes::RouteTable;
@@ -52,6 +53,11 @@ pub struct GatewayConfig {
     /// own (see [`GatewayConfig::serving_threads`]); 0, the default, is one per CPU core.
     #[serde(default)]
     pub worker_threads: usize,
+    /// Proxies in front of the gateway (load balancers) whose `X-Forwarded-For`, `-Proto` and
+    /// `-Host` are believed: networks in CIDR notation or single addresses. Empty (the default):
+    /// the connection's peer is the client. See `docs/gateway.md`, "Client address".
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// Client-side load balancing over each routed service's healthy instances.
     #[serde(default)]
     pub balancing: keel_balancer::BalancerConfig,
@@ -213,6 +219,7 @@ impl GatewayConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             token_cache_entries: DEFAULT_TOKEN_CACHE_ENTRIES,
             worker_threads: 0,
+            trusted_proxies: Vec::new(),
             balancing: keel_balancer::BalancerConfig::default(),
             rate_limits: RateLimitConfig::default(),
             routes,
@@ -245,6 +252,14 @@ impl GatewayConfig {
     #[must_use]
     pub fn with_token_cache_entries(mut self, entries: usize) -> Self {
         self.token_cache_entries = entries;
+        self
+    }
+
+    /// Trusts the `X-Forwarded-*` headers of connections from `proxies` (CIDR networks or
+    /// addresses), as `gateway.trusted_proxies` does.
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, proxies: Vec<String>) -> Self {
+        self.trusted_proxies = proxies;
         self
     }
 
@@ -295,6 +310,9 @@ impl GatewayConfig {
     pub(crate) fn route_table(&self) -> Result<RouteTable<RouteConfig>, GatewayError> {
         let mut problems = self.upstream_problems();
         problems.extend(self.rate_limits.problems());
+        if let Err(proxy_problems) = TrustedProxies::parse(&self.trusted_proxies) {
+            problems.extend(proxy_problems);
+        }
         for (index, route) in self.routes.iter().enumerate() {
             if let Some(class) = &route.rate_limit_class
                 && !self.rate_limits.has_class(class)
@@ -312,6 +330,12 @@ impl GatewayConfig {
                 Err(GatewayError::InvalidConfig { problems })
             }
         }
+    }
+
+    /// `trusted_proxies`, parsed.
+    pub(crate) fn trusted_proxies(&self) -> Result<TrustedProxies, GatewayError> {
+        TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|problems| GatewayError::InvalidConfig { problems })
     }
 
     fn upstream_problems(&self) -> Vec<String> {

@@ -10,8 +10,11 @@
 //! 2. client-sent internal identity headers go (`X-User-Id`, `X-Keel-*`): only the gateway may set
 //!    them, after it has verified who the caller is;
 //! 3. `Host` becomes the upstream's; the client's goes to `X-Forwarded-Host`;
-//! 4. `X-Forwarded-For` gets the client's address appended; `X-Forwarded-Proto` is the scheme the
-//!    client used;
+//! 4. `X-Forwarded-For` gets the peer's address appended; `X-Forwarded-Proto` is the scheme the
+//!    client used, and `X-Keel-Client-Ip` the client's address (the peer's, or behind a trusted
+//!    proxy the one it forwarded, see the `client_address` module). Only from a trusted proxy are
+//!    a sent `X-Forwarded-Proto` and `X-Forwarded-Host` kept (the balancer terminated TLS and knows
+//!    the scheme and host the client used);
 //! 5. `X-Request-ID` is the request's id, and `traceparent` names the current span;
 //! 6. for a caller whose token the gateway verified, `X-User-Id` (the user's UUID) and
 //!    `X-Keel-Session-Id` (the session's): a spoofed one never reaches an upstream, and an
@@ -19,7 +22,7 @@
 //!
 //! Responses lose their hop-by-hop headers too.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -37,6 +40,8 @@ const PROXY_PREFIX: &str = "proxy-";
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// The client's address as the gateway resolved it (internal: a client-sent one is dropped).
+pub(crate) const X_KEEL_CLIENT_IP: HeaderName = HeaderName::from_static("x-keel-client-ip");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 /// The verified caller's user id (the token's `sub`).
 const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
@@ -44,12 +49,23 @@ const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 const X_KEEL_SESSION_ID: HeaderName = HeaderName::from_static("x-keel-session-id");
 
 /// Rewrites the head of a request about to go upstream (steps 1 to 5 of the module documentation).
-pub(crate) fn prepare_request(parts: &mut Parts) {
-    let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        let authority = parts.uri.authority()?;
-        HeaderValue::from_str(authority.as_str()).ok()
-    });
-    let proto = HeaderValue::from_str(parts.uri.scheme_str().unwrap_or("http")).ok();
+///
+/// `client` is the client's address (`None` when the connection's peer is unknown), and
+/// `via_trusted_proxy` whether the peer is a trusted proxy.
+pub(crate) fn prepare_request(parts: &mut Parts, client: Option<IpAddr>, via_trusted_proxy: bool) {
+    let forwarded = |name: &HeaderName| {
+        via_trusted_proxy
+            .then(|| parts.headers.get(name).cloned())
+            .flatten()
+    };
+    let original_host = forwarded(&X_FORWARDED_HOST)
+        .or_else(|| parts.headers.get(header::HOST).cloned())
+        .or_else(|| {
+            let authority = parts.uri.authority()?;
+            HeaderValue::from_str(authority.as_str()).ok()
+        });
+    let proto = forwarded(&X_FORWARDED_PROTO)
+        .or_else(|| HeaderValue::from_str(parts.uri.scheme_str().unwrap_or("http")).ok());
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -76,6 +92,11 @@ pub(crate) fn prepare_request(parts: &mut Parts) {
         None => {
             headers.remove(X_FORWARDED_FOR);
         }
+    }
+    if let Some(client) = client
+        && let Ok(value) = HeaderValue::from_str(&client.to_string())
+    {
+        headers.insert(X_KEEL_CLIENT_IP, value);
     }
     if let Ok(id) = HeaderValue::from_str(&request_id.0) {
         headers.insert(REQUEST_ID_HEADER, id);
@@ -183,6 +204,11 @@ mod tests {
         parts
     }
 
+    /// The peer of [`parts`].
+    fn peer() -> IpAddr {
+        IpAddr::from([192, 0, 2, 7])
+    }
+
     fn value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
         parts.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -200,7 +226,7 @@ mod tests {
             ("accept", "application/json"),
             ("authorization", "Bearer t"),
         ]);
-        prepare_request(&mut parts);
+        prepare_request(&mut parts, Some(peer()), false);
         for gone in [
             "connection",
             "x-custom-hop",
@@ -223,7 +249,7 @@ mod tests {
             ("X-Keel-Roles", "admin"),
             ("x-keelish", "kept"),
         ]);
-        prepare_request(&mut parts);
+        prepare_request(&mut parts, Some(peer()), false);
         assert_eq!(value(&parts, "x-user-id"), None);
         assert_eq!(value(&parts, "x-keel-roles"), None);
         assert_eq!(value(&parts, "x-keelish"), Some("kept"));
@@ -237,7 +263,7 @@ mod tests {
             ("x-forwarded-for", "198.51.100.2"),
             ("x-forwarded-proto", "https"),
         ]);
-        prepare_request(&mut parts);
+        prepare_request(&mut parts, Some(peer()), false);
         assert_eq!(value(&parts, "host"), None);
         assert_eq!(value(&parts, "x-forwarded-host"), Some("api.example.com"));
         assert_eq!(
@@ -245,17 +271,42 @@ mod tests {
             Some("203.0.113.1, 198.51.100.2, 192.0.2.7")
         );
         assert_eq!(value(&parts, "x-forwarded-proto"), Some("http"));
+        assert_eq!(value(&parts, "x-keel-client-ip"), Some("192.0.2.7"));
+    }
+
+    #[test]
+    fn a_trusted_proxys_forwarded_scheme_and_host_are_kept_and_its_client_named() {
+        let sent = [
+            ("host", "gateway.internal"),
+            ("x-forwarded-for", "203.0.113.1"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "app.example.com"),
+            ("x-keel-client-ip", "198.51.100.66"),
+        ];
+        let mut parts = parts(&sent);
+        prepare_request(&mut parts, Some(IpAddr::from([203, 0, 113, 1])), true);
+        assert_eq!(value(&parts, "x-forwarded-proto"), Some("https"));
+        assert_eq!(value(&parts, "x-forwarded-host"), Some("app.example.com"));
+        assert_eq!(value(&parts, "x-forwarded-for"), Some("203.0.113.1, 192.0.2.7"));
+        assert_eq!(value(&parts, "x-keel-client-ip"), Some("203.0.113.1"));
+
+        // The same headers from anyone else describe only what the gateway saw.
+        let mut parts = super::tests::parts(&sent);
+        prepare_request(&mut parts, Some(peer()), false);
+        assert_eq!(value(&parts, "x-forwarded-proto"), Some("http"));
+        assert_eq!(value(&parts, "x-forwarded-host"), Some("gateway.internal"));
+        assert_eq!(value(&parts, "x-keel-client-ip"), Some("192.0.2.7"));
     }
 
     #[test]
     fn the_request_id_is_the_one_the_stack_chose_else_a_sane_one() {
         let mut parts = parts(&[("x-request-id", "client-id")]);
         parts.extensions.insert(RequestId("stack-id".into()));
-        prepare_request(&mut parts);
+        prepare_request(&mut parts, Some(peer()), false);
         assert_eq!(value(&parts, "x-request-id"), Some("stack-id"));
 
         let mut parts = super::tests::parts(&[("x-request-id", "<bad id>")]);
-        prepare_request(&mut parts);
+        prepare_request(&mut parts, Some(peer()), false);
         let id = value(&parts, "x-request-id").unwrap_or_default();
         assert!(!id.is_empty() && id != "<bad id>", "{id}");
     }

@@ -53,6 +53,7 @@ use axum::routing::any;
 use keel_health::HealthCheck;
 use keel_registry::ServiceRegistry;
 
+mod client_address;
 mod config;
 mod edge;
 mod error;
@@ -194,7 +195,12 @@ impl Reloader {
         *known = watcher.into_known();
         match failure {
             Some(error) => Err(error),
-            None => Ok(Routing::new(RouteTable::from_entries(routes), limits, config)),
+            None => Ok(Routing::new(
+                RouteTable::from_entries(routes),
+                limits,
+                config.trusted_proxies()?,
+                config,
+            )),
         }
     }
 }

@@ -8,7 +8,7 @@
 //! answered at once as problem+json: no route 404, no instance 503, unreachable 502, no response
 //! head within the route's timeout 504, a streamed body passing the limit 413.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -33,6 +33,7 @@ use thread_local::ThreadLocal;
 use tokio::time::error::Elapsed;
 use tracing::Instrument;
 
+use crate::client_address::TrustedProxies;
 use crate::config::{GatewayConfig, RouteConfig, UpstreamConfig};
 use crate::edge::{self, EdgeAuth};
 use crate::error::ProxyError;
@@ -88,14 +89,21 @@ pub(crate) struct Routing {
     table: RouteTable<Route>,
     limits: RateLimits,
     header_limits: HeaderLimits,
+    trusted_proxies: TrustedProxies,
 }
 
 impl Routing {
     /// The routing `config` describes over `table` and `limits`.
-    pub(crate) fn new(table: RouteTable<Route>, limits: RateLimits, config: &GatewayConfig) -> Self {
+    pub(crate) fn new(
+        table: RouteTable<Route>,
+        limits: RateLimits,
+        trusted_proxies: TrustedProxies,
+        config: &GatewayConfig,
+    ) -> Self {
         Self {
             table,
             limits,
+            trusted_proxies,
             header_limits: HeaderLimits {
                 max_headers: config.max_headers,
                 max_bytes: config.max_header_bytes,
@@ -228,23 +236,31 @@ impl Proxy {
             Ok(principal) => principal,
             Err(refused) => return refused.into_response(),
         };
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(address)| address.ip());
+        let trusted = &routing.trusted_proxies;
+        let client = peer.map(|peer| trusted.client_address(peer, &parts.headers));
+        let via_trusted_proxy = peer.is_some_and(|peer| trusted.trusts(peer));
         // The caller is known (`principal`, else the client address) and nothing has been sent
         // upstream yet: count the request.
         let decision = match &route.rate_class {
             Some(class) => {
-                let peer = parts
-                    .extensions
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|ConnectInfo(address)| address.ip());
                 let user = principal.as_deref().map(|principal| principal.user_id);
-                routing.limits.check(class, peer, user).await
+                routing.limits.check(class, client, user).await
             }
             None => None,
         };
         if let Some(decision) = decision.as_ref().filter(|decision| !decision.allowed) {
             return rate_limited(decision);
         }
-        let mut response = match self.send(route, matched, parts, body, principal.as_deref()).await {
+        let forwarding = Forwarding {
+            client,
+            via_trusted_proxy,
+        };
+        let sent = self.send(route, matched, parts, body, principal.as_deref(), forwarding);
+        let mut response = match sent.await {
             Ok(response) => response,
             Err(error) => fail(service, &error),
         };
@@ -263,6 +279,7 @@ impl Proxy {
         mut parts: Parts,
         body: Limited,
         principal: Option<&Principal>,
+        forwarding: Forwarding,
     ) -> Result<Response, ProxyError> {
         let service = route.upstream.service();
         let pick = route
@@ -274,7 +291,9 @@ impl Proxy {
         let authority = pick.endpoint();
         let span = tracing::debug_span!("gateway.upstream", service, upstream = %authority);
         // Before the URI is rewritten: an HTTP/2 request's authority is in its URI.
-        span.in_scope(|| headers::prepare_request(&mut parts));
+        span.in_scope(|| {
+            headers::prepare_request(&mut parts, forwarding.client, forwarding.via_trusted_proxy);
+        });
         let strip = route.strip_prefix.then_some(matched);
         parts.uri = upstream_uri(&parts.uri, authority, strip).map_err(|source| ProxyError::BadTarget {
             service: service.to_owned(),
@@ -294,6 +313,15 @@ impl Proxy {
         metrics::upstream_duration(service, started.elapsed());
         settle(sent, &pick, route, body.tripped.as_ref())
     }
+}
+
+/// Who the request is from, as the upstream is told.
+#[derive(Debug, Clone, Copy)]
+struct Forwarding {
+    /// The client's address (`None` when the peer's is unknown).
+    client: Option<IpAddr>,
+    /// Whether the connection came from a trusted proxy.
+    via_trusted_proxy: bool,
 }
 
 /// What the upstream exchange's outcome means for the client: the response, or the failure to

@@ -81,6 +81,7 @@ async fn spoofed_internal_identity_headers_never_reach_the_upstream() -> anyhow:
         .header("X-User-Id", "admin")
         .header("X-Keel-Permissions", "platform.role.manage")
         .header("x-keel-principal", "admin")
+        .header("x-keel-client-ip", "198.51.100.66")
         .send()
         .await?;
     let echo: Echo = response.json().await?;
@@ -88,10 +89,16 @@ async fn spoofed_internal_identity_headers_never_reach_the_upstream() -> anyhow:
         .headers
         .keys()
         .filter(|name| *name == "x-user-id" || name.starts_with("x-keel-"))
+        .filter(|name| *name != "x-keel-client-ip")
         .collect();
     assert!(
         internal.is_empty(),
-        "an anonymous request carries none: {internal:?}"
+        "an anonymous request carries no identity: {internal:?}"
+    );
+    assert_eq!(
+        echo.header("x-keel-client-ip"),
+        Some("127.0.0.1"),
+        "the client address is the gateway's to tell"
     );
     Ok(())
 }

@@ -166,3 +166,59 @@ async fn a_route_naming_an_unknown_class_is_refused_at_start_up() -> anyhow::Res
     );
     Ok(())
 }
+
+/// Two clients behind one load balancer (here: the test, at 127.0.0.1) that forwards their
+/// addresses in `X-Forwarded-For`.
+async fn forwarded_get(gateway: &TestGateway, client_address: &str) -> anyhow::Result<reqwest::Response> {
+    Ok(client()
+        .get(gateway.url("/hello"))
+        .header("x-forwarded-for", client_address)
+        .send()
+        .await?)
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget_and_name() -> anyhow::Result<()> {
+    let upstream = Upstream::start("echo-1").await?;
+    let limiter: Arc<dyn RateLimiter> = Arc::new(InMemoryRateLimiter::default());
+    let config = config("2/minute", "100/minute")?.with_trusted_proxies(vec!["127.0.0.0/8".to_owned()]);
+    let gateway = gateway_with(config, StaticRegistry::new(), limiter).await?;
+    gateway.add("echo", &upstream).await?;
+
+    for _ in 0..2 {
+        let response = forwarded_get(&gateway, "203.0.113.1").await?;
+        assert_eq!(response.status(), StatusCode::OK);
+        let echo: crate::support::Echo = response.json().await?;
+        assert_eq!(echo.header("x-keel-client-ip"), Some("203.0.113.1"));
+        assert_eq!(echo.header("x-forwarded-for"), Some("203.0.113.1, 127.0.0.1"));
+    }
+    let refused = forwarded_get(&gateway, "203.0.113.1").await?;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another client behind the same balancer still has its whole budget.
+    let other = forwarded_get(&gateway, "203.0.113.2").await?;
+    assert_eq!(other.status(), StatusCode::OK);
+    assert_eq!(header(&other, "x-ratelimit-remaining").as_deref(), Some("1"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_that_is_not_a_trusted_proxy_cannot_choose_its_address() -> anyhow::Result<()> {
+    let upstream = Upstream::start("echo-1").await?;
+    let limiter: Arc<dyn RateLimiter> = Arc::new(InMemoryRateLimiter::default());
+    // Trusts a network the test is not in.
+    let config = config("2/minute", "100/minute")?.with_trusted_proxies(vec!["10.0.0.0/8".to_owned()]);
+    let gateway = gateway_with(config, StaticRegistry::new(), limiter).await?;
+    gateway.add("echo", &upstream).await?;
+
+    let first = forwarded_get(&gateway, "203.0.113.1").await?;
+    let echo: crate::support::Echo = first.json().await?;
+    assert_eq!(echo.header("x-keel-client-ip"), Some("127.0.0.1"));
+    assert_eq!(
+        forwarded_get(&gateway, "203.0.113.2").await?.status(),
+        StatusCode::OK
+    );
+    // A third "client" is the same peer, past the same budget.
+    let refused = forwarded_get(&gateway, "203.0.113.3").await?;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    Ok(())
+}
