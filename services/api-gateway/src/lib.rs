@@ -55,6 +55,7 @@ use keel_registry::ServiceRegistry;
 
 mod client_address;
 mod config;
+mod connector;
 mod edge;
 mod error;
 mod headers;

@@ -36,6 +36,14 @@ pub(crate) fn describe() {
         AUTH,
         "Authentication decisions at the gateway, by route prefix and outcome (public, anonymous, authenticated, allowed, missing, invalid, denied, unavailable)."
     );
+    metrics::describe_gauge!(
+        crate::connector::UPSTREAM_CONNECTIONS,
+        "Connections open from the gateway's pools to an upstream instance (idle or busy), by upstream host:port."
+    );
+    metrics::describe_counter!(
+        crate::connector::UPSTREAM_CONNECTS,
+        "Connections opened to an upstream instance, by upstream host:port; a steady value under load means keep-alive works."
+    );
     metrics::describe_counter!(
         UPSTREAM_ERRORS,
         "Requests that got no upstream response, by service and kind (no_instance, connect, exchange, timeout, bad_target)."

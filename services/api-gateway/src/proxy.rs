@@ -35,6 +35,7 @@ use tracing::Instrument;
 
 use crate::client_address::TrustedProxies;
 use crate::config::{GatewayConfig, RouteConfig, UpstreamConfig};
+use crate::connector::CountingConnector;
 use crate::edge::{self, EdgeAuth};
 use crate::error::ProxyError;
 use crate::headers;
@@ -129,8 +130,8 @@ pub(crate) struct Proxy {
     auth: EdgeAuth,
 }
 
-/// The pooled HTTP/1.1 client requests go upstream with.
-type UpstreamClient = Client<HttpConnector, Body>;
+/// The pooled HTTP/1.1 client requests go upstream with, its connections counted.
+type UpstreamClient = Client<CountingConnector, Body>;
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -165,7 +166,7 @@ impl Proxy {
                 .pool_timer(TokioTimer::new())
                 .pool_idle_timeout(settings.pool_idle_timeout())
                 .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-                .build(connector)
+                .build(CountingConnector::new(connector))
         })
     }
 

@@ -106,3 +106,48 @@ async fn requests_and_upstream_errors_are_counted_by_route_service_and_status() 
     assert_eq!(line(&durations, "").as_deref(), Some("3"), "{text}");
     Ok(())
 }
+
+#[tokio::test]
+async fn upstream_connections_are_counted_open_and_opened_per_instance() -> anyhow::Result<()> {
+    let metrics = keel_telemetry::metrics::install();
+    let service = keel_testkit::unique_name("pooled");
+    let mut upstream = Upstream::start("pooled-1").await?;
+    let gateway = TestGateway::start(
+        vec![RouteConfig::new("/api/v1/pooled", &service)],
+        StaticRegistry::new(),
+    )
+    .await?;
+    gateway.add(&service, &upstream).await?;
+    for _ in 0..5 {
+        get_echo(&gateway.url("/api/v1/pooled")).await?;
+    }
+    let port = upstream.port;
+    let value = |name: &str| {
+        let labels = format!("{name}{{upstream=\"127.0.0.1:{port}\"}} ");
+        metrics
+            .render()
+            .lines()
+            .find_map(|line| line.strip_prefix(labels.as_str()).map(str::to_owned))
+    };
+    let connects = "keel_gateway_upstream_connects_total";
+    let open = "keel_gateway_upstream_connections";
+    assert_eq!(
+        value(connects).as_deref(),
+        Some("1"),
+        "five requests, one kept-alive connection"
+    );
+    assert_eq!(value(open).as_deref(), Some("1"));
+
+    // The instance goes away: its connection closes and leaves the count.
+    upstream.stop().await?;
+    let mut closed = false;
+    for _ in 0..100 {
+        if value(open).as_deref() == Some("0") {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(closed, "still counted open: {:?}", value(open));
+    Ok(())
+}
