@@ -8,13 +8,13 @@ use uuid::Uuid;
 use crate::{Page, PageRequest, ServiceError};
 
 /// One audit record as its producer writes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// Chosen by the producer (UUID v7); the idempotency key of delivery.
     pub id: Uuid,
     /// `<service or module>.<resource>.<past-tense verb>`, e.g. `auth.login.succeeded`.
     pub action: String,
-    /// The user acting; `None` when anonymous.
+    /// The user acting; `None` (JSON `null`) when anonymous.
     pub actor_id: Option<Uuid>,
     /// Kind of the thing acted on, e.g. `user`, `role`.
     pub target_type: Option<String>,
@@ -29,6 +29,7 @@ pub struct AuditRecord {
     /// When it happened.
     pub occurred_at: DateTime<Utc>,
     /// Action-specific detail (a JSON object; never secrets).
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     /// The producing service or module.
     pub source: String,
@@ -37,7 +38,7 @@ pub struct AuditRecord {
 }
 
 /// A stored record with its place in the hash chain.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StoredAuditRecord {
     /// The record.
     #[serde(flatten)]

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::{Origin, Page, PageRequest, ServiceError};
 
 /// A permission of the catalogue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Permission {
     /// `module.resource.action`, e.g. `platform.user.read`.
     pub name: String,
@@ -19,7 +19,7 @@ pub struct Permission {
 }
 
 /// A role with its permissions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Role {
     /// UUID v7.
     pub id: Uuid,

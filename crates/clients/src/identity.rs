@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{Origin, Page, PageRequest, ServiceError};
 
 /// A user as other services see it (never with credentials).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     /// UUID v7.
     pub id: Uuid,

@@ -9,10 +9,12 @@
 //! - [`Stack`] wraps a service's `Router` in the middleware stack, in a documented order.
 //! - [`HttpServer`] binds, serves HTTP/1.1 and HTTP/2 (h2c) with graceful shutdown and a drain
 //!   deadline, within [`ConnectionLimits`] (header read timeout, header parser limits).
-//! - [`ops_router`] serves `/healthz`, `/ready` and `/metrics`.
+//! - [`ops_router`] serves `/healthz`, `/ready` and `/metrics`; [`openapi_router`] a service's
+//!   OpenAPI document at `/api/v1/<service>/openapi.json`.
 
 mod json;
 mod middleware;
+mod openapi;
 mod ops;
 mod problem;
 mod request_id;
@@ -20,6 +22,7 @@ mod server;
 
 pub use json::Json;
 pub use middleware::Stack;
+pub use openapi::{BEARER_SCHEME, openapi_path, openapi_router};
 pub use ops::ops_router;
 pub use problem::{FieldError, Problem};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};

@@ -12,7 +12,7 @@ use serde::Serialize;
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One invalid field of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Path of the field in the request body, e.g. `email` or `items[2].name`; empty for the body.
     pub field: String,
@@ -34,7 +34,8 @@ impl FieldError {
 }
 
 /// An RFC 9457 problem; converts into a response with `Content-Type: application/problem+json`.
-#[derive(Debug, Clone, Serialize)]
+/// Its schema (`Problem`) is what every OpenAPI document names for error answers.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// URI naming the kind of problem, e.g. `urn:keel:problem:validation`.
     #[serde(rename = "type")]
@@ -54,6 +55,7 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     /// Seconds after which a retry may succeed (429, 503); sent as `Retry-After`.
     #[serde(skip)]
+    #[schema(ignore)]
     pub retry_after_secs: Option<u64>,
 }
 

@@ -27,6 +27,7 @@ mod grpc;
 mod local;
 mod metrics;
 mod migration;
+mod openapi;
 mod record;
 mod rest;
 mod settings;
@@ -103,7 +104,9 @@ impl AuditService {
         })
     }
 
-    /// The REST routes (`GET /api/v1/audit-logs`), without operational routes or middleware.
+    /// The REST routes (`GET /api/v1/audit-logs`) and the service's OpenAPI document
+    /// (`GET /api/v1/audit/openapi.json`, no token needed), without operational routes or
+    /// middleware.
     pub fn router(&self) -> axum::Router {
         rest::router(self.audit.clone(), self.verifier.clone(), self.guard.clone())
     }

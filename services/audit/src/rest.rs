@@ -3,7 +3,8 @@
 //! Why this module exists: administrators read the log over HTTP through the gateway. The route
 //! requires `platform.audit.read` (401/403 problem+json before anything is read); query parameters
 //! are parsed here with a 422 naming each bad parameter, unknown parameters included, so a typo
-//! (`actor=`) never silently widens the result.
+//! (`actor=`) never silently widens the result. The handler's `#[utoipa::path]` annotation is
+//! what the service's OpenAPI document (`crate::openapi`) says about the route.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 use keel_authn::{PermissionGuard, TokenVerifier, require_permission};
 use keel_clients::{AuditQuery, FieldViolation, Page, ServiceError, StoredAuditRecord};
 use keel_http::Problem;
+use utoipa::OpenApi as _;
 use uuid::Uuid;
 
 use crate::error::violation;
@@ -23,16 +25,63 @@ use crate::local::Audit;
 /// The permission the audit log's readers need.
 pub(crate) const READ_PERMISSION: &str = "platform.audit.read";
 
-/// The service's REST routes, with the permission check applied.
+/// The service's REST routes, with the permission check applied, and the service's OpenAPI
+/// document at `/api/v1/audit/openapi.json` (public).
 pub(crate) fn router(audit: Audit, verifier: Arc<TokenVerifier>, guard: PermissionGuard) -> Router {
     Router::new()
         .route("/api/v1/audit-logs", get(list))
         .route_layer(require_permission(verifier, guard, READ_PERMISSION))
         .with_state(audit)
+        // Added after the permission layer, so the document needs no token.
+        .merge(keel_http::openapi_router(
+            crate::SERVICE_NAME,
+            crate::openapi::ApiDoc::openapi(),
+        ))
 }
 
 /// `GET /api/v1/audit-logs?actor_id=&action=&target_id=&request_id=&from=&to=&limit=&cursor=`:
 /// `{"items": [...], "next_cursor": "…"|null}`, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit-logs",
+    tag = "audit",
+    operation_id = "list_audit_logs",
+    summary = "List audit records, newest first",
+    description = "One page of the audit log (highest `sequence` first), filtered by the given \
+        parameters combined with AND. Requires the permission `platform.audit.read`. Every bad, \
+        repeated or unknown parameter is a 422 naming it, so a typo never widens the result.",
+    params(
+        ("actor_id" = Option<Uuid>, Query, description = "Records by this user."),
+        ("action" = Option<String>, Query, description = "Records of this action (exact), e.g. `auth.login.succeeded`."),
+        ("target_id" = Option<String>, Query, description = "Records about this target (exact)."),
+        ("request_id" = Option<String>, Query, description = "Records of this request (exact)."),
+        ("from" = Option<DateTime<Utc>>, Query, description = "`occurred_at` at or after this RFC 3339 timestamp."),
+        ("to" = Option<DateTime<Utc>>, Query, description = "`occurred_at` before this RFC 3339 timestamp; not before `from`."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1 to 100; 20 when absent."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page (opaque)."),
+    ),
+    responses(
+        (status = 200, description = "One page of records, newest first; `next_cursor` is null on the last page.",
+            body = crate::openapi::AuditLogPage),
+        (status = 400, description = "The query string could not be parsed.",
+            body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer access token, or an invalid or expired one.",
+            body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks the permission `platform.audit.read`.",
+            body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter was rejected; `errors[]` names each one (`invalid_uuid`, \
+            `invalid_datetime`, `invalid_range`, `invalid_integer`, `out_of_range`, `invalid_cursor`, `repeated`, \
+            `unknown_parameter`).",
+            body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "An internal failure (logged with its cause; not described to the client).",
+            body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The audit store, the signing keys or the authorization service are unavailable.",
+            body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The authorization service did not answer the permission check in time.",
+            body = keel_http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 async fn list(
     State(audit): State<Audit>,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,

@@ -31,6 +31,7 @@ mod error;
 mod grpc;
 mod keys;
 mod login;
+mod openapi;
 mod refresh;
 mod rest;
 mod sessions;
@@ -172,7 +173,8 @@ impl AuthService {
     }
 
     /// The REST routes of DESIGN §9 (`/api/v1/auth/…`, `/.well-known/jwks.json`,
-    /// `DELETE /api/v1/users/{id}/sessions`), state applied, without ops routes or the stack.
+    /// `DELETE /api/v1/users/{id}/sessions`) and their OpenAPI document
+    /// (`/api/v1/auth/openapi.json`), state applied, without ops routes or the stack.
     pub fn router(&self) -> axum::Router {
         let routes = rest::router(
             rest::RestState {

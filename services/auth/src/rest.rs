@@ -3,6 +3,9 @@
 //! Handlers translate HTTP to [`Engine`] calls and back; every error is problem+json. Bodies are
 //! parsed with `keel_http::Json` and reject unknown fields, so a typo never silently does nothing.
 //! Token responses carry `Cache-Control: no-store` (RFC 6749 §5.1); tokens are never logged.
+//!
+//! Every handler carries its `#[utoipa::path]` description (statuses as its error mapping in
+//! `error.rs` answers them); [`crate::openapi`] gathers them into the served OpenAPI document.
 
 use std::sync::Arc;
 
@@ -14,7 +17,7 @@ use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode, header};
 use keel_authn::{PermissionGuard, Principal, TokenVerifier, require_permission};
 use keel_clients::{ClientOrigin, TokenPair};
-use keel_http::Json;
+use keel_http::{Json, Problem};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -59,29 +62,60 @@ pub(crate) fn router(state: RestState, guard: PermissionGuard) -> Router {
         .route("/.well-known/jwks.json", get(jwks))
         .merge(admin)
         .with_state(state)
+        .merge(crate::openapi::router())
 }
 
+/// `description` of a 400 answer: the body is not JSON.
+const MALFORMED: &str = "The body is not valid JSON (`urn:keel:problem:malformed-request`).";
+/// `description` of a 413 answer.
+const TOO_LARGE: &str = "The body exceeds the size limit (`urn:keel:problem:payload-too-large`).";
+/// `description` of a 415 answer.
+const NOT_JSON: &str = "The body is not `application/json` (`urn:keel:problem:unsupported-media-type`).";
+/// `description` of a 422 answer for a body that does not fit the type.
+const INVALID_BODY: &str = "A field is missing, of the wrong type, or unknown; `errors` names it \
+                            (`urn:keel:problem:validation`).";
+/// `description` of a 401 answer on a route that needs an access token.
+const NO_TOKEN: &str = "No bearer access token, or one that does not verify \
+                        (`urn:keel:problem:unauthenticated`).";
+/// `description` of a 500 answer.
+const INTERNAL: &str = "An unexpected failure (store, signing keys); quote the `instance` when reporting it.";
+/// `description` of a 503 answer of a route that only reads the own store.
+const UNAVAILABLE: &str = "The request ran out of time or the signing keys cannot be read; retry shortly.";
+/// `description` of a 422 answer for a path id that is not a UUID.
+const BAD_ID: &str =
+    "The `id` in the path is not a UUID; `errors` names `id` (`urn:keel:problem:validation`).";
+
 /// `POST /api/v1/auth/login`
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+pub(crate) struct LoginBody {
+    /// The account's e-mail address.
     email: String,
+    /// The account's password.
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
 }
 
 /// `POST /api/v1/auth/refresh` and `/logout`
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RefreshBody {
+pub(crate) struct RefreshBody {
+    /// The opaque refresh token of a login or of the last refresh.
+    #[schema(value_type = String, format = Password)]
     refresh_token: SecretString,
 }
 
 /// A token response (RFC 6749 §5.1).
-#[derive(Serialize)]
-struct TokenResponse<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TokenResponse<'a> {
+    /// The access token: an EdDSA-signed JWT, sent as `Authorization: Bearer …`.
     access_token: &'a str,
+    /// The opaque refresh token; it can be exchanged once (`POST /api/v1/auth/refresh`).
     refresh_token: &'a str,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: u32,
 }
 
@@ -99,6 +133,35 @@ fn token_response(pair: &TokenPair) -> Response {
     response
 }
 
+/// Logs in: identity checks the credentials, and a new session starts.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body(content = LoginBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Logged in: a new session's token pair.", body = TokenResponse<'static>,
+         headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = MALFORMED, body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Unknown e-mail or wrong password, never told apart \
+                                      (`urn:keel:problem:unauthenticated`).",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The password matched but the e-mail address must be verified first \
+                                      (`urn:keel:problem:forbidden`).",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = TOO_LARGE, body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = NOT_JSON, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = INVALID_BODY, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins for this account or from this address: refused \
+                                      unchecked (`urn:keel:problem:rate-limited`).",
+         body = Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = u64, description = "Seconds to wait before the next attempt"))),
+        (status = 500, description = INTERNAL, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The identity service is down, signing keys are being rotated, or the \
+                                      request ran out of time; retry shortly.",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn login(
     State(state): State<RestState>,
     client: ClientOrigin,
@@ -109,6 +172,30 @@ async fn login(
     Ok(token_response(&pair))
 }
 
+/// Exchanges a refresh token for a new pair of the same session (rotation); presenting a used one
+/// ends its session.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    request_body(content = RefreshBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new token pair; the presented refresh token is used up.",
+         body = TokenResponse<'static>, headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = MALFORMED, body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The refresh token is unknown, expired, of an ended session, or was \
+                                      already used, which ends its session \
+                                      (`urn:keel:problem:unauthenticated`).",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = TOO_LARGE, body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = NOT_JSON, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = INVALID_BODY, body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = INTERNAL, body = Problem, content_type = "application/problem+json"),
+        (status = 503,
+         description = "Signing keys are being rotated or the request ran out of time; retry shortly.",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn refresh(
     State(state): State<RestState>,
     client: ClientOrigin,
@@ -119,6 +206,26 @@ async fn refresh(
     Ok(token_response(&pair))
 }
 
+/// Ends the session of a refresh token of the caller's.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    request_body(content = RefreshBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The session is ended (also when it already was)."),
+        (status = 400, description = MALFORMED, body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token, or the refresh token is not of a session of the \
+                                      caller (`urn:keel:problem:unauthenticated`).",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = TOO_LARGE, body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = NOT_JSON, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = INVALID_BODY, body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = INTERNAL, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = UNAVAILABLE, body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn logout(
     State(state): State<RestState>,
     principal: Principal,
@@ -133,6 +240,20 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The public signing keys (JWKS, RFC 7517): every key whose tokens may still be live, newest first.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The JWKS.", body = crate::keys::Jwks<'static>,
+         content_type = "application/json",
+         headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
+        (status = 500, description = INTERNAL, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The request ran out of time; retry shortly.",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn jwks(State(state): State<RestState>) -> Result<Response, AuthError> {
     let body = state.engine.jwks_json().await?;
     let cache = format!("public, max-age={JWKS_MAX_AGE_SECS}");
@@ -146,24 +267,46 @@ async fn jwks(State(state): State<RestState>) -> Result<Response, AuthError> {
 }
 
 /// One session as the user sees it.
-#[derive(Serialize)]
-struct SessionView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SessionView {
+    /// The session's id (the `sid` of its access tokens).
     id: Uuid,
+    /// The login.
     created_at: DateTime<Utc>,
+    /// The last refresh.
     last_used_at: DateTime<Utc>,
+    /// When the newest refresh token expires.
     expires_at: DateTime<Utc>,
+    /// Client address at login.
     ip: Option<String>,
+    /// Client user agent at login.
     user_agent: Option<String>,
     /// The session of the access token this request came with.
     current: bool,
 }
 
 /// The user's live sessions. Not paginated: a user has as many as live logins, few by nature.
-#[derive(Serialize)]
-struct SessionList {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SessionList {
+    /// The live sessions, newest first.
     items: Vec<SessionView>,
 }
 
+/// The caller's live sessions, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/sessions",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200,
+         description = "The caller's live sessions; `current` marks the one of the presented token.",
+         body = SessionList),
+        (status = 401, description = NO_TOKEN, body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = INTERNAL, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = UNAVAILABLE, body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list_sessions(
     State(state): State<RestState>,
     principal: Principal,
@@ -184,6 +327,24 @@ async fn list_sessions(
     Ok(Json(SessionList { items }))
 }
 
+/// Ends one live session of the caller's.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/sessions/{id}",
+    tag = "auth",
+    params(("id" = Uuid, Path, description = "The session's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The session is ended."),
+        (status = 401, description = NO_TOKEN, body = Problem, content_type = "application/problem+json"),
+        (status = 404,
+         description = "No live session of the caller's has this id (`urn:keel:problem:not-found`).",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = BAD_ID, body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = INTERNAL, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = UNAVAILABLE, body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn revoke_session(
     State(state): State<RestState>,
     principal: Principal,
@@ -199,6 +360,26 @@ async fn revoke_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Ends every live session of a user (an administrator's action; idempotent).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{id}/sessions",
+    tag = "auth",
+    params(("id" = Uuid, Path, description = "The user's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every live session of the user is ended (none may have been live)."),
+        (status = 401, description = NO_TOKEN, body = Problem, content_type = "application/problem+json"),
+        (status = 403,
+         description = "The caller lacks `platform.user.update` (`urn:keel:problem:forbidden`).",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = BAD_ID, body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = INTERNAL, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The authz service cannot answer the permission check, the signing keys \
+                                      cannot be read, or the request ran out of time; retry shortly.",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn revoke_user_sessions(
     State(state): State<RestState>,
     principal: Principal,

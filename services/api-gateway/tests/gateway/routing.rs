@@ -50,6 +50,9 @@ async fn the_shipped_routes_send_each_public_path_of_design_9_to_its_service_unc
         ("/api/v1/permissions", "authz"),
         ("/api/v1/audit-logs", "audit"),
         ("/api/v1/identity/openapi.json", "identity"),
+        ("/api/v1/auth/openapi.json", "auth"),
+        ("/api/v1/authz/openapi.json", "authz"),
+        ("/api/v1/audit/openapi.json", "audit"),
     ];
     for (path, service) in cases {
         let response = client()
@@ -90,6 +93,9 @@ async fn the_shipped_policies_keep_sign_in_and_recovery_public_and_the_rest_behi
             200,
         ),
         (status("/api/v1/identity/openapi.json", stale()).await?, 200),
+        (status("/api/v1/auth/openapi.json", None).await?, 200),
+        (status("/api/v1/authz/openapi.json", None).await?, 200),
+        (status("/api/v1/audit/openapi.json", None).await?, 200),
         // Registration is anonymous, but a token that is sent must be valid.
         (status("/api/v1/users", None).await?, 200),
         (status("/api/v1/users", stale()).await?, 401),

@@ -125,19 +125,31 @@ fn thumbprint(x: &str) -> String {
 }
 
 /// One JWK of the published set (RFC 7517, RFC 8037 for OKP keys).
-#[derive(Serialize)]
-struct Jwk<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Jwk<'a> {
+    /// Key type: always `OKP`.
+    #[schema(example = "OKP")]
     kty: &'static str,
+    /// Curve: always `Ed25519`.
+    #[schema(example = "Ed25519")]
     crv: &'static str,
+    /// The public key, base64url without padding.
     x: &'a str,
+    /// The key's id: its RFC 7638 thumbprint, named in the `kid` header of the tokens it signs.
     kid: &'a str,
+    /// Algorithm: always `EdDSA`.
+    #[schema(example = "EdDSA")]
     alg: &'static str,
+    /// Use: always `sig`.
     #[serde(rename = "use")]
+    #[schema(example = "sig")]
     usage: &'static str,
 }
 
-#[derive(Serialize)]
-struct Jwks<'a> {
+/// The published key set (its schema is what the OpenAPI document gives `/.well-known/jwks.json`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Jwks<'a> {
+    /// The keys whose tokens may still be live, newest first.
     keys: Vec<Jwk<'a>>,
 }
 

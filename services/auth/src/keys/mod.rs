@@ -27,7 +27,7 @@ use sea_orm::{
     QueryOrder as _,
 };
 
-pub(crate) use material::SigningKey;
+pub(crate) use material::{Jwk, Jwks, SigningKey};
 use material::{PublicKey, jwks_json};
 
 use crate::AuthError;

@@ -6,6 +6,7 @@ mod doubles;
 mod grpc;
 mod keys;
 mod login;
+mod openapi;
 mod refresh;
 mod sessions;
 mod support;

@@ -21,7 +21,11 @@
 //! | `GET /api/v1/users/{id}/roles` | `{items, next_cursor: null}` |
 //! | `GET /api/v1/permissions` | `{items, next_cursor: null}`: the catalogue |
 //! | `GET /api/v1/users/{id}/permissions` | `{user_id, permissions}` |
+//!
+//! The OpenAPI document of these routes (see [`openapi`]) is served, without authentication, at
+//! `GET /api/v1/authz/openapi.json`.
 
+mod openapi;
 mod roles;
 mod users;
 
@@ -34,8 +38,10 @@ use keel_authn::{PermissionGuard, TokenVerifier, require_permission};
 use keel_clients::IdentityClient;
 use keel_http::Problem;
 use serde::Serialize;
+use utoipa::OpenApi as _;
 use uuid::Uuid;
 
+use crate::SERVICE_NAME;
 use crate::catalogue::ROLE_MANAGE;
 use crate::engine::Authz;
 
@@ -58,7 +64,7 @@ impl FromRef<RestState> for Arc<TokenVerifier> {
     }
 }
 
-/// The REST routes with their state applied.
+/// The REST routes with their state applied, and their OpenAPI document (open to anyone).
 pub(crate) fn router(state: RestState) -> Router {
     let managed = Router::new()
         .route("/api/v1/roles", post(roles::create).get(roles::list))
@@ -84,15 +90,17 @@ pub(crate) fn router(state: RestState) -> Router {
         ));
     // Also open to the user themself, so it checks inside the handler.
     let own = Router::new().route("/api/v1/users/{id}/permissions", get(users::permissions));
-    managed.merge(own).with_state(state)
+    let document = keel_http::openapi_router(SERVICE_NAME, openapi::ApiDoc::openapi());
+    managed.merge(own).with_state(state).merge(document)
 }
 
 /// A list answer in the API's list shape.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct List<T> {
     /// The items.
     pub(crate) items: Vec<T>,
     /// The cursor of the next page; `null` on the last (always, for unpaginated lists).
+    #[schema(required = true)]
     pub(crate) next_cursor: Option<String>,
 }
 

@@ -14,37 +14,49 @@ use crate::AuthzError;
 use keel_clients::ClientOrigin;
 
 /// Body of `POST /api/v1/roles`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateBody {
+    /// Unique name regardless of case (stored lowercase): 1–64 characters, a letter first, then
+    /// letters, digits, `_` and `-`.
+    #[schema(example = "editor")]
     name: String,
+    /// What the role is for; empty when absent.
     #[serde(default)]
     description: String,
+    /// Permissions of the catalogue granted from the start (`module.resource.action`).
     #[serde(default)]
+    #[schema(example = json!(["platform.user.read"]))]
     permissions: Vec<String>,
 }
 
 /// Body of `PUT /api/v1/roles/{id}`: the whole editable representation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ReplaceBody {
+    /// The role's name (a system role keeps its own).
     name: String,
+    /// The description; an absent one becomes empty.
     #[serde(default)]
     description: String,
 }
 
 /// Body of `PATCH /api/v1/roles/{id}`: the fields to change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateBody {
+    /// New name; absent (or `null`) leaves it as it is.
     name: Option<String>,
+    /// New description; absent (or `null`) leaves it as it is.
     description: Option<String>,
 }
 
 /// Body of `POST /api/v1/roles/{id}/permissions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct GrantBody {
+    /// Permissions of the catalogue to grant; at least one.
+    #[schema(example = json!(["platform.user.read"]))]
     permissions: Vec<String>,
 }
 
@@ -57,6 +69,27 @@ pub(super) struct ListQuery {
 }
 
 /// `POST /api/v1/roles`: 201 with the role and its `Location`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/roles",
+    operation_id = "create_role",
+    tag = "authz",
+    request_body(content = CreateBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The role was created", body = Role,
+            headers(("Location" = String, description = "`/api/v1/roles/{id}` of the new role"))),
+        (status = 400, description = "The body is not valid JSON", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another role already has this name (regardless of case)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds the size limit", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid: `errors[]` names it, e.g. `permissions[1]` with `unknown_permission`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn create(
     State(state): State<RestState>,
     principal: Principal,
@@ -77,6 +110,27 @@ pub(super) async fn create(
 }
 
 /// `GET /api/v1/roles?name=&limit=&cursor=`: a page of roles by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/roles",
+    operation_id = "list_roles",
+    tag = "authz",
+    params(
+        ("name" = Option<String>, Query, description = "Keeps only the role of this name (any case)"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1–100; 20 when absent", minimum = 1, maximum = 100),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of roles ordered by name", body = List<Role>),
+        (status = 400, description = "The query string could not be parsed", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`limit` is not a whole number between 1 and 100, or `cursor` is not one this API returned", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list(
     State(state): State<RestState>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -101,6 +155,24 @@ pub(super) async fn list(
 }
 
 /// `GET /api/v1/roles/{id}`: the role with its permissions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/roles/{id}",
+    operation_id = "get_role",
+    tag = "authz",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The role's id (a malformed one is a 404)"),
+    ),
+    responses(
+        (status = 200, description = "The role with its permissions", body = Role),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No role has this id", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn get(
     State(state): State<RestState>,
     Path(id): Path<String>,
@@ -110,6 +182,30 @@ pub(super) async fn get(
 }
 
 /// `PUT /api/v1/roles/{id}`: replaces name and description.
+#[utoipa::path(
+    put,
+    path = "/api/v1/roles/{id}",
+    operation_id = "replace_role",
+    tag = "authz",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The role's id (a malformed one is a 404)"),
+    ),
+    request_body(content = ReplaceBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The role after the change", body = Role),
+        (status = 400, description = "The body is not valid JSON", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No role has this id", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another role has this name, or the role is a system role (which cannot be renamed)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds the size limit", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid: `errors[]` names it", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn replace(
     State(state): State<RestState>,
     principal: Principal,
@@ -131,6 +227,30 @@ pub(super) async fn replace(
 }
 
 /// `PATCH /api/v1/roles/{id}`: changes the fields given.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/roles/{id}",
+    operation_id = "update_role",
+    tag = "authz",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The role's id (a malformed one is a 404)"),
+    ),
+    request_body(content = UpdateBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The role after the change", body = Role),
+        (status = 400, description = "The body is not valid JSON", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No role has this id", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another role has this name, or the role is a system role (which cannot be renamed)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds the size limit", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid: `errors[]` names it", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn update(
     State(state): State<RestState>,
     principal: Principal,
@@ -152,6 +272,25 @@ pub(super) async fn update(
 }
 
 /// `DELETE /api/v1/roles/{id}`: 204; 409 for a system role.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/roles/{id}",
+    operation_id = "delete_role",
+    tag = "authz",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The role's id (a malformed one is a 404)"),
+    ),
+    responses(
+        (status = 204, description = "The role was deleted; its holders lost it"),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No role has this id", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The role is a system role", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn delete(
     State(state): State<RestState>,
     principal: Principal,
@@ -167,6 +306,29 @@ pub(super) async fn delete(
 }
 
 /// `POST /api/v1/roles/{id}/permissions`: the role after the grant.
+#[utoipa::path(
+    post,
+    path = "/api/v1/roles/{id}/permissions",
+    operation_id = "grant_permissions",
+    tag = "authz",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The role's id (a malformed one is a 404)"),
+    ),
+    request_body(content = GrantBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The role with its permissions after the grant", body = Role),
+        (status = 400, description = "The body is not valid JSON", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No role has this id", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds the size limit", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`permissions` is empty, or an entry is malformed or not in the catalogue (`permissions[i]`)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn grant(
     State(state): State<RestState>,
     principal: Principal,
@@ -183,6 +345,26 @@ pub(super) async fn grant(
 }
 
 /// `DELETE /api/v1/roles/{id}/permissions/{permission}`: 204.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/roles/{id}/permissions/{permission}",
+    operation_id = "revoke_permission",
+    tag = "authz",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The role's id (a malformed one is a 404)"),
+        ("permission" = String, Path, description = "The permission to take, e.g. `platform.user.read`"),
+    ),
+    responses(
+        (status = 204, description = "The role no longer holds the permission (also when it never did)"),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No role has this id, or the permission is not in the catalogue", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The role is `admin`, which holds every permission", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn revoke(
     State(state): State<RestState>,
     principal: Principal,

@@ -15,20 +15,46 @@ use crate::catalogue::ROLE_MANAGE;
 use keel_clients::ClientOrigin;
 
 /// Body of `POST /api/v1/users/{id}/roles`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AssignBody {
+    /// Ids of existing roles to give the user; at least one.
     role_ids: Vec<Uuid>,
 }
 
 /// Answer of `GET /api/v1/users/{id}/permissions`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct EffectivePermissions {
+    /// The user.
     user_id: Uuid,
+    /// The user's effective permissions (the union of their roles' grants), sorted.
     permissions: Vec<String>,
 }
 
 /// `POST /api/v1/users/{id}/roles`: the user's roles after the assignment.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{id}/roles",
+    operation_id = "assign_roles",
+    tag = "authz",
+    params(
+        ("id" = Uuid, Path, description = "The user's id (a malformed one is a 404)"),
+    ),
+    request_body(content = AssignBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "All the user's roles after the assignment (`next_cursor` is `null`)", body = List<Role>),
+        (status = 400, description = "The body is not valid JSON", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The identity service knows no user with this id", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds the size limit", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`role_ids` is empty or names a role that does not exist (`role_ids[i]`, `unknown_role`), or an id is not a UUID", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The identity service cannot tell whether the user exists, authentication is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn assign(
     State(state): State<RestState>,
     principal: Principal,
@@ -53,6 +79,26 @@ pub(super) async fn assign(
 }
 
 /// `DELETE /api/v1/users/{id}/roles/{role_id}`: 204.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{id}/roles/{role_id}",
+    operation_id = "revoke_role",
+    tag = "authz",
+    params(
+        ("id" = Uuid, Path, description = "The user's id (a malformed one is a 404)"),
+        ("role_id" = Uuid, Path, description = "The role to take (a malformed id is a 404)"),
+    ),
+    responses(
+        (status = 204, description = "The user no longer holds the role (also when they never did)"),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No role has this id", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It would take `admin` from its last holder", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn revoke(
     State(state): State<RestState>,
     principal: Principal,
@@ -69,6 +115,24 @@ pub(super) async fn revoke(
 }
 
 /// `GET /api/v1/users/{id}/roles`: the user's roles.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{id}/roles",
+    operation_id = "list_user_roles",
+    tag = "authz",
+    params(
+        ("id" = Uuid, Path, description = "The user's id (a malformed one is a 404)"),
+    ),
+    responses(
+        (status = 200, description = "The user's roles by name (`next_cursor` is `null`)", body = List<Role>),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The id is not a UUID", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn roles(
     State(state): State<RestState>,
     Path(id): Path<String>,
@@ -78,11 +142,43 @@ pub(super) async fn roles(
 }
 
 /// `GET /api/v1/permissions`: the catalogue.
+#[utoipa::path(
+    get,
+    path = "/api/v1/permissions",
+    operation_id = "list_permissions",
+    tag = "authz",
+    responses(
+        (status = 200, description = "The whole catalogue by name (`next_cursor` is `null`)", body = List<Permission>),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn catalogue(State(state): State<RestState>) -> Result<Json<List<Permission>>, Problem> {
     Ok(Json(List::whole(state.engine.list_permissions().await?)))
 }
 
 /// A user's effective permissions: for `platform.role.manage` holders, or the user themself.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{id}/permissions",
+    operation_id = "user_permissions",
+    tag = "authz",
+    params(
+        ("id" = Uuid, Path, description = "The user's id (a malformed one is a 404)"),
+    ),
+    responses(
+        (status = 200, description = "The user's effective permissions, sorted", body = EffectivePermissions),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not the user `{id}` and lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The id is not a UUID", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn permissions(
     State(state): State<RestState>,
     principal: Principal,

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::RestState;
+use super::openapi::UserPage;
 use keel_clients::ClientOrigin;
 
 /// Permission to read any user.
@@ -22,27 +23,69 @@ const UPDATE: &str = "platform.user.update";
 const DELETE: &str = "platform.user.delete";
 
 /// `PATCH` bodies: the profile fields a user may change.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProfileBody {
+    /// New name shown to others, at most 100 characters; absent leaves it as it is.
     #[serde(default)]
     display_name: Option<String>,
 }
 
 /// `PUT /api/v1/users/me/password`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChangePasswordBody {
+    /// The password the user has now.
+    #[schema(value_type = String, format = Password)]
     current_password: SecretString,
+    /// The new password (the same policy as at registration).
+    #[schema(value_type = String, format = Password)]
     new_password: SecretString,
 }
 
 /// `GET /api/v1/users/me`.
+///
+/// The caller's own user.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/me",
+    operation_id = "get_own_user",
+    tag = "identity",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's user", body = User),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller's user no longer exists", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Tokens cannot be checked (signing keys unavailable)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn me(State(state): State<RestState>, principal: Principal) -> Result<Json<User>, Problem> {
     Ok(Json(state.identity.get_user(principal.user_id).await?))
 }
 
 /// `PATCH /api/v1/users/me`.
+///
+/// Changes the caller's own profile and answers the user as it is now.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/me",
+    operation_id = "update_own_user",
+    tag = "identity",
+    security(("bearer" = [])),
+    request_body = ProfileBody,
+    responses(
+        (status = 200, description = "The caller's user, changed", body = User),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller's user no longer exists", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A rejected `display_name`, or wrong or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Tokens cannot be checked (signing keys unavailable)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn update_me(
     State(state): State<RestState>,
     principal: Principal,
@@ -64,6 +107,27 @@ pub(crate) async fn update_me(
 /// `PUT /api/v1/users/me/password`: 204; 403 when the current password is wrong (the bearer
 /// token is fine, so not 401, which would make clients discard their session); 422 for a new
 /// password the policy refuses; 503 when the sessions could not be ended (nothing changed).
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/me/password",
+    operation_id = "change_own_password",
+    tag = "identity",
+    security(("bearer" = [])),
+    request_body = ChangePasswordBody,
+    responses(
+        (status = 204, description = "The password is changed and the user's sessions are ended"),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The current password is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller's user no longer exists", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The password was changed meanwhile; try again", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A `new_password` the policy refuses, or wrong or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The user's sessions could not be ended, so nothing changed; or tokens cannot be checked", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn change_password(
     State(state): State<RestState>,
     principal: Principal,
@@ -84,6 +148,26 @@ pub(crate) async fn change_password(
 }
 
 /// `GET /api/v1/users?limit=&cursor=`: `{items, next_cursor}`, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    operation_id = "list_users",
+    tag = "identity",
+    security(("bearer" = [])),
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Users per page, 1 to 100 (default 20)"),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page; absent for the first"),
+    ),
+    responses(
+        (status = 200, description = "One page of users, oldest first", body = UserPage),
+        (status = 400, description = "The query string cannot be parsed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks `platform.user.read`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad `limit` or `cursor`, or an unknown query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authorization or token checks are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn list(
     State(state): State<RestState>,
     principal: Principal,
@@ -96,6 +180,24 @@ pub(crate) async fn list(
 }
 
 /// `GET /api/v1/users/{id}`.
+///
+/// One user: the caller themself, or anyone with `platform.user.read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{id}",
+    operation_id = "get_user",
+    tag = "identity",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The user's id; anything but a UUID is 404")),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another user, and the caller lacks `platform.user.read`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authorization or token checks are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn get(
     State(state): State<RestState>,
     principal: Principal,
@@ -107,6 +209,29 @@ pub(crate) async fn get(
 }
 
 /// `PATCH /api/v1/users/{id}`.
+///
+/// Changes a user's profile: the caller's own, or anyone's with `platform.user.update`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/{id}",
+    operation_id = "update_user",
+    tag = "identity",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The user's id; anything but a UUID is 404")),
+    request_body = ProfileBody,
+    responses(
+        (status = 200, description = "The user, changed", body = User),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another user, and the caller lacks `platform.user.update`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A rejected `display_name`, or wrong or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Authorization or token checks are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn update(
     State(state): State<RestState>,
     principal: Principal,
@@ -124,6 +249,22 @@ pub(crate) async fn update(
 }
 
 /// `DELETE /api/v1/users/{id}`: 204; 503 when the user's sessions could not be ended.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{id}",
+    operation_id = "delete_user",
+    tag = "identity",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The user's id; anything but a UUID is 404")),
+    responses(
+        (status = 204, description = "The user is deleted and their sessions are ended"),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller lacks `platform.user.delete`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The user's sessions could not be ended, so nothing was deleted; or authorization or token checks are unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn delete(
     State(state): State<RestState>,
     principal: Principal,

@@ -5,8 +5,12 @@
 //! permissions with `keel_authn::PermissionGuard` (403, 503 when authz is down), and turn flow
 //! errors into problem+json through the one mapping in [`crate::IdentityError`]. No handler writes
 //! anything before every check has passed.
+//!
+//! The OpenAPI document of these routes (`openapi`) is served with them, at
+//! `/api/v1/identity/openapi.json`, without authentication.
 
 mod account;
+mod openapi;
 mod public;
 
 use std::sync::Arc;
@@ -16,6 +20,7 @@ use axum::extract::FromRef;
 use axum::routing::{get, post, put};
 use keel_authn::{PermissionGuard, TokenVerifier};
 
+use crate::SERVICE_NAME;
 use crate::config::Registration;
 use crate::flows::Identity;
 
@@ -38,7 +43,7 @@ impl FromRef<RestState> for Arc<TokenVerifier> {
     }
 }
 
-/// The routes, with their state applied.
+/// The routes, with their state applied, and their OpenAPI document.
 pub(crate) fn router(state: RestState) -> Router {
     Router::new()
         .route("/api/v1/users", post(public::register).get(account::list))
@@ -55,4 +60,5 @@ pub(crate) fn router(state: RestState) -> Router {
             get(account::get).patch(account::update).delete(account::delete),
         )
         .with_state(state)
+        .merge(keel_http::openapi_router(SERVICE_NAME, openapi::document()))
 }

@@ -14,39 +14,68 @@ use crate::config::Registration;
 use keel_clients::ClientOrigin;
 
 /// `POST /api/v1/users`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegisterBody {
+    /// E-mail address; trimmed and lower-cased, at most 254 characters.
     email: String,
+    /// Password: 8 to 128 characters, not a common password, not the e-mail address.
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
+    /// Name shown to others, at most 100 characters; empty when absent.
     #[serde(default)]
     display_name: Option<String>,
 }
 
 /// `POST /api/v1/users/verify-email`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VerifyEmailBody {
+    /// The token of the verification link.
+    #[schema(value_type = String, format = Password)]
     token: SecretString,
 }
 
 /// `POST /api/v1/users/password-reset`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResetRequestBody {
+    /// The account's e-mail address.
     email: String,
 }
 
 /// `POST /api/v1/users/password-reset/confirm`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResetConfirmBody {
+    /// The token of the reset link.
+    #[schema(value_type = String, format = Password)]
     token: SecretString,
+    /// The new password (the same policy as at registration).
+    #[schema(value_type = String, format = Password)]
     new_password: SecretString,
 }
 
 /// Registers a user: 201 with the user and its `Location`; 403 when registration is closed,
 /// 409 when the address is taken, 422 when a value is rejected.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    operation_id = "register_user",
+    tag = "identity",
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "The user was registered", body = User,
+            headers(("Location" = String, description = "`/api/v1/users/{id}` of the new user"))),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Registration is closed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An account with this e-mail address exists", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Rejected values (`email`, `password`, `display_name`), wrong or unknown fields: all of them in `errors[]`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn register(
     State(state): State<RestState>,
     ClientOrigin(origin): ClientOrigin,
@@ -75,6 +104,21 @@ fn created(user: User) -> Response {
 
 /// Consumes a verification token: 204, or 422 (`token: invalid_token`) when it is unknown, used
 /// or expired.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/verify-email",
+    operation_id = "verify_email",
+    tag = "identity",
+    request_body = VerifyEmailBody,
+    responses(
+        (status = 204, description = "The address is verified"),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`token: invalid_token` (unknown, used or expired alike), or wrong or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn verify_email(
     State(state): State<RestState>,
     ClientOrigin(origin): ClientOrigin,
@@ -86,6 +130,23 @@ pub(crate) async fn verify_email(
 
 /// Asks for a reset e-mail: 202 whether or not the account exists (422 only for a malformed
 /// address).
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/password-reset",
+    operation_id = "request_password_reset",
+    tag = "identity",
+    request_body = ResetRequestBody,
+    responses(
+        (status = 202, description = "Accepted, whether or not the account exists"),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A malformed address (`email`), or wrong or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many reset requests for this address lately", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until a request for this address is accepted again"))),
+        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn request_reset(
     State(state): State<RestState>,
     ClientOrigin(origin): ClientOrigin,
@@ -100,6 +161,22 @@ pub(crate) async fn request_reset(
 
 /// Sets a new password with a reset token: 204; 422 for a bad token or password; 503 when the
 /// user's sessions could not be ended (then nothing changed).
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/password-reset/confirm",
+    operation_id = "confirm_password_reset",
+    tag = "identity",
+    request_body = ResetConfirmBody,
+    responses(
+        (status = 204, description = "The password is set and the user's sessions are ended"),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`token: invalid_token`, a `new_password` the policy refuses, or wrong or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The user's sessions could not be ended, so nothing changed (the token stays usable)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub(crate) async fn confirm_reset(
     State(state): State<RestState>,
     ClientOrigin(origin): ClientOrigin,

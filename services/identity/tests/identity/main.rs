@@ -5,6 +5,7 @@ mod support;
 
 mod background;
 mod credentials;
+mod openapi;
 mod profile;
 mod registration;
 mod reset;

@@ -201,3 +201,24 @@ async fn failed_logins_are_throttled_through_the_gateway_with_retry_after_and_ra
     assert!(header("x-ratelimit-limit").is_some(), "the gateway's headers too");
     platform.stop().await;
 }
+
+#[tokio::test]
+async fn every_core_service_publishes_its_openapi_document_through_the_gateway() {
+    let platform = Platform::start().await;
+    for (service, a_path) in [
+        ("identity", "/api/v1/users"),
+        ("auth", "/api/v1/auth/login"),
+        ("authz", "/api/v1/roles"),
+        ("audit", "/api/v1/audit-logs"),
+    ] {
+        let path = format!("/api/v1/{service}/openapi.json");
+        let document = platform.call(Method::GET, &path, None, None).await;
+        assert_eq!(document.status, StatusCode::OK, "{path}: {}", document.body);
+        assert_eq!(document.body["openapi"], "3.1.0", "{path}");
+        assert!(
+            document.body["paths"][a_path].is_object(),
+            "{path} documents {a_path}: {}",
+            document.body["paths"]
+        );
+    }
+}

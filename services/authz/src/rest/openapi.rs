@@ -1,0 +1,58 @@
+//! The OpenAPI document of the REST routes, generated from the handlers' `#[utoipa::path]`
+//! annotations.
+//!
+//! Why this module exists: CONVENTIONS asks every service to describe each of its routes in an
+//! OpenAPI document generated from the code and served at `/api/v1/<service>/openapi.json`.
+//! [`ApiDoc`] gathers the operations of [`super::router`] and the schemas of their bodies;
+//! `keel_http::openapi_router` adds the `bearer` security scheme and serves it.
+
+use keel_clients::{Permission, Role};
+
+use super::List;
+use super::roles::{CreateBody, GrantBody, ReplaceBody, UpdateBody};
+use super::users::{AssignBody, EffectivePermissions};
+use super::{roles, users};
+
+/// The authz service's OpenAPI document: every operation of the role management API.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Keel authz",
+        description = "The role management API of the authz service: roles, their permissions, \
+                       users' roles and effective permissions, and the permission catalogue. \
+                       Every operation but `GET /api/v1/users/{id}/permissions` (also open to the \
+                       user themself) requires `platform.role.manage`; errors are \
+                       `application/problem+json`.",
+    ),
+    paths(
+        roles::create,
+        roles::list,
+        roles::get,
+        roles::replace,
+        roles::update,
+        roles::delete,
+        roles::grant,
+        roles::revoke,
+        users::assign,
+        users::revoke,
+        users::roles,
+        users::catalogue,
+        users::permissions,
+    ),
+    components(schemas(
+        Role,
+        Permission,
+        List<Role>,
+        List<Permission>,
+        CreateBody,
+        ReplaceBody,
+        UpdateBody,
+        GrantBody,
+        AssignBody,
+        EffectivePermissions,
+        keel_http::Problem,
+        keel_http::FieldError,
+    )),
+    tags((name = "authz", description = "Roles, grants, assignments and the permission catalogue")),
+)]
+pub(crate) struct ApiDoc;
