@@ -22,7 +22,10 @@ mod server;
 
 pub use json::Json;
 pub use middleware::Stack;
-pub use openapi::{BEARER_SCHEME, openapi_path, openapi_router};
+pub use openapi::{
+    BEARER_SCHEME, InternalError, JsonBodyErrors, Unauthenticated, openapi_path, openapi_router,
+    problem_response,
+};
 pub use ops::ops_router;
 pub use problem::{FieldError, Problem};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};

@@ -65,20 +65,18 @@ pub(crate) fn router(audit: Audit, verifier: Arc<TokenVerifier>, guard: Permissi
             body = crate::openapi::AuditLogPage),
         (status = 400, description = "The query string could not be parsed.",
             body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No bearer access token, or an invalid or expired one.",
-            body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller lacks the permission `platform.audit.read`.",
             body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A parameter was rejected; `errors[]` names each one (`invalid_uuid`, \
             `invalid_datetime`, `invalid_range`, `invalid_integer`, `out_of_range`, `invalid_cursor`, `repeated`, \
             `unknown_parameter`).",
             body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "An internal failure (logged with its cause; not described to the client).",
-            body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The audit store, the signing keys or the authorization service are unavailable.",
             body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 504, description = "The authorization service did not answer the permission check in time.",
             body = keel_http::Problem, content_type = "application/problem+json"),
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
     ),
     security(("bearer" = [])),
 )]

@@ -65,20 +65,9 @@ pub(crate) fn router(state: RestState, guard: PermissionGuard) -> Router {
         .merge(crate::openapi::router())
 }
 
-/// `description` of a 400 answer: the body is not JSON.
-const MALFORMED: &str = "The body is not valid JSON (`urn:keel:problem:malformed-request`).";
-/// `description` of a 413 answer.
-const TOO_LARGE: &str = "The body exceeds the size limit (`urn:keel:problem:payload-too-large`).";
-/// `description` of a 415 answer.
-const NOT_JSON: &str = "The body is not `application/json` (`urn:keel:problem:unsupported-media-type`).";
 /// `description` of a 422 answer for a body that does not fit the type.
 const INVALID_BODY: &str = "A field is missing, of the wrong type, or unknown; `errors` names it \
                             (`urn:keel:problem:validation`).";
-/// `description` of a 401 answer on a route that needs an access token.
-const NO_TOKEN: &str = "No bearer access token, or one that does not verify \
-                        (`urn:keel:problem:unauthenticated`).";
-/// `description` of a 500 answer.
-const INTERNAL: &str = "An unexpected failure (store, signing keys); quote the `instance` when reporting it.";
 /// `description` of a 503 answer of a route that only reads the own store.
 const UNAVAILABLE: &str = "The request ran out of time or the signing keys cannot be read; retry shortly.";
 /// `description` of a 422 answer for a path id that is not a UUID.
@@ -142,24 +131,22 @@ fn token_response(pair: &TokenPair) -> Response {
     responses(
         (status = 200, description = "Logged in: a new session's token pair.", body = TokenResponse<'static>,
          headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 400, description = MALFORMED, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Unknown e-mail or wrong password, never told apart \
                                       (`urn:keel:problem:unauthenticated`).",
          body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The password matched but the e-mail address must be verified first \
                                       (`urn:keel:problem:forbidden`).",
          body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = TOO_LARGE, body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = NOT_JSON, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = INVALID_BODY, body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed logins for this account or from this address: refused \
                                       unchecked (`urn:keel:problem:rate-limited`).",
          body = Problem, content_type = "application/problem+json",
          headers(("Retry-After" = u64, description = "Seconds to wait before the next attempt"))),
-        (status = 500, description = INTERNAL, body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The identity service is down, signing keys are being rotated, or the \
                                       request ran out of time; retry shortly.",
          body = Problem, content_type = "application/problem+json"),
+        keel_http::JsonBodyErrors,
+        keel_http::InternalError,
     )
 )]
 async fn login(
@@ -182,18 +169,16 @@ async fn login(
     responses(
         (status = 200, description = "The new token pair; the presented refresh token is used up.",
          body = TokenResponse<'static>, headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 400, description = MALFORMED, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "The refresh token is unknown, expired, of an ended session, or was \
                                       already used, which ends its session \
                                       (`urn:keel:problem:unauthenticated`).",
          body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = TOO_LARGE, body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = NOT_JSON, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = INVALID_BODY, body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = INTERNAL, body = Problem, content_type = "application/problem+json"),
         (status = 503,
          description = "Signing keys are being rotated or the request ran out of time; retry shortly.",
          body = Problem, content_type = "application/problem+json"),
+        keel_http::JsonBodyErrors,
+        keel_http::InternalError,
     )
 )]
 async fn refresh(
@@ -215,15 +200,13 @@ async fn refresh(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The session is ended (also when it already was)."),
-        (status = 400, description = MALFORMED, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token, or the refresh token is not of a session of the \
                                       caller (`urn:keel:problem:unauthenticated`).",
          body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = TOO_LARGE, body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = NOT_JSON, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = INVALID_BODY, body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = INTERNAL, body = Problem, content_type = "application/problem+json"),
         (status = 503, description = UNAVAILABLE, body = Problem, content_type = "application/problem+json"),
+        keel_http::JsonBodyErrors,
+        keel_http::InternalError,
     )
 )]
 async fn logout(
@@ -249,9 +232,9 @@ async fn logout(
         (status = 200, description = "The JWKS.", body = crate::keys::Jwks<'static>,
          content_type = "application/json",
          headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
-        (status = 500, description = INTERNAL, body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The request ran out of time; retry shortly.",
          body = Problem, content_type = "application/problem+json"),
+        keel_http::InternalError,
     )
 )]
 async fn jwks(State(state): State<RestState>) -> Result<Response, AuthError> {
@@ -302,9 +285,9 @@ pub(crate) struct SessionList {
         (status = 200,
          description = "The caller's live sessions; `current` marks the one of the presented token.",
          body = SessionList),
-        (status = 401, description = NO_TOKEN, body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = INTERNAL, body = Problem, content_type = "application/problem+json"),
         (status = 503, description = UNAVAILABLE, body = Problem, content_type = "application/problem+json"),
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
     )
 )]
 async fn list_sessions(
@@ -336,13 +319,13 @@ async fn list_sessions(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The session is ended."),
-        (status = 401, description = NO_TOKEN, body = Problem, content_type = "application/problem+json"),
         (status = 404,
          description = "No live session of the caller's has this id (`urn:keel:problem:not-found`).",
          body = Problem, content_type = "application/problem+json"),
         (status = 422, description = BAD_ID, body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = INTERNAL, body = Problem, content_type = "application/problem+json"),
         (status = 503, description = UNAVAILABLE, body = Problem, content_type = "application/problem+json"),
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
     )
 )]
 async fn revoke_session(
@@ -369,15 +352,15 @@ async fn revoke_session(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Every live session of the user is ended (none may have been live)."),
-        (status = 401, description = NO_TOKEN, body = Problem, content_type = "application/problem+json"),
         (status = 403,
          description = "The caller lacks `platform.user.update` (`urn:keel:problem:forbidden`).",
          body = Problem, content_type = "application/problem+json"),
         (status = 422, description = BAD_ID, body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = INTERNAL, body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The authz service cannot answer the permission check, the signing keys \
                                       cannot be read, or the request ran out of time; retry shortly.",
          body = Problem, content_type = "application/problem+json"),
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
     )
 )]
 async fn revoke_user_sessions(

@@ -56,3 +56,26 @@ use super::{roles, users};
     tags((name = "authz", description = "Roles, grants, assignments and the permission catalogue")),
 )]
 pub(crate) struct ApiDoc;
+
+/// The answers every role-managing route shares besides its own: 403 without
+/// `platform.role.manage`, 503 when the token or permission check cannot be made or the request
+/// timed out. Named in those routes' `responses(...)`.
+pub(crate) struct RoleManagerErrors;
+
+impl utoipa::IntoResponses for RoleManagerErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::response::Response>> {
+        std::collections::BTreeMap::from([
+            (
+                "403".to_owned(),
+                keel_http::problem_response("The caller lacks `platform.role.manage`"),
+            ),
+            (
+                "503".to_owned(),
+                keel_http::problem_response(
+                    "Authentication or authorization is temporarily unavailable, or the request timed out",
+                ),
+            ),
+        ])
+    }
+}

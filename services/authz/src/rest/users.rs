@@ -43,15 +43,13 @@ pub(super) struct EffectivePermissions {
     request_body(content = AssignBody, content_type = "application/json"),
     responses(
         (status = 200, description = "All the user's roles after the assignment (`next_cursor` is `null`)", body = List<Role>),
-        (status = 400, description = "The body is not valid JSON", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 404, description = "The identity service knows no user with this id", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body exceeds the size limit", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`", body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 422, description = "`role_ids` is empty or names a role that does not exist (`role_ids[i]`, `unknown_role`), or an id is not a UUID", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The identity service cannot tell whether the user exists, authentication is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+        keel_http::JsonBodyErrors,
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
     ),
     security(("bearer" = [])),
 )]
@@ -90,12 +88,11 @@ pub(super) async fn assign(
     ),
     responses(
         (status = 204, description = "The user no longer holds the role (also when they never did)"),
-        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No role has this id", body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 409, description = "It would take `admin` from its last holder", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
+        super::openapi::RoleManagerErrors,
     ),
     security(("bearer" = [])),
 )]
@@ -125,11 +122,10 @@ pub(super) async fn revoke(
     ),
     responses(
         (status = 200, description = "The user's roles by name (`next_cursor` is `null`)", body = List<Role>),
-        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 404, description = "The id is not a UUID", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
+        super::openapi::RoleManagerErrors,
     ),
     security(("bearer" = [])),
 )]
@@ -149,10 +145,9 @@ pub(super) async fn roles(
     tag = "authz",
     responses(
         (status = 200, description = "The whole catalogue by name (`next_cursor` is `null`)", body = List<Permission>),
-        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
+        super::openapi::RoleManagerErrors,
     ),
     security(("bearer" = [])),
 )]
@@ -171,11 +166,11 @@ pub(super) async fn catalogue(State(state): State<RestState>) -> Result<Json<Lis
     ),
     responses(
         (status = 200, description = "The user's effective permissions, sorted", body = EffectivePermissions),
-        (status = 401, description = "No bearer token, or an invalid or expired one", body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller is not the user `{id}` and lacks `platform.role.manage`", body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 404, description = "The id is not a UUID", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed (the cause is logged)", body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Authentication or authorization is temporarily unavailable, or the request timed out", body = keel_http::Problem, content_type = "application/problem+json"),
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
     ),
     security(("bearer" = [])),
 )]

@@ -54,10 +54,10 @@ pub(crate) struct ChangePasswordBody {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's user", body = User),
-        (status = 401, description = "No bearer token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The caller's user no longer exists", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Tokens cannot be checked (signing keys unavailable)", body = Problem, content_type = "application/problem+json"),
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
     )
 )]
 pub(crate) async fn me(State(state): State<RestState>, principal: Principal) -> Result<Json<User>, Problem> {
@@ -76,14 +76,12 @@ pub(crate) async fn me(State(state): State<RestState>, principal: Principal) -> 
     request_body = ProfileBody,
     responses(
         (status = 200, description = "The caller's user, changed", body = User),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No bearer token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The caller's user no longer exists", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A rejected `display_name`, or wrong or unknown fields", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Tokens cannot be checked (signing keys unavailable)", body = Problem, content_type = "application/problem+json"),
+        keel_http::JsonBodyErrors,
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
     )
 )]
 pub(crate) async fn update_me(
@@ -116,16 +114,14 @@ pub(crate) async fn update_me(
     request_body = ChangePasswordBody,
     responses(
         (status = 204, description = "The password is changed and the user's sessions are ended"),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No bearer token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The current password is wrong", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The caller's user no longer exists", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The password was changed meanwhile; try again", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A `new_password` the policy refuses, or wrong or unknown fields", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The user's sessions could not be ended, so nothing changed; or tokens cannot be checked", body = Problem, content_type = "application/problem+json"),
+        keel_http::JsonBodyErrors,
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
     )
 )]
 pub(crate) async fn change_password(
@@ -161,11 +157,11 @@ pub(crate) async fn change_password(
     responses(
         (status = 200, description = "One page of users, oldest first", body = UserPage),
         (status = 400, description = "The query string cannot be parsed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No bearer token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller lacks `platform.user.read`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad `limit` or `cursor`, or an unknown query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Authorization or token checks are unavailable", body = Problem, content_type = "application/problem+json"),
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
     )
 )]
 pub(crate) async fn list(
@@ -191,11 +187,11 @@ pub(crate) async fn list(
     params(("id" = Uuid, Path, description = "The user's id; anything but a UUID is 404")),
     responses(
         (status = 200, description = "The user", body = User),
-        (status = 401, description = "No bearer token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Another user, and the caller lacks `platform.user.read`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Authorization or token checks are unavailable", body = Problem, content_type = "application/problem+json"),
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
     )
 )]
 pub(crate) async fn get(
@@ -221,15 +217,13 @@ pub(crate) async fn get(
     request_body = ProfileBody,
     responses(
         (status = 200, description = "The user, changed", body = User),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No bearer token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Another user, and the caller lacks `platform.user.update`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A rejected `display_name`, or wrong or unknown fields", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Authorization or token checks are unavailable", body = Problem, content_type = "application/problem+json"),
+        keel_http::JsonBodyErrors,
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
     )
 )]
 pub(crate) async fn update(
@@ -258,11 +252,11 @@ pub(crate) async fn update(
     params(("id" = Uuid, Path, description = "The user's id; anything but a UUID is 404")),
     responses(
         (status = 204, description = "The user is deleted and their sessions are ended"),
-        (status = 401, description = "No bearer token, or an invalid or expired one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller lacks `platform.user.delete`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The user's sessions could not be ended, so nothing was deleted; or authorization or token checks are unavailable", body = Problem, content_type = "application/problem+json"),
+        keel_http::Unauthenticated,
+        keel_http::InternalError,
     )
 )]
 pub(crate) async fn delete(

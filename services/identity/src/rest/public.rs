@@ -67,13 +67,11 @@ pub(crate) struct ResetConfirmBody {
     responses(
         (status = 201, description = "The user was registered", body = User,
             headers(("Location" = String, description = "`/api/v1/users/{id}` of the new user"))),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Registration is closed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "An account with this e-mail address exists", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Rejected values (`email`, `password`, `display_name`), wrong or unknown fields: all of them in `errors[]`", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+        keel_http::JsonBodyErrors,
+        keel_http::InternalError,
     )
 )]
 pub(crate) async fn register(
@@ -112,11 +110,9 @@ fn created(user: User) -> Response {
     request_body = VerifyEmailBody,
     responses(
         (status = 204, description = "The address is verified"),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`token: invalid_token` (unknown, used or expired alike), or wrong or unknown fields", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+        keel_http::JsonBodyErrors,
+        keel_http::InternalError,
     )
 )]
 pub(crate) async fn verify_email(
@@ -138,13 +134,11 @@ pub(crate) async fn verify_email(
     request_body = ResetRequestBody,
     responses(
         (status = 202, description = "Accepted, whether or not the account exists"),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A malformed address (`email`), or wrong or unknown fields", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many reset requests for this address lately", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds until a request for this address is accepted again"))),
-        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
+        keel_http::JsonBodyErrors,
+        keel_http::InternalError,
     )
 )]
 pub(crate) async fn request_reset(
@@ -169,12 +163,10 @@ pub(crate) async fn request_reset(
     request_body = ResetConfirmBody,
     responses(
         (status = 204, description = "The password is set and the user's sessions are ended"),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`token: invalid_token`, a `new_password` the policy refuses, or wrong or unknown fields", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Unexpected failure", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The user's sessions could not be ended, so nothing changed (the token stays usable)", body = Problem, content_type = "application/problem+json"),
+        keel_http::JsonBodyErrors,
+        keel_http::InternalError,
     )
 )]
 pub(crate) async fn confirm_reset(
