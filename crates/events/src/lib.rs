@@ -44,7 +44,7 @@
 //! | column | type | meaning |
 //! | --- | --- | --- |
 //! | `id` | uuid, primary key | UUID v7 taken at enqueue: the delivery order |
-//! | `kind` | varchar(16) | `event` or `audit` |
+//! | `kind` | varchar(16) | `event` or `audit`; `event.dead` or `audit.dead` once set aside |
 //! | `topic` | varchar(200) | the event's topic or the audit record's action |
 //! | `payload` | text | the whole [`Event`] or [`keel_clients::AuditRecord`] as JSON |
 //! | `created_at` | timestamp with time zone | when it was enqueued |
@@ -61,10 +61,17 @@
 //!   between delivers it again. Consumers de-duplicate by id: [`Event::id`] for events, the
 //!   record id for audit (the audit service's `Record` is idempotent by it).
 //! - **Never dropped.** A failed delivery keeps the row with `attempts + 1`, `last_error`, and a
-//!   next attempt after an exponential backoff (500 ms doubling, at most 30 s), forever (so a row
-//!   that can never be delivered holds back its kind until an operator deals with it). The gauge
-//!   `keel_outbox_pending{service}` shows a backlog; `keel_outbox_delivered_total{service,kind}` and
-//!   `keel_outbox_delivery_failures_total{service,kind}` count rows.
+//!   next attempt after an exponential backoff (500 ms doubling, at most 30 s), for as long as the
+//!   failure lasts (the bus or the audit service down).
+//! - **Dead letters.** A row that can never be delivered is set aside rather than retried forever,
+//!   which would hold back every row of its kind behind it: a payload that no longer decodes, or an
+//!   audit record the audit service refuses as invalid (`InvalidArgument`; a refused batch is sent
+//!   again record by record, so only the refused records are set aside). Its `kind` becomes
+//!   `event.dead` / `audit.dead`, which no relay claims; it stays in the table with `last_error`
+//!   for an operator, logged at error level. The gauges `keel_outbox_pending{service}` and
+//!   `keel_outbox_dead_letters{service}` show a backlog and the rows set aside;
+//!   `keel_outbox_delivered_total`, `keel_outbox_delivery_failures_total` and
+//!   `keel_outbox_dead_lettered_total` (`{service,kind}`) count rows.
 //! - **In order, per kind.** Events are published one by one, audit records sent in batches (of
 //!   the relay's batch size), oldest row first; a row waiting for its retry holds back the rows
 //!   after it of the same kind, so nothing overtakes it. Events and audit records do not wait for

@@ -10,6 +10,13 @@ pub(crate) const KIND_EVENT: &str = "event";
 /// `kind` of a row holding a [`keel_clients::AuditRecord`].
 pub(crate) const KIND_AUDIT: &str = "audit";
 
+/// The `kind` a row of `kind` takes when it can never be delivered (dead-lettered): no relay claims
+/// it again, so it no longer holds back the rows after it, and it stays in the table, with
+/// `last_error`, for an operator.
+pub(crate) fn dead_kind(kind: &str) -> String {
+    format!("{kind}.dead")
+}
+
 /// One message waiting for delivery.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "keel_outbox")]

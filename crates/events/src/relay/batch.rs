@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use keel_clients::AuditRecord;
+use keel_clients::{AuditRecord, ServiceError};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{ColumnTrait as _, ConnectionTrait, DbBackend, EntityTrait as _, QueryFilter as _};
 use sea_orm::{QueryOrder as _, QuerySelect as _};
@@ -105,21 +105,27 @@ impl<'a> Batch<'a> {
             }
         }
         let count = self.remove(conn, &delivered).await?;
-        if let Some((row, error)) = failed {
-            self.reschedule(conn, &[row], &error).await?;
+        match failed {
+            // A row that does not decode never will: it must not hold back every row after it.
+            Some((row, error @ EventError::CorruptRow { .. })) => {
+                self.dead_letter(conn, &[row], &error).await?;
+            }
+            Some((row, error)) => self.reschedule(conn, &[row], &error).await?,
+            None => {}
         }
         Ok(count)
     }
 
     /// Sends the records as one `record` call. A row that cannot be decoded ends the batch before
-    /// it, and is rescheduled on its own when it comes first.
+    /// it, and is dead-lettered on its own when it comes first. A batch the audit service refuses
+    /// as invalid is sent again record by record (see [`Batch::isolate_refused`]).
     async fn deliver_audit<C: ConnectionTrait>(&self, conn: &C, rows: Vec<Model>) -> Result<u64, EventError> {
         let mut records = Vec::with_capacity(rows.len());
         for row in &rows {
             match decode::<AuditRecord>(row) {
                 Ok(record) => records.push(record),
                 Err(error) if records.is_empty() => {
-                    self.reschedule(conn, std::slice::from_ref(row), &error).await?;
+                    self.dead_letter(conn, std::slice::from_ref(row), &error).await?;
                     return Ok(0);
                 }
                 Err(_) => break,
@@ -131,11 +137,76 @@ impl<'a> Batch<'a> {
                 self.remove(conn, &taken.iter().map(|row| row.id).collect::<Vec<_>>())
                     .await
             }
+            Err(error) if is_refusal(&error) && taken.len() == 1 => {
+                self.dead_letter(conn, taken, &EventError::Audit(error)).await?;
+                Ok(0)
+            }
+            Err(error) if is_refusal(&error) => self.isolate_refused(conn, taken, &records).await,
             Err(error) => {
                 self.reschedule(conn, taken, &EventError::Audit(error)).await?;
                 Ok(0)
             }
         }
+    }
+
+    /// After the audit service refused a whole batch as invalid: sends each record alone, in
+    /// order, so the valid ones are delivered and only a record refused on its own is
+    /// dead-lettered. A failure that is not a refusal (the service went away) stops there and
+    /// reschedules that record and the ones after it, as any failed delivery.
+    async fn isolate_refused<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        rows: &[Model],
+        records: &[AuditRecord],
+    ) -> Result<u64, EventError> {
+        let mut delivered = 0;
+        for (index, (row, record)) in rows.iter().zip(records).enumerate() {
+            match self.relay.audit.record(std::slice::from_ref(record)).await {
+                Ok(_) => delivered += self.remove(conn, &[row.id]).await?,
+                Err(error) if is_refusal(&error) => {
+                    self.dead_letter(conn, std::slice::from_ref(row), &EventError::Audit(error))
+                        .await?;
+                }
+                Err(error) => {
+                    let rest = rows.get(index..).unwrap_or_default();
+                    self.reschedule(conn, rest, &EventError::Audit(error)).await?;
+                    break;
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Sets aside rows that can never be delivered (a payload that does not decode, a record the
+    /// audit service refuses as invalid): their kind becomes `<kind>.dead`, which no relay claims,
+    /// so they stop holding back the rows after them, and they stay in the table with the error
+    /// for an operator. Logged at error level and counted in
+    /// `keel_outbox_dead_lettered_total{service,kind}`.
+    async fn dead_letter<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        rows: &[Model],
+        error: &EventError,
+    ) -> Result<(), EventError> {
+        use sea_orm::ExprTrait as _;
+        tracing::error!(
+            service = %self.relay.service,
+            kind = self.kind,
+            rows = rows.len(),
+            ids = ?rows.iter().map(|row| row.id).collect::<Vec<_>>(),
+            %error,
+            "outbox rows can never be delivered; set aside as dead letters"
+        );
+        Entity::update_many()
+            .col_expr(Column::Kind, Expr::value(entity::dead_kind(self.kind)))
+            .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+            .col_expr(Column::LastError, Expr::value(truncate(&error.to_string())))
+            .filter(Column::Id.is_in(rows.iter().map(|row| row.id)))
+            .exec(conn)
+            .await?;
+        metrics::counter!("keel_outbox_dead_lettered_total", "service" => self.relay.service.to_string(), "kind" => self.kind)
+            .increment(rows.len() as u64);
+        Ok(())
     }
 
     /// Deletes delivered rows.
@@ -190,6 +261,12 @@ impl<'a> Batch<'a> {
             .increment(rows.len() as u64);
         Ok(())
     }
+}
+
+/// Whether the audit service refused the records themselves (they would be refused again, however
+/// often they were sent), as opposed to failing to take them.
+fn is_refusal(error: &ServiceError) -> bool {
+    matches!(error, ServiceError::InvalidArgument { .. })
 }
 
 /// `base · 2^(attempts − 1)`, at most `max`.

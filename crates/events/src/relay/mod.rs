@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel_clients::AuditClient;
-use sea_orm::{DatabaseConnection, DbBackend, EntityTrait as _, PaginatorTrait as _, TransactionTrait as _};
+use sea_orm::{
+    ColumnTrait as _, DatabaseConnection, DbBackend, EntityTrait as _, PaginatorTrait as _, QueryFilter as _,
+    TransactionTrait as _,
+};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -225,10 +228,22 @@ impl OutboxRelay {
                 }
             }
         }
-        let pending = entity::Entity::find().count(&self.db).await?;
+        let live = [entity::KIND_EVENT, entity::KIND_AUDIT];
+        let pending = entity::Entity::find()
+            .filter(entity::Column::Kind.is_in(live))
+            .count(&self.db)
+            .await?;
+        let dead = entity::Entity::find()
+            .filter(entity::Column::Kind.is_not_in(live))
+            .count(&self.db)
+            .await?;
         // Precision loss above 2^53 rows is irrelevant for a gauge.
         #[allow(clippy::cast_precision_loss)]
-        metrics::gauge!("keel_outbox_pending", "service" => self.service.to_string()).set(pending as f64);
+        {
+            metrics::gauge!("keel_outbox_pending", "service" => self.service.to_string()).set(pending as f64);
+            metrics::gauge!("keel_outbox_dead_letters", "service" => self.service.to_string())
+                .set(dead as f64);
+        }
         Ok(())
     }
 

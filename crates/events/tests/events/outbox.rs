@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel_events::{EventBus as _, EventError, InProcessBus, Outbox, OutboxRelay};
-use sea_orm::TransactionTrait as _;
+use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
 
 use crate::support::{
     AuditDouble, Backend, FlakyBus, Running, Store, add_note, audit_record, count_rows, event, eventually,
-    next_event, outbox_rows, relay,
+    next_event, outbox_kinds, outbox_rows, relay,
 };
 
 /// Runs each scenario as two tests, `<scenario>::on_sqlite` and `<scenario>::on_postgres`.
@@ -38,6 +38,8 @@ on_both_backends!(
     a_failing_bus_delays_events_without_losing_or_reordering_them,
     a_new_relay_delivers_what_a_stopped_one_left,
     a_flush_returns_once_the_committed_events_are_published,
+    a_record_the_audit_service_refuses_is_set_aside_and_holds_nothing_back,
+    an_unreadable_row_is_set_aside_and_holds_nothing_back,
 );
 
 async fn a_rolled_back_transaction_delivers_nothing(backend: Backend) -> anyhow::Result<()> {
@@ -289,5 +291,95 @@ async fn a_flush_returns_once_the_committed_events_are_published(backend: Backen
         "published before flush returned"
     );
     running.stop().await?;
+    store.finish().await
+}
+
+async fn a_record_the_audit_service_refuses_is_set_aside_and_holds_nothing_back(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let Some(store) = Store::open(backend).await? else {
+        return Ok(());
+    };
+    let audit = AuditDouble::refusing("orders.note.poisoned");
+    let mut valid = Vec::new();
+    let mut poisoned = None;
+    for n in 0..5 {
+        let action = if n == 1 {
+            "orders.note.poisoned"
+        } else {
+            "orders.note.created"
+        };
+        let record = audit_record(action, &n.to_string());
+        let txn = store.conn().begin().await?;
+        Outbox::enqueue_audit(&txn, &record).await?;
+        txn.commit().await?;
+        match n {
+            1 => poisoned = Some(record.id),
+            _ => valid.push(record.id),
+        }
+    }
+
+    // Batches of 3: the first holds the refused record, and is sent again record by record.
+    let bus = Arc::new(InProcessBus::new(8));
+    let running = Running::start(relay(&store.db, bus, audit.clone()).with_batch_size(3));
+    eventually("every valid record is stored", || audit.stored_ids().len() == 4).await?;
+    running.stop().await?;
+
+    assert_eq!(
+        audit.stored_ids(),
+        valid,
+        "the valid records, once each, in enqueue order"
+    );
+    assert!(poisoned.is_some_and(|id| audit.times_accepted(id) == 0));
+    let rows = outbox_kinds(store.conn()).await?;
+    assert_eq!(rows.len(), 1, "only the refused record stays: {rows:?}");
+    let (kind, error) = &rows[0];
+    assert_eq!(kind, "audit.dead", "set aside, so no relay claims it again");
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains("orders.note.poisoned")),
+        "the reason is kept for an operator: {error:?}"
+    );
+    store.finish().await
+}
+
+async fn an_unreadable_row_is_set_aside_and_holds_nothing_back(backend: Backend) -> anyhow::Result<()> {
+    let Some(store) = Store::open(backend).await? else {
+        return Ok(());
+    };
+    let audit = AuditDouble::failing(0);
+    let unreadable = audit_record("orders.note.mangled", "0");
+    let valid = audit_record("orders.note.created", "1");
+    for record in [&unreadable, &valid] {
+        let txn = store.conn().begin().await?;
+        Outbox::enqueue_audit(&txn, record).await?;
+        txn.commit().await?;
+    }
+    // Altered outside the outbox: no longer a record.
+    let backend = store.conn().get_database_backend();
+    store
+        .conn()
+        .execute_raw(sea_orm::Statement::from_string(
+            backend,
+            "UPDATE keel_outbox SET payload = '{' WHERE topic = 'orders.note.mangled'",
+        ))
+        .await?;
+
+    let bus = Arc::new(InProcessBus::new(8));
+    let running = Running::start(relay(&store.db, bus, audit.clone()));
+    eventually("the readable record is stored", || {
+        audit.stored_ids() == vec![valid.id]
+    })
+    .await?;
+    running.stop().await?;
+
+    let rows = outbox_kinds(store.conn()).await?;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].0, "audit.dead");
+    assert!(
+        rows[0].1.as_deref().is_some_and(|e| e.contains("unreadable")),
+        "{rows:?}"
+    );
     store.finish().await
 }

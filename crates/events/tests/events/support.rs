@@ -177,6 +177,20 @@ pub(crate) async fn count_rows(conn: &DatabaseConnection, table: &str) -> anyhow
     Ok(row.try_get::<i64>("", "n")?)
 }
 
+/// `(kind, last_error)` of every outbox row, oldest first.
+pub(crate) async fn outbox_kinds(conn: &DatabaseConnection) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    let backend = conn.get_database_backend();
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT kind, last_error FROM keel_outbox ORDER BY id",
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("", "kind")?, row.try_get("", "last_error")?)))
+        .collect()
+}
+
 /// `(attempts, last_error)` of every outbox row, oldest first.
 pub(crate) async fn outbox_rows(conn: &DatabaseConnection) -> anyhow::Result<Vec<(i32, Option<String>)>> {
     let backend = conn.get_database_backend();
@@ -224,6 +238,9 @@ pub(crate) struct AuditDouble {
 #[derive(Default)]
 struct AuditState {
     failures_left: usize,
+    /// A call holding a record of this action is refused as invalid, as the real service refuses
+    /// a malformed record (the whole call).
+    refused_action: Option<String>,
     calls: usize,
     stored: Vec<AuditRecord>,
     accepted: BTreeMap<Uuid, usize>,
@@ -234,6 +251,13 @@ impl AuditDouble {
     pub(crate) fn failing(failures: usize) -> Arc<Self> {
         let double = Self::default();
         double.lock().failures_left = failures;
+        Arc::new(double)
+    }
+
+    /// A double that refuses, as invalid, every call holding a record of `action`.
+    pub(crate) fn refusing(action: &str) -> Arc<Self> {
+        let double = Self::default();
+        double.lock().refused_action = Some(action.to_owned());
         Arc::new(double)
     }
 
@@ -272,6 +296,14 @@ impl AuditClient for AuditDouble {
         if state.failures_left > 0 {
             state.failures_left -= 1;
             return Err(ServiceError::Unavailable("audit: connection refused".to_owned()));
+        }
+        if let Some(refused) = &state.refused_action
+            && records.iter().any(|record| &record.action == refused)
+        {
+            return Err(ServiceError::InvalidArgument {
+                message: format!("records[].action `{refused}` is refused"),
+                violations: Vec::new(),
+            });
         }
         let mut new = 0;
         for record in records {
