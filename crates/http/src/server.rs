@@ -203,26 +203,14 @@ impl HttpServer {
             while connections.try_join_next().is_some() {}
             match accepted {
                 Ok((stream, peer)) => {
-                    let connection = serve_connection(
-                        Arc::clone(&builder),
-                        router.clone(),
-                        stream,
-                        peer,
-                        shutdown.clone(),
-                    );
-                    connections.spawn(connection);
+                    connections.spawn(serve_connection(&builder, &router, stream, peer, &shutdown));
                 }
                 Err(error) => accept_failed(&error).await,
             }
         }
         drop(self.listener);
         tracing::info!(%address, grace_ms = grace.as_millis() as u64, "HTTP server draining");
-        let drained =
-            tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
-        if drained.is_err() {
-            tracing::warn!(%address, "grace period over; dropping connections still in flight");
-            connections.abort_all();
-        }
+        drain(&mut connections, grace).await;
         Ok(())
     }
 }
@@ -375,13 +363,7 @@ async fn serve_worker(
                 continue;
             }
         };
-        let connection = serve_connection(
-            Arc::clone(&builder),
-            router.clone(),
-            stream,
-            peer,
-            shutdown.clone(),
-        );
+        let connection = serve_connection(&builder, &router, stream, peer, &shutdown);
         let open = Arc::clone(&open);
         connections.spawn(async move {
             connection.await;
@@ -390,6 +372,11 @@ async fn serve_worker(
     }
     // Connections still queued were never served; dropping them closes them.
     received.close();
+    drain(&mut connections, grace).await;
+}
+
+/// Waits up to `grace` for `connections` to finish, then drops the ones still in flight.
+async fn drain(connections: &mut JoinSet<()>, grace: Duration) {
     let drained =
         tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
     if drained.is_err() {
@@ -400,32 +387,35 @@ async fn serve_worker(
 
 /// Serves one connection until it closes; once `shutdown` is cancelled, finishes the request in
 /// flight and closes.
-async fn serve_connection(
-    builder: Arc<Builder<TokioExecutor>>,
-    router: Router,
+fn serve_connection(
+    builder: &Arc<Builder<TokioExecutor>>,
+    router: &Router,
     stream: TcpStream,
     peer: SocketAddr,
-    shutdown: CancellationToken,
-) {
-    // Responses are written whole or streamed by hyper; Nagle's delay only adds latency.
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
-    }
-    let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
-        router.clone().oneshot(request.map(axum::body::Body::new))
-    });
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    let outcome = tokio::select! {
-        outcome = connection.as_mut() => outcome,
-        () = shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    shutdown: &CancellationToken,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (builder, router, shutdown) = (Arc::clone(builder), router.clone(), shutdown.clone());
+    async move {
+        // Responses are written whole or streamed by hyper; Nagle's delay only adds latency.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
         }
-    };
-    if let Err(error) = outcome {
-        tracing::trace!(%error, %peer, "connection ended with an error");
+        let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        let outcome = tokio::select! {
+            outcome = connection.as_mut() => outcome,
+            () = shutdown.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(error) = outcome {
+            tracing::trace!(%error, %peer, "connection ended with an error");
+        }
     }
 }
 
