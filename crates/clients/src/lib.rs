@@ -75,12 +75,13 @@ pub struct Origin {
     pub user_agent: Option<String>,
 }
 
-/// One page of a cursor-paginated list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One page of a cursor-paginated list (its OpenAPI schema is `Page_<T>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The items of this page.
     pub items: Vec<T>,
-    /// The cursor of the next page; `None` on the last.
+    /// The cursor of the next page (pass it as `cursor`); `null` on the last.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

@@ -6,24 +6,7 @@
 //! types they answer with; `crate::rest::router` serves it through `keel_http::openapi_router`,
 //! which adds the `bearer` security scheme and the `Problem` error schema.
 
-use keel_clients::{AuditRecord, StoredAuditRecord};
-
-/// One page of `GET /api/v1/audit-logs`, newest first.
-// The handler answers with `keel_clients::Page<StoredAuditRecord>`; this type only names that
-// JSON shape in the document (`Page` itself carries no schema). The integration test
-// `openapi_document_describes_every_route` checks it against a real answer. (A plain comment,
-// not a doc comment: utoipa would publish it as the schema's description.)
-#[derive(utoipa::ToSchema)]
-#[allow(
-    dead_code,
-    reason = "describes the JSON of Page<StoredAuditRecord>; never built"
-)]
-pub(crate) struct AuditLogPage {
-    /// The records of this page, highest `sequence` first.
-    items: Vec<StoredAuditRecord>,
-    /// The cursor of the next page (pass it as `cursor`); null on the last page.
-    next_cursor: Option<String>,
-}
+use keel_clients::{AuditRecord, Page, StoredAuditRecord};
 
 /// The audit service's OpenAPI document: every route of `crate::rest::router`.
 #[derive(utoipa::OpenApi)]
@@ -34,7 +17,7 @@ pub(crate) struct AuditLogPage {
             (recording is gRPC only, through the producers' outboxes)."
     ),
     paths(crate::rest::list),
-    components(schemas(AuditLogPage, StoredAuditRecord, AuditRecord)),
+    components(schemas(Page<StoredAuditRecord>, StoredAuditRecord, AuditRecord)),
     tags((name = "audit", description = "The audit log (permission `platform.audit.read`)."))
 )]
 pub(crate) struct ApiDoc;

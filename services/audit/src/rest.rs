@@ -62,7 +62,7 @@ pub(crate) fn router(audit: Audit, verifier: Arc<TokenVerifier>, guard: Permissi
     ),
     responses(
         (status = 200, description = "One page of records, newest first; `next_cursor` is null on the last page.",
-            body = crate::openapi::AuditLogPage),
+            body = Page<StoredAuditRecord>),
         (status = 400, description = "The query string could not be parsed.",
             body = keel_http::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller lacks the permission `platform.audit.read`.",

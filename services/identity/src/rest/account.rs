@@ -12,7 +12,6 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::RestState;
-use super::openapi::UserPage;
 use keel_clients::ClientOrigin;
 
 /// Permission to read any user.
@@ -155,7 +154,7 @@ pub(crate) async fn change_password(
         ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page; absent for the first"),
     ),
     responses(
-        (status = 200, description = "One page of users, oldest first", body = UserPage),
+        (status = 200, description = "One page of users, oldest first", body = Page<User>),
         (status = 400, description = "The query string cannot be parsed", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller lacks `platform.user.read`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad `limit` or `cursor`, or an unknown query parameter", body = Problem, content_type = "application/problem+json"),

@@ -5,26 +5,11 @@
 //! so a route added there without being added here is easy to spot (and the integration test
 //! `openapi` compares the two).
 
-use keel_clients::User;
+use keel_clients::{Page, User};
 use keel_http::{FieldError, Problem};
 use utoipa::OpenApi;
 
 use super::{account, public};
-
-// The handler answers `keel_clients::Page<User>`; `keel_clients::Page` does not derive `ToSchema`,
-// so this type, never built, gives the document the same JSON shape.
-/// One page of users, oldest first, and the cursor of the next.
-#[derive(utoipa::ToSchema)]
-#[expect(
-    dead_code,
-    reason = "describes the JSON of Page<User> for the OpenAPI document; never built"
-)]
-pub(crate) struct UserPage {
-    /// The users of this page, oldest first.
-    items: Vec<User>,
-    /// The cursor of the next page; `null` on the last.
-    next_cursor: Option<String>,
-}
 
 /// The identity service's OpenAPI document.
 #[derive(OpenApi)]
@@ -50,7 +35,7 @@ pub(crate) struct UserPage {
     ),
     components(schemas(
         User,
-        UserPage,
+        Page<User>,
         Problem,
         FieldError,
         public::RegisterBody,
