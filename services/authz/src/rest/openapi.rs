@@ -79,3 +79,30 @@ impl utoipa::IntoResponses for RoleManagerErrors {
         ])
     }
 }
+
+/// The answers of a change to a role's name and description (`PUT` and `PATCH
+/// /api/v1/roles/{id}`) besides the shared ones: 404 for an unknown role, 409 for a taken name or
+/// a system role, 422 for an invalid field.
+pub(crate) struct RoleChangeErrors;
+
+impl utoipa::IntoResponses for RoleChangeErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::response::Response>> {
+        std::collections::BTreeMap::from([
+            (
+                "404".to_owned(),
+                keel_http::problem_response("No role has this id"),
+            ),
+            (
+                "409".to_owned(),
+                keel_http::problem_response(
+                    "Another role has this name, or the role is a system role (which cannot be renamed)",
+                ),
+            ),
+            (
+                "422".to_owned(),
+                keel_http::problem_response("A field is invalid: `errors[]` names it"),
+            ),
+        ])
+    }
+}

@@ -188,13 +188,11 @@ pub(super) async fn get(
     request_body(content = ReplaceBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The role after the change", body = Role),
-        (status = 404, description = "No role has this id", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Another role has this name, or the role is a system role (which cannot be renamed)", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid: `errors[]` names it", body = keel_http::Problem, content_type = "application/problem+json"),
         keel_http::JsonBodyErrors,
         keel_http::Unauthenticated,
         keel_http::InternalError,
         super::openapi::RoleManagerErrors,
+        super::openapi::RoleChangeErrors,
     ),
     security(("bearer" = [])),
 )]
@@ -230,13 +228,11 @@ pub(super) async fn replace(
     request_body(content = UpdateBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The role after the change", body = Role),
-        (status = 404, description = "No role has this id", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Another role has this name, or the role is a system role (which cannot be renamed)", body = keel_http::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid: `errors[]` names it", body = keel_http::Problem, content_type = "application/problem+json"),
         keel_http::JsonBodyErrors,
         keel_http::Unauthenticated,
         keel_http::InternalError,
         super::openapi::RoleManagerErrors,
+        super::openapi::RoleChangeErrors,
     ),
     security(("bearer" = [])),
 )]
