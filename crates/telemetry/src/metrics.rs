@@ -74,47 +74,58 @@ fn owned(labels: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
         .collect()
 }
 
-/// Adds one to the counter `name` with `labels`, as `metrics::counter!(name, labels)
-/// .increment(1)` does, but through a handle kept per thread once the recorder is installed.
-pub fn increment_counter(name: &'static str, labels: &[(&'static str, &str)]) {
+/// Applies `apply` to the handle of `name` with `labels` kept in the map `cache` picks, registered
+/// with `register` on first use. While no recorder of ours is installed the handle is registered
+/// every time and not kept: a handle taken then could stay a no-op one forever.
+fn with_cached_handle<H>(
+    cache: fn(&mut Handles) -> &mut HashMap<String, H>,
+    name: &'static str,
+    labels: &[(&'static str, &str)],
+    register: impl FnOnce(Vec<(&'static str, String)>) -> H,
+    apply: impl FnOnce(&H),
+) {
     if HANDLE.get().is_none() {
-        // No recorder of ours yet: a handle taken now could be a no-op one forever.
-        metrics::counter!(name, &owned(labels)).increment(1);
+        apply(&register(owned(labels)));
         return;
     }
     HANDLES.with_borrow_mut(|handles| {
-        let Handles { key, counters, .. } = handles;
-        cache_key(key, name, labels);
-        match counters.get(key.as_str()) {
-            Some(counter) => counter.increment(1),
+        let mut key = std::mem::take(&mut handles.key);
+        cache_key(&mut key, name, labels);
+        let known = cache(handles);
+        match known.get(key.as_str()) {
+            Some(handle) => apply(handle),
             None => {
-                let counter = metrics::counter!(name, &owned(labels));
-                counter.increment(1);
-                counters.insert(key.clone(), counter);
+                let handle = register(owned(labels));
+                apply(&handle);
+                known.insert(key.clone(), handle);
             }
         }
+        handles.key = key;
     });
+}
+
+/// Adds one to the counter `name` with `labels`, as `metrics::counter!(name, labels)
+/// .increment(1)` does, but through a handle kept per thread once the recorder is installed.
+pub fn increment_counter(name: &'static str, labels: &[(&'static str, &str)]) {
+    with_cached_handle(
+        |handles| &mut handles.counters,
+        name,
+        labels,
+        |labels| metrics::counter!(name, &labels),
+        |counter| counter.increment(1),
+    );
 }
 
 /// Records `value` in the histogram `name` with `labels`, as `metrics::histogram!(name, labels)
 /// .record(value)` does, but through a handle kept per thread once the recorder is installed.
 pub fn record_histogram(name: &'static str, labels: &[(&'static str, &str)], value: f64) {
-    if HANDLE.get().is_none() {
-        metrics::histogram!(name, &owned(labels)).record(value);
-        return;
-    }
-    HANDLES.with_borrow_mut(|handles| {
-        let Handles { key, histograms, .. } = handles;
-        cache_key(key, name, labels);
-        match histograms.get(key.as_str()) {
-            Some(histogram) => histogram.record(value),
-            None => {
-                let histogram = metrics::histogram!(name, &owned(labels));
-                histogram.record(value);
-                histograms.insert(key.clone(), histogram);
-            }
-        }
-    });
+    with_cached_handle(
+        |handles| &mut handles.histograms,
+        name,
+        labels,
+        |labels| metrics::histogram!(name, &labels),
+        |histogram| histogram.record(value),
+    );
 }
 
 /// Help texts for the metrics every Keel process exports.

@@ -17,6 +17,18 @@ use std::str::FromStr;
 use http::HeaderMap;
 use ipnet::IpNet;
 
+/// Where a request comes from, resolved once per request: what the rate limits count and what the
+/// upstream is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Origin {
+    /// The connection's peer, as accepted.
+    pub(crate) peer: IpAddr,
+    /// The client: the peer, or behind trusted proxies the address they forwarded.
+    pub(crate) client: IpAddr,
+    /// Whether the peer is a trusted proxy (its `X-Forwarded-Proto` and `-Host` are believed).
+    pub(crate) via_trusted_proxy: bool,
+}
+
 /// The proxies whose `X-Forwarded-*` headers are believed (`gateway.trusted_proxies`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TrustedProxies {
@@ -53,14 +65,25 @@ impl TrustedProxies {
         self.networks.iter().any(|network| network.contains(&address))
     }
 
-    /// The client behind a connection from `peer` carrying `headers`: `peer` itself unless it is
-    /// trusted, else the rightmost `X-Forwarded-For` address that is not a trusted proxy (the
+    /// The origin of a request from `peer` carrying `headers`: the client is `peer` itself unless
+    /// it is trusted, else the rightmost `X-Forwarded-For` address that is not a trusted proxy (the
     /// leftmost valid one when all are).
-    pub(crate) fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let peer = peer.to_canonical();
-        if !self.trusts(peer) {
-            return peer;
+    pub(crate) fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> Origin {
+        let canonical = peer.to_canonical();
+        let via_trusted_proxy = self.trusts(canonical);
+        let client = match via_trusted_proxy {
+            true => self.forwarded_client(canonical, headers),
+            false => canonical,
+        };
+        Origin {
+            peer,
+            client,
+            via_trusted_proxy,
         }
+    }
+
+    /// The walk of [`TrustedProxies::resolve`] over `X-Forwarded-For`, from a trusted `peer`.
+    fn forwarded_client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let mut client = peer;
         // Later headers were added later: walk them, and each one's entries, from the right.
         for value in headers.get_all("x-forwarded-for").iter().rev() {
@@ -135,12 +158,12 @@ mod tests {
         let none = TrustedProxies::default();
         let headers = forwarded(&["203.0.113.9"]);
         assert_eq!(
-            none.client_address(ip("198.51.100.4"), &headers),
+            none.resolve(ip("198.51.100.4"), &headers).client,
             ip("198.51.100.4")
         );
         let some = trusted(&["10.0.0.0/8"]);
         assert_eq!(
-            some.client_address(ip("198.51.100.4"), &headers),
+            some.resolve(ip("198.51.100.4"), &headers).client,
             ip("198.51.100.4")
         );
     }
@@ -151,17 +174,17 @@ mod tests {
         let balancer = ip("10.0.0.2");
         // The client claims 1.2.3.4; the balancer appended what it saw, 203.0.113.9.
         let headers = forwarded(&["1.2.3.4, 203.0.113.9"]);
-        assert_eq!(proxies.client_address(balancer, &headers), ip("203.0.113.9"));
+        assert_eq!(proxies.resolve(balancer, &headers).client, ip("203.0.113.9"));
         // Two trusted hops, in two headers.
         let headers = forwarded(&["1.2.3.4, 203.0.113.9", "10.0.0.7"]);
-        assert_eq!(proxies.client_address(balancer, &headers), ip("203.0.113.9"));
+        assert_eq!(proxies.resolve(balancer, &headers).client, ip("203.0.113.9"));
         // Nothing forwarded: the balancer is all there is.
-        assert_eq!(proxies.client_address(balancer, &HeaderMap::new()), balancer);
+        assert_eq!(proxies.resolve(balancer, &HeaderMap::new()).client, balancer);
         // Only trusted hops: the leftmost.
         let headers = forwarded(&["10.0.0.9, 10.0.0.8"]);
-        assert_eq!(proxies.client_address(balancer, &headers), ip("10.0.0.9"));
+        assert_eq!(proxies.resolve(balancer, &headers).client, ip("10.0.0.9"));
         // Garbage stops the walk at the last address vouched for.
         let headers = forwarded(&["203.0.113.9, not-an-ip, 10.0.0.8"]);
-        assert_eq!(proxies.client_address(balancer, &headers), ip("10.0.0.8"));
+        assert_eq!(proxies.resolve(balancer, &headers).client, ip("10.0.0.8"));
     }
 }

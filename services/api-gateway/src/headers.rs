@@ -22,13 +22,12 @@
 //!
 //! Responses lose their hop-by-hop headers too.
 
-use std::net::{IpAddr, SocketAddr};
-
-use axum::extract::ConnectInfo;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use keel_authn::Principal;
 use keel_http::{REQUEST_ID_HEADER, RequestId};
+
+use crate::client_address::Origin;
 
 /// Identity headers a client must never be able to set.
 const INTERNAL_HEADERS: &[&str] = &["x-user-id"];
@@ -50,9 +49,9 @@ const X_KEEL_SESSION_ID: HeaderName = HeaderName::from_static("x-keel-session-id
 
 /// Rewrites the head of a request about to go upstream (steps 1 to 5 of the module documentation).
 ///
-/// `client` is the client's address (`None` when the connection's peer is unknown), and
-/// `via_trusted_proxy` whether the peer is a trusted proxy.
-pub(crate) fn prepare_request(parts: &mut Parts, client: Option<IpAddr>, via_trusted_proxy: bool) {
+/// `origin` is where the request comes from (`None` when the connection's peer is unknown).
+pub(crate) fn prepare_request(parts: &mut Parts, origin: Option<Origin>) {
+    let via_trusted_proxy = origin.is_some_and(|origin| origin.via_trusted_proxy);
     let forwarded = |name: &HeaderName| {
         via_trusted_proxy
             .then(|| parts.headers.get(name).cloned())
@@ -66,10 +65,6 @@ pub(crate) fn prepare_request(parts: &mut Parts, client: Option<IpAddr>, via_tru
         });
     let proto = forwarded(&X_FORWARDED_PROTO)
         .or_else(|| HeaderValue::from_str(parts.uri.scheme_str().unwrap_or("http")).ok());
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip());
     let request_id = match parts.extensions.get::<RequestId>() {
         Some(id) => id.clone(),
         None => RequestId::from_header(parts.headers.get(REQUEST_ID_HEADER)).0,
@@ -85,16 +80,16 @@ pub(crate) fn prepare_request(parts: &mut Parts, client: Option<IpAddr>, via_tru
     if let Some(proto) = proto {
         headers.insert(X_FORWARDED_PROTO, proto);
     }
-    match peer {
-        Some(peer) => append_forwarded_for(headers, &peer.to_string()),
+    match origin {
+        Some(origin) => append_forwarded_for(headers, &origin.peer.to_string()),
         // Services trust the last hop of X-Forwarded-For as the one the gateway added: without a
         // peer address of our own, the client's value would pass as ours.
         None => {
             headers.remove(X_FORWARDED_FOR);
         }
     }
-    if let Some(client) = client
-        && let Ok(value) = HeaderValue::from_str(&client.to_string())
+    if let Some(origin) = origin
+        && let Ok(value) = HeaderValue::from_str(&origin.client.to_string())
     {
         headers.insert(X_KEEL_CLIENT_IP, value);
     }
@@ -187,6 +182,8 @@ fn append_forwarded_for(headers: &mut HeaderMap, peer: &str) {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     fn parts(headers: &[(&str, &str)]) -> Parts {
@@ -194,19 +191,25 @@ mod tests {
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        let (mut parts, ()) = builder
+        let (parts, ()) = builder
             .body(())
             .map(http::Request::into_parts)
             .unwrap_or_else(|e| panic!("{e}"));
         parts
-            .extensions
-            .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 50_000))));
-        parts
     }
 
-    /// The peer of [`parts`].
+    /// The peer every test request comes from.
     fn peer() -> IpAddr {
         IpAddr::from([192, 0, 2, 7])
+    }
+
+    /// A request straight from [`peer`], no trusted proxy in between.
+    fn direct() -> Option<Origin> {
+        Some(Origin {
+            peer: peer(),
+            client: peer(),
+            via_trusted_proxy: false,
+        })
     }
 
     fn value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
@@ -226,7 +229,7 @@ mod tests {
             ("accept", "application/json"),
             ("authorization", "Bearer t"),
         ]);
-        prepare_request(&mut parts, Some(peer()), false);
+        prepare_request(&mut parts, direct());
         for gone in [
             "connection",
             "x-custom-hop",
@@ -249,7 +252,7 @@ mod tests {
             ("X-Keel-Roles", "admin"),
             ("x-keelish", "kept"),
         ]);
-        prepare_request(&mut parts, Some(peer()), false);
+        prepare_request(&mut parts, direct());
         assert_eq!(value(&parts, "x-user-id"), None);
         assert_eq!(value(&parts, "x-keel-roles"), None);
         assert_eq!(value(&parts, "x-keelish"), Some("kept"));
@@ -263,7 +266,7 @@ mod tests {
             ("x-forwarded-for", "198.51.100.2"),
             ("x-forwarded-proto", "https"),
         ]);
-        prepare_request(&mut parts, Some(peer()), false);
+        prepare_request(&mut parts, direct());
         assert_eq!(value(&parts, "host"), None);
         assert_eq!(value(&parts, "x-forwarded-host"), Some("api.example.com"));
         assert_eq!(
@@ -284,7 +287,12 @@ mod tests {
             ("x-keel-client-ip", "198.51.100.66"),
         ];
         let mut parts = parts(&sent);
-        prepare_request(&mut parts, Some(IpAddr::from([203, 0, 113, 1])), true);
+        let via_balancer = Origin {
+            peer: peer(),
+            client: IpAddr::from([203, 0, 113, 1]),
+            via_trusted_proxy: true,
+        };
+        prepare_request(&mut parts, Some(via_balancer));
         assert_eq!(value(&parts, "x-forwarded-proto"), Some("https"));
         assert_eq!(value(&parts, "x-forwarded-host"), Some("app.example.com"));
         assert_eq!(value(&parts, "x-forwarded-for"), Some("203.0.113.1, 192.0.2.7"));
@@ -292,7 +300,7 @@ mod tests {
 
         // The same headers from anyone else describe only what the gateway saw.
         let mut parts = super::tests::parts(&sent);
-        prepare_request(&mut parts, Some(peer()), false);
+        prepare_request(&mut parts, direct());
         assert_eq!(value(&parts, "x-forwarded-proto"), Some("http"));
         assert_eq!(value(&parts, "x-forwarded-host"), Some("gateway.internal"));
         assert_eq!(value(&parts, "x-keel-client-ip"), Some("192.0.2.7"));
@@ -302,11 +310,11 @@ mod tests {
     fn the_request_id_is_the_one_the_stack_chose_else_a_sane_one() {
         let mut parts = parts(&[("x-request-id", "client-id")]);
         parts.extensions.insert(RequestId("stack-id".into()));
-        prepare_request(&mut parts, Some(peer()), false);
+        prepare_request(&mut parts, direct());
         assert_eq!(value(&parts, "x-request-id"), Some("stack-id"));
 
         let mut parts = super::tests::parts(&[("x-request-id", "<bad id>")]);
-        prepare_request(&mut parts, Some(peer()), false);
+        prepare_request(&mut parts, direct());
         let id = value(&parts, "x-request-id").unwrap_or_default();
         assert!(!id.is_empty() && id != "<bad id>", "{id}");
     }

@@ -8,7 +8,7 @@
 //! answered at once as problem+json: no route 404, no instance 503, unreachable 502, no response
 //! head within the route's timeout 504, a streamed body passing the limit 413.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ use thread_local::ThreadLocal;
 use tokio::time::error::Elapsed;
 use tracing::Instrument;
 
-use crate::client_address::TrustedProxies;
+use crate::client_address::{Origin, TrustedProxies};
 use crate::config::{GatewayConfig, RouteConfig, UpstreamConfig};
 use crate::connector::CountingConnector;
 use crate::edge::{self, EdgeAuth};
@@ -237,18 +237,16 @@ impl Proxy {
             Ok(principal) => principal,
             Err(refused) => return refused.into_response(),
         };
-        let peer = parts
+        let origin = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(address)| address.ip());
-        let trusted = &routing.trusted_proxies;
-        let client = peer.map(|peer| trusted.client_address(peer, &parts.headers));
-        let via_trusted_proxy = peer.is_some_and(|peer| trusted.trusts(peer));
+            .map(|ConnectInfo(address)| routing.trusted_proxies.resolve(address.ip(), &parts.headers));
         // The caller is known (`principal`, else the client address) and nothing has been sent
         // upstream yet: count the request.
         let decision = match &route.rate_class {
             Some(class) => {
                 let user = principal.as_deref().map(|principal| principal.user_id);
+                let client = origin.map(|origin| origin.client);
                 routing.limits.check(class, client, user).await
             }
             None => None,
@@ -256,11 +254,7 @@ impl Proxy {
         if let Some(decision) = decision.as_ref().filter(|decision| !decision.allowed) {
             return rate_limited(decision);
         }
-        let forwarding = Forwarding {
-            client,
-            via_trusted_proxy,
-        };
-        let sent = self.send(route, matched, parts, body, principal.as_deref(), forwarding);
+        let sent = self.send(route, matched, parts, body, principal.as_deref(), origin);
         let mut response = match sent.await {
             Ok(response) => response,
             Err(error) => fail(service, &error),
@@ -271,8 +265,9 @@ impl Proxy {
         response
     }
 
-    /// Sends the request to an instance of `route`'s service as `principal` (if any); `matched` is
-    /// the length of the path the route's prefix matched.
+    /// Sends the request to an instance of `route`'s service as `principal` (if any), from
+    /// `origin` (`None` when the peer is unknown); `matched` is the length of the path the route's
+    /// prefix matched.
     async fn send(
         &self,
         route: &Route,
@@ -280,7 +275,7 @@ impl Proxy {
         mut parts: Parts,
         body: Limited,
         principal: Option<&Principal>,
-        forwarding: Forwarding,
+        origin: Option<Origin>,
     ) -> Result<Response, ProxyError> {
         let service = route.upstream.service();
         let pick = route
@@ -293,7 +288,7 @@ impl Proxy {
         let span = tracing::debug_span!("gateway.upstream", service, upstream = %authority);
         // Before the URI is rewritten: an HTTP/2 request's authority is in its URI.
         span.in_scope(|| {
-            headers::prepare_request(&mut parts, forwarding.client, forwarding.via_trusted_proxy);
+            headers::prepare_request(&mut parts, origin);
         });
         let strip = route.strip_prefix.then_some(matched);
         parts.uri = upstream_uri(&parts.uri, authority, strip).map_err(|source| ProxyError::BadTarget {
@@ -314,15 +309,6 @@ impl Proxy {
         metrics::upstream_duration(service, started.elapsed());
         settle(sent, &pick, route, body.tripped.as_ref())
     }
-}
-
-/// Who the request is from, as the upstream is told.
-#[derive(Debug, Clone, Copy)]
-struct Forwarding {
-    /// The client's address (`None` when the peer's is unknown).
-    client: Option<IpAddr>,
-    /// Whether the connection came from a trusted proxy.
-    via_trusted_proxy: bool,
 }
 
 /// What the upstream exchange's outcome means for the client: the response, or the failure to
