@@ -25,7 +25,8 @@
 //! Route syntax and matching are described in `docs/gateway.md` and the `routes` module: a prefix
 //! is literal segments or `*` for one segment (`/api/v1/users/*/roles`), and the most specific
 //! match wins. Header handling (hop-by-hop, `X-Forwarded-*`, request id, `traceparent`, internal
-//! identity headers) is in the `headers` module.
+//! identity headers) is in the `headers` module; WebSocket (HTTP/1.1 `Upgrade`) tunnels in the
+//! `upgrade` module.
 //!
 //! ```no_run
 //! # async fn run(config: keel_config::Config, registry: std::sync::Arc<dyn keel_registry::ServiceRegistry>,
@@ -66,6 +67,7 @@ mod proxy;
 mod rate_limit;
 mod routes;
 mod token_cache;
+mod upgrade;
 mod upstream;
 
 pub use config::{GatewayConfig, RouteConfig, UpstreamConfig};

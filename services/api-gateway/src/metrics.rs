@@ -15,6 +15,8 @@ const UPSTREAM_DURATION: &str = "keel_gateway_upstream_duration_seconds";
 const UPSTREAM_ERRORS: &str = "keel_gateway_upstream_errors_total";
 const REQUEST_DURATION: &str = "keel_gateway_request_duration_seconds";
 const AUTH: &str = "keel_gateway_auth_total";
+const TUNNELS: &str = "keel_gateway_tunnels_total";
+const OPEN_TUNNELS: &str = "keel_gateway_open_tunnels";
 
 /// Registers the help texts (idempotent; called when a gateway is built).
 pub(crate) fn describe() {
@@ -35,6 +37,14 @@ pub(crate) fn describe() {
     metrics::describe_counter!(
         AUTH,
         "Authentication decisions at the gateway, by route prefix and outcome (public, anonymous, authenticated, allowed, missing, invalid, denied, unavailable)."
+    );
+    metrics::describe_counter!(
+        TUNNELS,
+        "Upgraded connections (WebSocket) the gateway tunnelled after an upstream's 101, by service and outcome (opened, failed)."
+    );
+    metrics::describe_gauge!(
+        OPEN_TUNNELS,
+        "Upgraded connections (WebSocket) being tunnelled now, by service."
     );
     metrics::describe_gauge!(
         crate::connector::UPSTREAM_CONNECTIONS,
@@ -84,4 +94,30 @@ pub(crate) fn upstream_duration(service: &str, elapsed: Duration) {
 /// One request that got no upstream response.
 pub(crate) fn upstream_error(service: &str, kind: &'static str) {
     increment_counter(UPSTREAM_ERRORS, &[("service", service), ("kind", kind)]);
+}
+
+/// An upgrade the upstream accepted that never became a tunnel (a side went away first).
+pub(crate) fn tunnel_failed(service: &str) {
+    metrics::counter!(TUNNELS, "service" => service.to_owned(), "outcome" => "failed").increment(1);
+}
+
+/// One open tunnel, counted in `keel_gateway_open_tunnels` from [`TunnelOpen::new`] until dropped.
+pub(crate) struct TunnelOpen {
+    open: metrics::Gauge,
+}
+
+impl TunnelOpen {
+    /// Counts a tunnel of `service` that has just opened.
+    pub(crate) fn new(service: &str) -> Self {
+        metrics::counter!(TUNNELS, "service" => service.to_owned(), "outcome" => "opened").increment(1);
+        let open = metrics::gauge!(OPEN_TUNNELS, "service" => service.to_owned());
+        open.increment(1.0);
+        Self { open }
+    }
+}
+
+impl Drop for TunnelOpen {
+    fn drop(&mut self) {
+        self.open.decrement(1.0);
+    }
 }

@@ -44,6 +44,7 @@ use crate::metrics::{self, NO_SERVICE, UNMATCHED_ROUTE};
 use crate::policy::Access;
 use crate::rate_limit::{RateClass, RateLimits};
 use crate::routes::{RouteTable, has_dot_segment};
+use crate::upgrade::ClientUpgrade;
 use crate::upstream::Upstream;
 
 /// A route ready to serve: where it goes and how.
@@ -286,10 +287,14 @@ impl Proxy {
             })?;
         let authority = pick.endpoint();
         let span = tracing::debug_span!("gateway.upstream", service, upstream = %authority);
+        let upgrade = ClientUpgrade::take(&mut parts);
         // Before the URI is rewritten: an HTTP/2 request's authority is in its URI.
         span.in_scope(|| {
             headers::prepare_request(&mut parts, origin);
         });
+        if let Some(upgrade) = &upgrade {
+            upgrade.restore_request_headers(&mut parts.headers);
+        }
         let strip = route.strip_prefix.then_some(matched);
         parts.uri = upstream_uri(&parts.uri, authority, strip).map_err(|source| ProxyError::BadTarget {
             service: service.to_owned(),
@@ -307,28 +312,33 @@ impl Proxy {
             .instrument(span)
             .await;
         metrics::upstream_duration(service, started.elapsed());
-        settle(sent, &pick, route, body.tripped.as_ref())
+        settle(sent, &pick, route, body.tripped.as_ref(), upgrade)
     }
 }
 
 /// What the upstream exchange's outcome means for the client: the response, or the failure to
 /// answer with. Reports the instance's behaviour to the balancer: any response head is a success,
-/// a refused connection a failure; other failures say nothing about the instance.
+/// a refused connection a failure; other failures say nothing about the instance. A `101` to a
+/// request that asked to `upgrade` starts the tunnel between the two connections.
 fn settle(
     sent: Result<Result<http::Response<Incoming>, ClientError>, Elapsed>,
     pick: &Pick,
     route: &Route,
     tripped: Option<&Arc<AtomicBool>>,
+    upgrade: Option<ClientUpgrade>,
 ) -> Result<Response, ProxyError> {
     // Owned names only for the failures (the success path allocates nothing).
     let service = || route.upstream.service().to_owned();
     let authority = || pick.endpoint().to_owned();
     match sent {
-        Ok(Ok(response)) => {
+        Ok(Ok(mut response)) => {
             pick.succeeded();
-            let (mut parts, body) = response.into_parts();
-            headers::prepare_response(&mut parts.headers);
-            Ok(Response::from_parts(parts, Body::new(body)))
+            if let Some(upgrade) = upgrade {
+                response = upgrade.complete(response, route.upstream.service());
+            } else {
+                headers::prepare_response(response.headers_mut());
+            }
+            Ok(response.map(Body::new))
         }
         // The client's body passed the limit mid-stream, which cut the exchange off.
         Ok(Err(_)) | Err(_) if Limited::was_tripped(tripped) => Err(ProxyError::BodyTooLarge {

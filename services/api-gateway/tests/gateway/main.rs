@@ -16,3 +16,4 @@ mod routing;
 mod streaming;
 mod support;
 mod upload;
+mod websocket;

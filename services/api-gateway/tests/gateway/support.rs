@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::extract::{FromRequest, Request, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use keel_errorbus::ErrorBus;
@@ -57,7 +58,8 @@ pub(crate) struct Signals {
 
 /// An upstream REST server on a free loopback port. Its answer depends on the path's last segment:
 /// `count` reads the body and answers `{"bytes": n}`; `slow` waits 2 s first; `stream` sends
-/// `first\n`, waits for [`Signals::release_stream`], then sends `second\n`; anything else echoes
+/// `first\n`, waits for [`Signals::release_stream`], then sends `second\n`; `ws` is a WebSocket
+/// (see [`websocket_echo`]); anything else echoes
 /// the request as [`Echo`] JSON, with `connection: x-upstream-hop` and `x-upstream-hop` headers.
 pub(crate) struct Upstream {
     pub(crate) name: String,
@@ -151,8 +153,34 @@ async fn answer(State((name, signals)): State<UpstreamState>, request: Request) 
             });
             Body::from_stream(chunks).into_response()
         }
+        "ws" => websocket_echo(&name, request).await,
         _ => echo(&name, &request).into_response(),
     }
+}
+
+/// `…/ws`: a WebSocket whose first message is the [`Echo`] JSON of the handshake request, and
+/// which then sends back every text and binary message it receives, until the client closes.
+async fn websocket_echo(name: &str, request: Request) -> Response {
+    let seen = echo_json(name, &request).to_string();
+    let upgrade = match WebSocketUpgrade::from_request(request, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    upgrade.on_upgrade(|mut socket| async move {
+        if socket.send(Message::Text(seen.into())).await.is_err() {
+            return;
+        }
+        while let Some(Ok(message)) = socket.recv().await {
+            let reply = match message {
+                Message::Text(_) | Message::Binary(_) => message,
+                Message::Close(_) => break,
+                Message::Ping(_) | Message::Pong(_) => continue,
+            };
+            if socket.send(reply).await.is_err() {
+                break;
+            }
+        }
+    })
 }
 
 async fn count(signals: &Signals, body: Body) -> axum::Json<serde_json::Value> {
@@ -170,6 +198,19 @@ async fn count(signals: &Signals, body: Body) -> axum::Json<serde_json::Value> {
 }
 
 fn echo(name: &str, request: &Request) -> Response {
+    (
+        [
+            ("connection", "x-upstream-hop"),
+            ("x-upstream-hop", "1"),
+            ("x-upstream-end-to-end", "1"),
+        ],
+        axum::Json(echo_json(name, request)),
+    )
+        .into_response()
+}
+
+/// What [`Echo`] reads: the instance's name and the request's method, path, query and headers.
+fn echo_json(name: &str, request: &Request) -> serde_json::Value {
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (header, value) in request.headers() {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -181,22 +222,13 @@ fn echo(name: &str, request: &Request) -> Response {
             })
             .or_insert(value);
     }
-    let body = serde_json::json!({
+    serde_json::json!({
         "instance": name,
         "method": request.method().as_str(),
         "path": request.uri().path(),
         "query": request.uri().query(),
         "headers": headers,
-    });
-    (
-        [
-            ("connection", "x-upstream-hop"),
-            ("x-upstream-hop", "1"),
-            ("x-upstream-end-to-end", "1"),
-        ],
-        axum::Json(body),
-    )
-        .into_response()
+    })
 }
 
 /// A gateway serving on a free loopback port behind the keel-http stack, beside a `/healthz`,
