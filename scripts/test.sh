@@ -10,7 +10,9 @@
 # the tests at those servers (DATABASE_URL, REDIS_URL, NATS_URL, ETCD_URL; a value you set yourself
 # wins) and sets KEEL_REQUIRE_SERVERS=1, so a test that needs a server fails instead of printing
 # `SKIPPED:` and passing. Then it runs `cargo test` on every target, and the doc tests, which
-# `--all-targets` leaves out. Plain cargo test rather than nextest: it runs doc tests too and is what
+# `--all-targets` leaves out, and for the whole suite scripts/api-fuzz.sh (the REST API fuzzed
+# against its OpenAPI documents with Schemathesis, installed from PyPI if missing). Plain cargo
+# test rather than nextest: it runs doc tests too and is what
 # every contributor already knows.
 # Exits non-zero on the first failure.
 set -euo pipefail
@@ -67,4 +69,10 @@ if $targets_selected; then
 else
     run cargo test "${scope[@]}" --all-targets "${cargo_args[@]}" "${harness_args[@]}"
     run cargo test "${scope[@]}" --doc "${cargo_args[@]}" "${harness_args[@]}"
+fi
+
+# The whole suite (no package or target chosen) ends with the REST API fuzzed against its own
+# OpenAPI documents (scripts/api-fuzz.sh: Schemathesis, the platform on a free port).
+if ! $package_selected && ! $targets_selected; then
+    run scripts/api-fuzz.sh
 fi

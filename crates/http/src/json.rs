@@ -44,9 +44,10 @@ where
     }
 }
 
-/// Parses `bytes` as `T`, mapping failures to problems with field paths.
+/// Parses `bytes` as `T`, mapping failures to problems with field paths. A body for a struct
+/// must be a JSON object (see [`ObjectBody`]).
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    let deserializer = ObjectBody(&mut serde_json::Deserializer::from_slice(bytes));
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let field = match error.path().to_string() {
             path if path == "." => String::new(),
@@ -70,6 +71,82 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             )),
         }
     })
+}
+
+/// The body's deserializer, except that a struct is read only from a JSON object.
+///
+/// Why: serde's derived structs also accept a JSON array, field by field in declaration order, so
+/// `[null, null]` would pass as a `PATCH` body with every field absent, and `["a@b.c", "pw"]` as a
+/// registration. No Keel body is positional, so a top-level array for a struct is the same
+/// `invalid_type` error as a string or a number. (Nested struct fields are not covered: no Keel
+/// request body nests a struct today.)
+struct ObjectBody<D>(D);
+
+impl<'de, D: serde::Deserializer<'de>> serde::Deserializer<'de> for ObjectBody<D> {
+    type Error = D::Error;
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_option(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_newtype_struct(name, visitor)
+    }
+
+    fn deserialize_enum<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_enum(name, variants, visitor)
+    }
+
+    fn deserialize_unit_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_unit_struct(name, visitor)
+    }
+
+    fn deserialize_bytes<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_bytes(visitor)
+    }
+
+    fn deserialize_byte_buf<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_byte_buf(visitor)
+    }
+
+    fn deserialize_ignored_any<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_ignored_any(visitor)
+    }
+
+    // serde_json reads these the same way through `deserialize_any`.
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string unit seq tuple
+        tuple_struct map identifier
+    }
 }
 
 /// A stable code for a serde data error message.
@@ -155,6 +232,35 @@ mod tests {
     fn a_missing_field_is_required() {
         let problem = parse::<Register>(br#"{"profile":{"age":3}}"#).unwrap_err();
         assert_eq!(problem.errors[0].code, "required");
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Patch {
+        name: Option<String>,
+        description: Option<String>,
+    }
+
+    #[test]
+    fn a_struct_is_read_only_from_an_object_never_from_an_array() {
+        for body in [&b"[null, null]"[..], b"[]", b"[\"a@b.c\", {\"age\": 3}]"] {
+            let problem = parse::<Patch>(body).map(|_| ()).unwrap_err();
+            assert_eq!(problem.status, 422, "{}", String::from_utf8_lossy(body));
+            assert_eq!(problem.errors[0].field, "");
+            assert_eq!(problem.errors[0].code, "invalid_type");
+            assert!(
+                problem.errors[0].message.contains("sequence"),
+                "{:?}",
+                problem.errors
+            );
+        }
+        assert!(parse::<Register>(br#"["a@b.c", {"age": 3}]"#).is_err());
+        let patch = parse::<Patch>(br#"{"name": "editor"}"#).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(patch.name.as_deref(), Some("editor"));
+        // Bodies that are not structs read as before.
+        assert_eq!(parse::<Vec<u8>>(b"[1, 2]").unwrap_or_default(), vec![1, 2]);
+        assert_eq!(parse::<Option<u8>>(b"null").unwrap_or(Some(0)), None);
     }
 
     #[test]

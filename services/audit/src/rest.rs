@@ -58,7 +58,7 @@ pub(crate) fn router(audit: Audit, verifier: Arc<TokenVerifier>, guard: Permissi
         ("from" = Option<DateTime<Utc>>, Query, description = "`occurred_at` at or after this RFC 3339 timestamp."),
         ("to" = Option<DateTime<Utc>>, Query, description = "`occurred_at` before this RFC 3339 timestamp; not before `from`."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 1 to 100; 20 when absent."),
-        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page (opaque)."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page (opaque).", min_length = 1, pattern = r"^[A-Za-z0-9_-]+$"),
     ),
     responses(
         (status = 200, description = "One page of records, newest first; `next_cursor` is null on the last page.",

@@ -19,10 +19,11 @@ use keel_clients::ClientOrigin;
 pub(super) struct CreateBody {
     /// Unique name regardless of case (stored lowercase): 1–64 characters, a letter first, then
     /// letters, digits, `_` and `-`.
-    #[schema(example = "editor")]
+    #[schema(example = "editor", pattern = r"^\s*[A-Za-z][A-Za-z0-9_-]*\s*$")]
     name: String,
-    /// What the role is for; empty when absent.
+    /// What the role is for, at most 500 characters; empty when absent.
     #[serde(default)]
+    #[schema(max_length = 500)]
     description: String,
     /// Permissions of the catalogue granted from the start (`module.resource.action`).
     #[serde(default)]
@@ -35,9 +36,11 @@ pub(super) struct CreateBody {
 #[serde(deny_unknown_fields)]
 pub(super) struct ReplaceBody {
     /// The role's name (a system role keeps its own).
+    #[schema(pattern = r"^\s*[A-Za-z][A-Za-z0-9_-]*\s*$")]
     name: String,
-    /// The description; an absent one becomes empty.
+    /// The description, at most 500 characters; an absent one becomes empty.
     #[serde(default)]
+    #[schema(max_length = 500)]
     description: String,
 }
 
@@ -46,8 +49,10 @@ pub(super) struct ReplaceBody {
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateBody {
     /// New name; absent (or `null`) leaves it as it is.
+    #[schema(pattern = r"^\s*[A-Za-z][A-Za-z0-9_-]*\s*$")]
     name: Option<String>,
-    /// New description; absent (or `null`) leaves it as it is.
+    /// New description, at most 500 characters; absent (or `null`) leaves it as it is.
+    #[schema(max_length = 500)]
     description: Option<String>,
 }
 
@@ -56,7 +61,7 @@ pub(super) struct UpdateBody {
 #[serde(deny_unknown_fields)]
 pub(super) struct GrantBody {
     /// Permissions of the catalogue to grant; at least one.
-    #[schema(example = json!(["platform.user.read"]))]
+    #[schema(example = json!(["platform.user.read"]), min_items = 1)]
     permissions: Vec<String>,
 }
 
@@ -115,7 +120,7 @@ pub(super) async fn create(
     params(
         ("name" = Option<String>, Query, description = "Keeps only the role of this name (any case)"),
         ("limit" = Option<u32>, Query, description = "Page size, 1–100; 20 when absent", minimum = 1, maximum = 100),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page", min_length = 1, pattern = r"^[A-Za-z0-9_-]+$"),
     ),
     responses(
         (status = 200, description = "A page of roles ordered by name", body = List<Role>),

@@ -19,6 +19,7 @@ use keel_clients::ClientOrigin;
 #[serde(deny_unknown_fields)]
 pub(super) struct AssignBody {
     /// Ids of existing roles to give the user; at least one.
+    #[schema(min_items = 1)]
     role_ids: Vec<Uuid>,
 }
 

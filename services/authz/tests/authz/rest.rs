@@ -304,6 +304,26 @@ async fn unknown_fields_and_malformed_values_are_422_naming_the_field(app: &Test
         (status, problem["errors"][0]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("limit"))
     );
+    // A body is an object: serde would read a struct from an array, field by field, and a
+    // `PATCH` of `[null, null]` used to pass as "change nothing" (found by scripts/api-fuzz.sh).
+    let (_, _, user_role) = app.call(Method::GET, "/api/v1/roles?name=user", t, None).await?;
+    let role = user_role["items"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for (method, path, body) in [
+        (
+            Method::PATCH,
+            format!("/api/v1/roles/{role}"),
+            json!([null, null]),
+        ),
+        (Method::PUT, format!("/api/v1/roles/{role}"), json!(["user", ""])),
+        (Method::POST, "/api/v1/roles".to_owned(), json!(["x", "", []])),
+    ] {
+        let (status, _, problem) = app.call(method.clone(), &path, t, Some(body)).await?;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{method} {path}");
+        assert_eq!(problem["errors"][0]["code"], "invalid_type", "{method} {path}");
+    }
     assert_eq!(app.count("roles").await?, 3);
     Ok(())
 }

@@ -27,6 +27,7 @@ const DELETE: &str = "platform.user.delete";
 pub(crate) struct ProfileBody {
     /// New name shown to others, at most 100 characters; absent leaves it as it is.
     #[serde(default)]
+    #[schema(max_length = 100)]
     display_name: Option<String>,
 }
 
@@ -38,7 +39,7 @@ pub(crate) struct ChangePasswordBody {
     #[schema(value_type = String, format = Password)]
     current_password: SecretString,
     /// The new password (the same policy as at registration).
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
     new_password: SecretString,
 }
 
@@ -151,7 +152,7 @@ pub(crate) async fn change_password(
     security(("bearer" = [])),
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Users per page, 1 to 100 (default 20)"),
-        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page; absent for the first"),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page; absent for the first", min_length = 1, pattern = r"^[A-Za-z0-9_-]+$"),
     ),
     responses(
         (status = 200, description = "One page of users, oldest first", body = Page<User>),

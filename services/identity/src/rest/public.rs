@@ -18,12 +18,14 @@ use keel_clients::ClientOrigin;
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegisterBody {
     /// E-mail address; trimmed and lower-cased, at most 254 characters.
+    #[schema(pattern = r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$")]
     email: String,
     /// Password: 8 to 128 characters, not a common password, not the e-mail address.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
     password: SecretString,
     /// Name shown to others, at most 100 characters; empty when absent.
     #[serde(default)]
+    #[schema(max_length = 100)]
     display_name: Option<String>,
 }
 
@@ -32,7 +34,7 @@ pub(crate) struct RegisterBody {
 #[serde(deny_unknown_fields)]
 pub(crate) struct VerifyEmailBody {
     /// The token of the verification link.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 1)]
     token: SecretString,
 }
 
@@ -41,6 +43,7 @@ pub(crate) struct VerifyEmailBody {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResetRequestBody {
     /// The account's e-mail address.
+    #[schema(pattern = r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$")]
     email: String,
 }
 
@@ -49,10 +52,10 @@ pub(crate) struct ResetRequestBody {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResetConfirmBody {
     /// The token of the reset link.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 1)]
     token: SecretString,
     /// The new password (the same policy as at registration).
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
     new_password: SecretString,
 }
 
