@@ -76,10 +76,12 @@ seed_args=()
 status=0
 for service in identity auth authz audit; do
     echo "==> api-fuzz: $service ($base/api/v1/$service/openapi.json)"
-    schemathesis run "$base/api/v1/$service/openapi.json" --url "$base" \
+    # From the scratch directory: Schemathesis keeps a cache in `.schemathesis/` under the
+    # working directory.
+    (cd "$work" && schemathesis run "$base/api/v1/$service/openapi.json" --url "$base" \
         -H "Authorization: Bearer $token" \
         --checks all --exclude-checks positive_data_acceptance \
-        --max-examples "$examples" "${seed_args[@]}" --no-color "$@" || status=1
+        --max-examples "$examples" "${seed_args[@]}" --no-color "$@") || status=1
 done
 if ((status != 0)); then
     echo "api-fuzz: failures above; the platform's log follows" >&2
