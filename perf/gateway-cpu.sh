@@ -8,11 +8,15 @@
 #
 #   perf/gateway-cpu.sh                 # builds api-gateway and keel-perf in release, then ~40 s
 #   PERF_SKIP_BUILD=1 perf/gateway-cpu.sh
+#   PERF_GATEWAY_BASELINE=/path/to/older/api-gateway perf/gateway-cpu.sh   # A/B two gateway builds
 #
 # Prints one line per proxy: requests/s, CPU µs per request, and the gateway/nginx CPU ratio.
 # Needs `perf` (linux-perf), wrk and nginx (perf/setup.sh installs the last two). Knobs:
 # PERF_SECONDS (6), PERF_WARMUP (2), PERF_UPSTREAM_PORT (18190), PERF_NGINX_PORT (18191),
-# PERF_GATEWAY_PORT (18192), PERF_SKIP_BUILD=1. Processes it starts are stopped by PID at the end.
+# PERF_GATEWAY_PORT (18192), PERF_SKIP_BUILD=1, PERF_GATEWAY_BIN (the gateway binary to measure,
+# default the one just built), PERF_GATEWAY_BASELINE (a second gateway binary, measured after the
+# first in the same run and reported as `baseline`, with the gateway/baseline ratio). Processes it
+# starts are stopped by PID at the end.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,6 +27,8 @@ warmup=${PERF_WARMUP:-2}
 upstream_port=${PERF_UPSTREAM_PORT:-18190}
 nginx_port=${PERF_NGINX_PORT:-18191}
 gateway_port=${PERF_GATEWAY_PORT:-18192}
+gateway_bin=${PERF_GATEWAY_BIN:-$target/release/api-gateway}
+baseline_bin=${PERF_GATEWAY_BASELINE:-}
 path=/perf/hello
 
 log() { printf 'perf/gateway-cpu.sh: %s\n' "$*" >&2; }
@@ -85,12 +91,19 @@ config="$work/config"
 mkdir -p "$config"
 cp config/default.yaml "$config/default.yaml"
 sed "s/127\.0\.0\.1:18090/127.0.0.1:$upstream_port/" perf/config/perf-gateway.yaml >"$config/perf-gateway.yaml"
-KEEL_ENV=perf-gateway KEEL_CONFIG_DIR=$config KEEL_HTTP__PORT=$gateway_port \
-    "$target/release/api-gateway" 2>"$work/gateway.log" &
-gateway=$!
-pids+=("$gateway")
-wait_ready "http://127.0.0.1:$gateway_port/ready"
-measure gateway "http://127.0.0.1:$gateway_port$path" "$gateway"
+# gateway NAME BINARY: starts BINARY on the gateway port, measures it as NAME, stops it.
+gateway() {
+    local name=$1 binary=$2
+    KEEL_ENV=perf-gateway KEEL_CONFIG_DIR=$config KEEL_HTTP__PORT=$gateway_port \
+        "$binary" 2>"$work/$name.log" &
+    local pid=$!
+    pids+=("$pid")
+    wait_ready "http://127.0.0.1:$gateway_port/ready"
+    measure "$name" "http://127.0.0.1:$gateway_port$path" "$pid"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+gateway gateway "$gateway_bin"
+[[ -z $baseline_bin ]] || gateway baseline "$baseline_bin"
 
 python3 - "$work/lines.txt" <<'PY'
 import re, sys
@@ -99,4 +112,7 @@ for line in open(sys.argv[1]):
     name, rest = line.split(":", 1)
     cpu[name] = float(re.search(r"([\d.]+) CPU", rest).group(1))
 print(f"gateway / nginx CPU per request: {cpu['gateway'] / cpu['nginx']:.2f}")
+if "baseline" in cpu:
+    print(f"baseline / nginx CPU per request: {cpu['baseline'] / cpu['nginx']:.2f}")
+    print(f"gateway / baseline CPU per request: {cpu['gateway'] / cpu['baseline']:.2f}")
 PY

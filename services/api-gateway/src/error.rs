@@ -89,8 +89,8 @@ pub(crate) enum ProxyError {
         service: String,
         /// The instance's `host:port`.
         authority: String,
-        /// The client's error.
-        source: hyper_util::client::legacy::Error,
+        /// What failed.
+        source: crate::pool::UpstreamError,
     },
     /// The request was sent but the exchange failed (connection reset, malformed response).
     #[error("request to `{service}` at {authority} failed: {}", chain(.source))]
@@ -99,8 +99,8 @@ pub(crate) enum ProxyError {
         service: String,
         /// The instance's `host:port`.
         authority: String,
-        /// The client's error.
-        source: hyper_util::client::legacy::Error,
+        /// What failed.
+        source: crate::pool::UpstreamError,
     },
     /// No response head within the route's timeout.
     #[error("`{service}` at {authority} did not answer within {} ms", .after.as_millis())]

@@ -63,6 +63,7 @@ mod headers;
 mod limits;
 mod metrics;
 mod policy;
+mod pool;
 mod proxy;
 mod rate_limit;
 mod routes;

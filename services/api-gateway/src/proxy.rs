@@ -17,31 +17,25 @@ use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
+use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::uri::Scheme;
 use http::{StatusCode, Uri, Version};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::Error as ClientError;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use keel_authn::Principal;
 use keel_balancer::Pick;
 use keel_http::Problem;
 use keel_ratelimit::Decision;
-use thread_local::ThreadLocal;
 use tokio::time::error::Elapsed;
 use tracing::Instrument;
 
 use crate::client_address::{Origin, TrustedProxies};
-use crate::config::{GatewayConfig, RouteConfig, UpstreamConfig};
-use crate::connector::CountingConnector;
+use crate::config::{GatewayConfig, RouteConfig};
 use crate::edge::{self, EdgeAuth};
 use crate::error::ProxyError;
 use crate::headers;
 use crate::limits::{HeaderLimits, Limited, limit_body};
 use crate::metrics::{self, NO_SERVICE, UNMATCHED_ROUTE};
 use crate::policy::Access;
+use crate::pool::{PooledBody, UpstreamError, UpstreamPools};
 use crate::rate_limit::{RateClass, RateLimits};
 use crate::routes::{RouteTable, has_dot_segment};
 use crate::upgrade::ClientUpgrade;
@@ -114,61 +108,31 @@ impl Routing {
     }
 }
 
-/// The current routing, the edge authentication and the pooled upstream clients.
+/// The current routing, the edge authentication and the upstream connection pools.
 ///
 /// The routing sits behind an [`ArcSwap`]: a request takes the routing current when it arrives
 /// and keeps it to the end, and a reload swaps in a new one for the requests after it, so no
 /// connection or request in flight is disturbed.
 ///
-/// Each thread that serves requests has its own client and so its own pool of upstream
-/// connections: an upstream connection's task is spawned on the runtime of the request that opened
-/// it, and on the gateway's worker threads (`keel_http::HttpServer::with_worker_threads`) a request
-/// then only ever uses connections driven by its own thread, with no cross-thread hand-off.
+/// Each thread that serves requests has its own pool of upstream connections ([`UpstreamPools`]):
+/// on the gateway's worker threads (`keel_http::HttpServer::with_worker_threads`) a request only
+/// ever uses connections driven by its own thread, with no cross-thread hand-off.
+#[derive(Debug)]
 pub(crate) struct Proxy {
     routing: ArcSwap<Routing>,
-    clients: ThreadLocal<UpstreamClient>,
-    client_settings: UpstreamConfig,
+    pools: Arc<UpstreamPools>,
     auth: EdgeAuth,
-}
-
-/// The pooled HTTP/1.1 client requests go upstream with, its connections counted.
-type UpstreamClient = Client<CountingConnector, Body>;
-
-impl std::fmt::Debug for Proxy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Proxy")
-            .field("routing", &self.routing)
-            .field("client_settings", &self.client_settings)
-            .field("auth", &self.auth)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Proxy {
     /// A proxy over `table`, authenticating with `auth` and connecting to upstreams as `config`
-    /// says.
+    /// says (call within a Tokio runtime: the pools start their idle sweep).
     pub(crate) fn new(routing: Routing, auth: EdgeAuth, config: &GatewayConfig) -> Self {
         Self {
             routing: ArcSwap::from_pointee(routing),
-            clients: ThreadLocal::new(),
-            client_settings: config.upstream.clone(),
+            pools: UpstreamPools::start(&config.upstream),
             auth,
         }
-    }
-
-    /// The calling thread's upstream client, made on its first request.
-    fn client(&self) -> &UpstreamClient {
-        self.clients.get_or(|| {
-            let settings = &self.client_settings;
-            let mut connector = HttpConnector::new();
-            connector.set_connect_timeout(Some(settings.connect_timeout()));
-            connector.set_nodelay(true);
-            Client::builder(TokioExecutor::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(settings.pool_idle_timeout())
-                .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-                .build(CountingConnector::new(connector))
-        })
     }
 
     /// Serves the requests that arrive from now on with `routing`.
@@ -296,18 +260,22 @@ impl Proxy {
             upgrade.restore_request_headers(&mut parts.headers);
         }
         let strip = route.strip_prefix.then_some(matched);
-        parts.uri = upstream_uri(&parts.uri, authority, strip).map_err(|source| ProxyError::BadTarget {
+        let host = HeaderValue::from_str(authority).map_err(http::Error::from);
+        let target = host.and_then(|host| Ok((host, upstream_uri(&parts.uri, strip)?)));
+        let (host, uri) = target.map_err(|source| ProxyError::BadTarget {
             service: service.to_owned(),
             authority: authority.to_owned(),
             source,
         })?;
+        parts.uri = uri;
+        parts.headers.insert(header::HOST, host);
         parts.version = Version::HTTP_11;
         if let Some(principal) = principal {
             headers::add_identity(&mut parts.headers, principal);
         }
 
         let started = Instant::now();
-        let exchange = self.client().request(Request::from_parts(parts, body.body));
+        let exchange = self.pools.send(authority, Request::from_parts(parts, body.body));
         let sent = tokio::time::timeout(route.timeout, exchange)
             .instrument(span)
             .await;
@@ -321,7 +289,7 @@ impl Proxy {
 /// a refused connection a failure; other failures say nothing about the instance. A `101` to a
 /// request that asked to `upgrade` starts the tunnel between the two connections.
 fn settle(
-    sent: Result<Result<http::Response<Incoming>, ClientError>, Elapsed>,
+    sent: Result<Result<http::Response<PooledBody>, UpstreamError>, Elapsed>,
     pick: &Pick,
     route: &Route,
     tripped: Option<&Arc<AtomicBool>>,
@@ -392,9 +360,13 @@ fn fail(service: &str, error: &ProxyError) -> Response {
     error.problem().into_response()
 }
 
-/// `http://<authority><path>?<query>`, the path without its first `strip` bytes when given (`/`
-/// when nothing is left).
-fn upstream_uri(original: &Uri, authority: &str, strip: Option<usize>) -> Result<Uri, http::Error> {
+/// `<path>?<query>` (origin form, the instance goes in `Host`), the path without its first `strip`
+/// bytes when given (`/` when nothing is left).
+fn upstream_uri(original: &Uri, strip: Option<usize>) -> Result<Uri, http::Error> {
+    // An HTTP/1.1 request's target is already in origin form.
+    if strip.is_none() && original.scheme().is_none() && original.authority().is_none() {
+        return Ok(original.clone());
+    }
     let path = original.path();
     let path = match strip.and_then(|len| path.get(len..)) {
         Some("") => "/",
@@ -405,11 +377,7 @@ fn upstream_uri(original: &Uri, authority: &str, strip: Option<usize>) -> Result
         Some(query) => format!("{path}?{query}"),
         None => path.to_owned(),
     };
-    Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(authority)
-        .path_and_query(path_and_query)
-        .build()
+    Uri::builder().path_and_query(path_and_query).build()
 }
 
 #[cfg(test)]
@@ -419,16 +387,19 @@ mod tests {
     #[test]
     fn the_upstream_uri_keeps_the_query_and_strips_only_when_asked() -> Result<(), http::Error> {
         let original: Uri = "/api/v1/auth/login?next=%2Fhome".parse()?;
-        let kept = upstream_uri(&original, "127.0.0.1:8082", None)?;
-        assert_eq!(
-            kept.to_string(),
-            "http://127.0.0.1:8082/api/v1/auth/login?next=%2Fhome"
-        );
-        let stripped = upstream_uri(&original, "127.0.0.1:8082", Some("/api/v1/auth".len()))?;
-        assert_eq!(stripped.to_string(), "http://127.0.0.1:8082/login?next=%2Fhome");
+        let kept = upstream_uri(&original, None)?;
+        assert_eq!(kept.to_string(), "/api/v1/auth/login?next=%2Fhome");
+        let stripped = upstream_uri(&original, Some("/api/v1/auth".len()))?;
+        assert_eq!(stripped.to_string(), "/login?next=%2Fhome");
         let whole: Uri = "/api/v1/auth".parse()?;
-        let root = upstream_uri(&whole, "[::1]:8082", Some("/api/v1/auth".len()))?;
-        assert_eq!(root.to_string(), "http://[::1]:8082/");
+        let root = upstream_uri(&whole, Some("/api/v1/auth".len()))?;
+        assert_eq!(root.to_string(), "/");
+        // HTTP/2 requests carry the absolute form.
+        let absolute: Uri = "http://gateway.example/api/v1/users?limit=5".parse()?;
+        assert_eq!(
+            upstream_uri(&absolute, None)?.to_string(),
+            "/api/v1/users?limit=5"
+        );
         Ok(())
     }
 }
