@@ -13,10 +13,15 @@ use tokio::net::TcpListener;
 
 use crate::support::{TestGateway, Upstream, client, get_echo};
 
-/// The value of `name{upstream="127.0.0.1:<port>"}` in the exposition `text`, if present.
-fn per_upstream(text: &str, name: &str, port: u16) -> Option<String> {
+const CONNECTS: &str = "keel_gateway_upstream_connects_total";
+const OPEN: &str = "keel_gateway_upstream_connections";
+
+/// The value of `name{upstream="127.0.0.1:<port>"}` in the process's metrics, if present.
+fn per_upstream(name: &str, port: u16) -> Option<String> {
     let prefix = format!("{name}{{upstream=\"127.0.0.1:{port}\"}} ");
-    text.lines()
+    keel_telemetry::metrics::install()
+        .render()
+        .lines()
         .find_map(|line| line.strip_prefix(prefix.as_str()).map(str::to_owned))
 }
 
@@ -75,7 +80,7 @@ async fn an_upstream_that_closes_kept_alive_connections_fails_no_request() -> an
 #[tokio::test]
 async fn a_response_abandoned_mid_body_closes_its_connection_and_the_next_request_passes()
 -> anyhow::Result<()> {
-    let metrics = keel_telemetry::metrics::install();
+    keel_telemetry::metrics::install();
     let service = keel_testkit::unique_name("abandoned");
     let upstream = Upstream::start("abandoned-1").await?;
     let gateway = TestGateway::start(
@@ -99,11 +104,7 @@ async fn a_response_abandoned_mid_body_closes_its_connection_and_the_next_reques
         let echo = get_echo(&gateway.url("/api/v1/abandoned/after")).await?;
         assert_eq!(echo.path, "/api/v1/abandoned/after");
     }
-    let connects = per_upstream(
-        &metrics.render(),
-        "keel_gateway_upstream_connects_total",
-        upstream.port,
-    );
+    let connects = per_upstream(CONNECTS, upstream.port);
     assert_eq!(
         connects.as_deref(),
         Some("2"),
@@ -114,7 +115,7 @@ async fn a_response_abandoned_mid_body_closes_its_connection_and_the_next_reques
 
 #[tokio::test]
 async fn a_connection_idle_longer_than_the_pool_timeout_is_closed() -> anyhow::Result<()> {
-    let metrics = keel_telemetry::metrics::install();
+    keel_telemetry::metrics::install();
     let service = keel_testkit::unique_name("idle");
     let upstream = Upstream::start("idle-1").await?;
     let mut config = GatewayConfig::new(vec![RouteConfig::new("/api/v1/idle", &service)]);
@@ -123,13 +124,7 @@ async fn a_connection_idle_longer_than_the_pool_timeout_is_closed() -> anyhow::R
     gateway.add(&service, &upstream).await?;
 
     get_echo(&gateway.url("/api/v1/idle")).await?;
-    let open = || {
-        per_upstream(
-            &metrics.render(),
-            "keel_gateway_upstream_connections",
-            upstream.port,
-        )
-    };
+    let open = || per_upstream(OPEN, upstream.port);
     let mut closed = false;
     for _ in 0..100 {
         if open().as_deref() == Some("0") {
@@ -140,11 +135,7 @@ async fn a_connection_idle_longer_than_the_pool_timeout_is_closed() -> anyhow::R
     }
     assert!(closed, "the idle connection is still open: {:?}", open());
     get_echo(&gateway.url("/api/v1/idle")).await?;
-    let connects = per_upstream(
-        &metrics.render(),
-        "keel_gateway_upstream_connects_total",
-        upstream.port,
-    );
+    let connects = per_upstream(CONNECTS, upstream.port);
     assert_eq!(
         connects.as_deref(),
         Some("2"),
