@@ -14,8 +14,10 @@
 //! Rules:
 //! - a request is sent on an idle connection to the same `host:port` when one is ready, otherwise
 //!   on a new one (connect timeout `gateway.upstream.connect_timeout_ms`, `TCP_NODELAY`);
-//! - a connection the upstream closed while it sat idle is skipped; a request that could not be
-//!   written on it at all is sent again on another connection (it never reached the upstream);
+//! - a connection the upstream closed while it sat idle is skipped, and so is one still busy
+//!   sending the request body of an exchange whose response has already ended; a request that could
+//!   not be written on a connection at all is sent again on another (it never reached the
+//!   upstream);
 //! - a connection goes back to the pool only when its response ended cleanly; a response the
 //!   client abandoned mid-body closes its connection (hyper cannot reuse it);
 //! - at most `gateway.upstream.pool_max_idle_per_host` idle connections per instance and thread;
@@ -42,6 +44,10 @@ use tokio::net::TcpStream;
 
 use crate::config::UpstreamConfig;
 use crate::connector::CountedConnection;
+
+/// Longest a request waits for a pooled connection that is not ready at once before it lets that
+/// connection go and takes another.
+const READY_WAIT: Duration = Duration::from_millis(20);
 
 /// Why an upstream exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -118,8 +124,14 @@ impl UpstreamPools {
         mut request: Request<Body>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
         while let Some(mut sender) = self.checkout(authority) {
-            if sender.ready().await.is_err() {
-                continue; // closed while idle: the next one, or a new connection
+            if !sender.is_ready() {
+                // Usually a tick of its connection's task away; but a connection whose response
+                // ended while the request body was still streaming up stays busy until the body
+                // ends, which is the sender's business, not this request's.
+                match tokio::time::timeout(READY_WAIT, sender.ready()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => continue, // closed, or busy: the next one, or a new one
+                }
             }
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok(self.pooled(authority, sender, response)),

@@ -25,10 +25,19 @@ fn per_upstream(name: &str, port: u16) -> Option<String> {
         .find_map(|line| line.strip_prefix(prefix.as_str()).map(str::to_owned))
 }
 
-/// An HTTP/1.1 upstream that answers one request per connection with a keep-alive response (no
-/// `Connection: close`) and then closes the connection, as a server with a very short keep-alive
-/// timeout does. Counts the connections it accepted.
-async fn closing_upstream() -> anyhow::Result<(u16, Arc<AtomicUsize>)> {
+/// What a [`raw_upstream`] does with a connection after its first answer.
+#[derive(Clone, Copy)]
+enum AfterAnswer {
+    /// Close it, as a server with a very short keep-alive timeout does.
+    Close,
+    /// Keep it open and discard whatever else arrives (the rest of a request body it did not want).
+    Discard,
+}
+
+/// An HTTP/1.1 upstream that answers the first request of each connection as soon as its head
+/// has arrived, with a keep-alive `200 ok` (no `Connection: close`), then does `after`. Counts
+/// the connections it accepted.
+async fn raw_upstream(after: AfterAnswer) -> anyhow::Result<(u16, Arc<AtomicUsize>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -47,27 +56,38 @@ async fn closing_upstream() -> anyhow::Result<(u16, Arc<AtomicUsize>)> {
                 }
                 let answer = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok";
                 let _ = stream.write_all(answer.as_bytes()).await;
-                let _ = stream.shutdown().await;
+                match after {
+                    AfterAnswer::Close => {
+                        let _ = stream.shutdown().await;
+                    }
+                    AfterAnswer::Discard => while let Ok(1..) = stream.read(&mut buffer).await {},
+                }
             });
         }
     });
     Ok((port, accepted))
 }
 
-#[tokio::test]
-async fn an_upstream_that_closes_kept_alive_connections_fails_no_request() -> anyhow::Result<()> {
-    let (port, accepted) = closing_upstream().await?;
+/// A gateway routing `/api/v1/raw` to one instance at `port`.
+async fn raw_gateway(port: u16) -> anyhow::Result<TestGateway> {
     let gateway = TestGateway::start(
-        vec![RouteConfig::new("/api/v1/closing", "closing")],
+        vec![RouteConfig::new("/api/v1/raw", "raw")],
         StaticRegistry::new(),
     )
     .await?;
-    let instance = ServiceInstance::new("closing", "closing-1", "127.0.0.1")
+    let instance = ServiceInstance::new("raw", "raw-1", "127.0.0.1")
         .with_port(ServiceInstance::HTTP, port)
         .with_port(ServiceInstance::GRPC, 1);
     let _ = gateway.registry.register(instance).await?;
+    Ok(gateway)
+}
+
+#[tokio::test]
+async fn an_upstream_that_closes_kept_alive_connections_fails_no_request() -> anyhow::Result<()> {
+    let (port, accepted) = raw_upstream(AfterAnswer::Close).await?;
+    let gateway = raw_gateway(port).await?;
     for n in 0..5 {
-        let response = client().get(gateway.url("/api/v1/closing")).send().await?;
+        let response = client().get(gateway.url("/api/v1/raw")).send().await?;
         assert_eq!(response.status(), 200, "request {n}");
         assert_eq!(response.text().await?, "ok");
         // Time for the close to arrive, as it would between two real requests.
@@ -141,5 +161,51 @@ async fn a_connection_idle_longer_than_the_pool_timeout_is_closed() -> anyhow::R
         Some("2"),
         "a new connection after the idle one closed"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_connection_still_sending_an_answered_upload_does_not_hold_up_the_next_request()
+-> anyhow::Result<()> {
+    // The upstream answers as soon as a request's head has arrived and keeps the connection.
+    let (port, accepted) = raw_upstream(AfterAnswer::Discard).await?;
+    let gateway = raw_gateway(port).await?;
+
+    // An upload answered at once: one chunk, then the body stalls until the test releases it,
+    // after the next request. Its connection stays busy sending that body.
+    let release = Arc::new(tokio::sync::Notify::new());
+    let stalled = Arc::clone(&release);
+    let chunks = futures_util::stream::unfold(0, move |step| {
+        let stalled = Arc::clone(&stalled);
+        async move {
+            match step {
+                0 => Some((
+                    Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"first chunk")),
+                    1,
+                )),
+                1 => {
+                    stalled.notified().await;
+                    None
+                }
+                _ => None,
+            }
+        }
+    });
+    let upload = client()
+        .post(gateway.url("/api/v1/raw/upload"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send();
+    let patience = Duration::from_secs(10);
+    let answered = tokio::time::timeout(patience, upload).await??;
+    assert_eq!(answered.status(), 200);
+    answered.bytes().await?;
+
+    // The next request must not wait for that upload to end: it takes a connection of its own.
+    let next = client().get(gateway.url("/api/v1/raw/next")).send();
+    let next = tokio::time::timeout(patience, next).await;
+    release.notify_one();
+    let next = next.map_err(|_| anyhow::anyhow!("the next request waited for the stalled upload"))??;
+    assert_eq!(next.status(), 200);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
     Ok(())
 }
