@@ -11,6 +11,7 @@ use http::header;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::objects_only::ObjectsOnly;
 use crate::problem::{FieldError, Problem};
 
 /// JSON request body (extractor) or response body (responder).
@@ -44,10 +45,10 @@ where
     }
 }
 
-/// Parses `bytes` as `T`, mapping failures to problems with field paths. A body for a struct
-/// must be a JSON object (see [`ObjectBody`]).
+/// Parses `bytes` as `T`, mapping failures to problems with field paths. A struct, at any depth,
+/// must be a JSON object (see [`ObjectsOnly`]).
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    let deserializer = ObjectBody(&mut serde_json::Deserializer::from_slice(bytes));
+    let deserializer = ObjectsOnly(&mut serde_json::Deserializer::from_slice(bytes));
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let field = match error.path().to_string() {
             path if path == "." => String::new(),
@@ -71,82 +72,6 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             )),
         }
     })
-}
-
-/// The body's deserializer, except that a struct is read only from a JSON object.
-///
-/// Why: serde's derived structs also accept a JSON array, field by field in declaration order, so
-/// `[null, null]` would pass as a `PATCH` body with every field absent, and `["a@b.c", "pw"]` as a
-/// registration. No Keel body is positional, so a top-level array for a struct is the same
-/// `invalid_type` error as a string or a number. (Nested struct fields are not covered: no Keel
-/// request body nests a struct today.)
-struct ObjectBody<D>(D);
-
-impl<'de, D: serde::Deserializer<'de>> serde::Deserializer<'de> for ObjectBody<D> {
-    type Error = D::Error;
-
-    fn deserialize_struct<V: serde::de::Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_map(visitor)
-    }
-
-    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_any(visitor)
-    }
-
-    fn deserialize_option<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_option(visitor)
-    }
-
-    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
-        self,
-        name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_newtype_struct(name, visitor)
-    }
-
-    fn deserialize_enum<V: serde::de::Visitor<'de>>(
-        self,
-        name: &'static str,
-        variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_enum(name, variants, visitor)
-    }
-
-    fn deserialize_unit_struct<V: serde::de::Visitor<'de>>(
-        self,
-        name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_unit_struct(name, visitor)
-    }
-
-    fn deserialize_bytes<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_bytes(visitor)
-    }
-
-    fn deserialize_byte_buf<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_byte_buf(visitor)
-    }
-
-    fn deserialize_ignored_any<V: serde::de::Visitor<'de>>(
-        self,
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_ignored_any(visitor)
-    }
-
-    // serde_json reads these the same way through `deserialize_any`.
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string unit seq tuple
-        tuple_struct map identifier
-    }
 }
 
 /// A stable code for a serde data error message.
@@ -234,6 +159,13 @@ mod tests {
         assert_eq!(problem.errors[0].code, "required");
     }
 
+    #[derive(Debug, Deserialize, PartialEq)]
+    enum Shape {
+        Dot,
+        Circle(f64),
+        Square { side: u8 },
+    }
+
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
@@ -256,11 +188,39 @@ mod tests {
             );
         }
         assert!(parse::<Register>(br#"["a@b.c", {"age": 3}]"#).is_err());
+        // At any depth, with the field path.
+        let nested = parse::<Register>(br#"{"email": "a@b.c", "profile": [3]}"#)
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(nested.status, 422);
+        assert_eq!(nested.errors[0].field, "profile");
+        assert_eq!(nested.errors[0].code, "invalid_type");
+        let listed = parse::<Vec<Profile>>(br#"[{"age": 3}, [4]]"#)
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(listed.errors[0].field, "[1]");
+        let optional = parse::<Option<Profile>>(b"[5]").map(|_| ()).unwrap_err();
+        assert_eq!(optional.errors[0].code, "invalid_type");
+        let variant = parse::<Shape>(br#"{"Square": [2]}"#).map(|_| ()).unwrap_err();
+        assert_eq!(variant.errors[0].code, "invalid_type");
         let patch = parse::<Patch>(br#"{"name": "editor"}"#).unwrap_or_else(|p| panic!("{p:?}"));
         assert_eq!(patch.name.as_deref(), Some("editor"));
-        // Bodies that are not structs read as before.
+        // Everything that is not a struct reads as before.
         assert_eq!(parse::<Vec<u8>>(b"[1, 2]").unwrap_or_default(), vec![1, 2]);
         assert_eq!(parse::<Option<u8>>(b"null").unwrap_or(Some(0)), None);
+        assert_eq!(
+            parse::<(u8, String)>(br#"[1, "a"]"#).ok(),
+            Some((1, "a".to_owned()))
+        );
+        let register = parse::<Register>(br#"{"email": "a@b.c", "profile": {"age": 3}}"#);
+        assert_eq!(register.map(|r| r.profile.age).ok(), Some(3));
+        let shapes = parse::<Vec<Shape>>(br#"["Dot", {"Circle": 1.5}, {"Square": {"side": 2}}]"#);
+        assert_eq!(
+            shapes.ok(),
+            Some(vec![Shape::Dot, Shape::Circle(1.5), Shape::Square { side: 2 }])
+        );
+        let with_map = parse::<std::collections::BTreeMap<String, Profile>>(br#"{"x": {"age": 1}}"#);
+        assert_eq!(with_map.map(|m| m.len()).ok(), Some(1));
     }
 
     #[test]

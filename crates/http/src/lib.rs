@@ -14,6 +14,7 @@
 
 mod json;
 mod middleware;
+mod objects_only;
 mod openapi;
 mod ops;
 mod problem;
