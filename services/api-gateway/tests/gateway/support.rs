@@ -271,6 +271,18 @@ impl TestGateway {
         limiter: Option<Arc<dyn keel_ratelimit::RateLimiter>>,
         http: HttpConfig,
     ) -> anyhow::Result<Self> {
+        Self::start_on_threads(config, registry, limiter, http, 0).await
+    }
+
+    /// A gateway served as `api-gateway` and `platform` serve it: on `worker_threads` threads of
+    /// their own, each with a single-threaded runtime (0: on the test's runtime).
+    pub(crate) async fn start_on_threads(
+        config: GatewayConfig,
+        registry: StaticRegistry,
+        limiter: Option<Arc<dyn keel_ratelimit::RateLimiter>>,
+        http: HttpConfig,
+        worker_threads: usize,
+    ) -> anyhow::Result<Self> {
         let shared: Arc<dyn ServiceRegistry> = Arc::new(registry.clone());
         let key = SigningKey::generate("gateway-test");
         let authz = Arc::new(TestAuthz::default());
@@ -283,7 +295,8 @@ impl TestGateway {
         let app = Stack::new(http, bus).without_body_limit().apply(app);
         let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await?
-            .with_limits(limits);
+            .with_limits(limits)
+            .with_worker_threads(worker_threads);
         let address = server.local_addr();
         let stop = CancellationToken::new();
         tokio::spawn(server.serve(app, stop.clone(), Duration::from_secs(1)));

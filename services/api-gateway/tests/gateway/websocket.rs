@@ -2,7 +2,7 @@
 //! after the upstream's `101` the gateway tunnels the frames both ways.
 
 use futures_util::{SinkExt, StreamExt};
-use keel_gateway::{AuthPolicy, RouteConfig};
+use keel_gateway::{AuthPolicy, GatewayConfig, RouteConfig};
 use keel_registry::StaticRegistry;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -10,19 +10,28 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::doubles::valid_claims;
-use crate::support::{Echo, TestGateway, Upstream, raw_exchange};
+use crate::support::{Echo, TestGateway, Upstream, default_http, raw_exchange};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// One upstream behind a public route and a route that needs a token.
 async fn live_gateway() -> anyhow::Result<(TestGateway, Upstream)> {
+    live_gateway_on(0).await
+}
+
+/// [`live_gateway`], served on `worker_threads` threads of its own (0: the test's runtime).
+async fn live_gateway_on(worker_threads: usize) -> anyhow::Result<(TestGateway, Upstream)> {
     let upstream = Upstream::start("live-1").await?;
-    let gateway = TestGateway::start(
-        vec![
-            RouteConfig::new("/api/v1/live", "live").with_auth(AuthPolicy::Public),
-            RouteConfig::new("/api/v1/private", "live").with_auth(AuthPolicy::Required),
-        ],
+    let config = GatewayConfig::new(vec![
+        RouteConfig::new("/api/v1/live", "live").with_auth(AuthPolicy::Public),
+        RouteConfig::new("/api/v1/private", "live").with_auth(AuthPolicy::Required),
+    ]);
+    let gateway = TestGateway::start_on_threads(
+        config,
         StaticRegistry::new(),
+        None,
+        default_http(),
+        worker_threads,
     )
     .await?;
     gateway.add("live", &upstream).await?;
@@ -159,5 +168,30 @@ async fn many_sockets_stay_open_side_by_side() -> anyhow::Result<()> {
     // Plain requests still pass on the same gateway while the tunnels are open.
     let plain = crate::support::get_echo(&gateway.url("/api/v1/live/after")).await?;
     assert_eq!(plain.path, "/api/v1/live/after");
+    Ok(())
+}
+
+#[tokio::test]
+async fn sockets_tunnel_through_a_gateway_served_on_its_own_worker_threads() -> anyhow::Result<()> {
+    // As api-gateway and platform serve it: each connection, its upstream connection and its
+    // tunnel live on one of the gateway's single-threaded worker runtimes.
+    let (gateway, _upstream) = live_gateway_on(2).await?;
+    let mut sockets = Vec::new();
+    for _ in 0..4 {
+        let mut socket = open(&gateway, "/api/v1/live/ws", &[]).await?;
+        handshake_seen(&mut socket).await?;
+        sockets.push(socket);
+    }
+    for round in 0..10 {
+        for (n, socket) in sockets.iter_mut().enumerate() {
+            socket.send(Message::text(format!("{round}:{n}"))).await?;
+        }
+        for (n, socket) in sockets.iter_mut().enumerate() {
+            assert_eq!(next_message(socket).await?, Message::text(format!("{round}:{n}")));
+        }
+    }
+    for socket in &mut sockets {
+        socket.close(None).await?;
+    }
     Ok(())
 }
