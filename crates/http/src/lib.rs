@@ -17,6 +17,7 @@ mod middleware;
 mod objects_only;
 mod openapi;
 mod ops;
+mod path;
 mod problem;
 mod request_id;
 mod server;
@@ -28,6 +29,7 @@ pub use openapi::{
     problem_response,
 };
 pub use ops::ops_router;
+pub use path::Path;
 pub use problem::{FieldError, Problem};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
 pub use server::{ConnectionLimits, HttpError, HttpServer};

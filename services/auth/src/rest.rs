@@ -10,14 +10,14 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode, header};
 use keel_authn::{PermissionGuard, Principal, TokenVerifier, require_permission};
 use keel_clients::{ClientOrigin, TokenPair};
-use keel_http::{Json, Problem};
+use keel_http::{Json, Path, Problem};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -1,12 +1,12 @@
 //! Handlers of `/api/v1/roles…`.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use keel_authn::Principal;
 use keel_clients::{NewRole, PageRequest, Role, RoleChanges};
-use keel_http::{Json, Problem};
+use keel_http::{Json, Path, Problem};
 use serde::Deserialize;
 
 use super::{List, RestState, path_id};

@@ -1,11 +1,11 @@
 //! Handlers of `/api/v1/users/{id}/roles…`, `/api/v1/users/{id}/permissions` and
 //! `/api/v1/permissions`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use http::StatusCode;
 use keel_authn::Principal;
 use keel_clients::{Permission, Role, RoleSelector, ServiceError};
-use keel_http::{Json, Problem};
+use keel_http::{Json, Path, Problem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

@@ -408,6 +408,18 @@ async fn roles_are_not_assigned_to_users_identity_does_not_know(app: &TestApp) -
         .call(Method::GET, "/api/v1/roles/not-a-uuid", Some(&token), None)
         .await?;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, content_type, _) = app
+        .call(
+            Method::DELETE,
+            "/api/v1/roles/%FF/permissions/%C3%28",
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::NOT_FOUND, "application/problem+json")
+    );
     assert_eq!(app.count("user_roles").await?, 1, "only the admin's");
     Ok(())
 }

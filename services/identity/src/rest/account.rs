@@ -1,12 +1,12 @@
 //! Routes of an authenticated user: their own profile and password, and admin user management
 //! (`platform.user.read|update|delete`, or the user themself for reading and updating).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use http::StatusCode;
 use keel_authn::Principal;
 use keel_clients::{Page, PageRequest, User, UserChanges};
-use keel_http::{FieldError, Json, Problem};
+use keel_http::{FieldError, Json, Path, Problem};
 use secrecy::SecretString;
 use serde::Deserialize;
 use uuid::Uuid;

@@ -166,6 +166,11 @@ async fn admin_routes_need_their_permission_except_reading_and_updating_oneself(
         .send()
         .await
         .assert_problem(StatusCode::NOT_FOUND);
+    // A segment that does not even decode (not UTF-8) names nothing either: the same problem.
+    call(Method::GET, "/api/v1/users/%FF".into())
+        .send()
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
     app.finish().await;
 }
 
