@@ -58,11 +58,17 @@ impl std::fmt::Debug for CachedAuthzClient {
 }
 
 impl CachedAuthzClient {
-    /// A cache in front of `inner` trusting a user's permissions for `ttl` after they were fetched.
+    /// The longest `ttl` a cache keeps: callers validate `authz.cache_ttl_secs` against it, and a
+    /// longer one given to [`CachedAuthzClient::new`] is cut to it (an expiry instant must stay
+    /// representable; `u64::MAX` seconds "for ever" would overflow it).
+    pub const MAX_TTL: Duration = Duration::from_secs(86_400);
+
+    /// A cache in front of `inner` trusting a user's permissions for `ttl` (at most
+    /// [`CachedAuthzClient::MAX_TTL`]) after they were fetched.
     pub fn new(inner: Arc<dyn AuthzClient>, ttl: Duration) -> Self {
         Self {
             inner,
-            ttl,
+            ttl: ttl.min(Self::MAX_TTL),
             users: RwLock::new(HashMap::new()),
             epoch: AtomicU64::new(0),
         }

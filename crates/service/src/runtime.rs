@@ -55,6 +55,13 @@ impl SharedRuntime {
             .section::<u64>("authz.cache_ttl_secs")
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_PERMISSION_TTL);
+        if ttl > CachedAuthzClient::MAX_TTL {
+            return Err(RuntimeError::Config(format!(
+                "authz.cache_ttl_secs must be at most {}, not {}",
+                CachedAuthzClient::MAX_TTL.as_secs(),
+                ttl.as_secs()
+            )));
+        }
         let mut clients = ServiceClients::connect(kernel.registry().clone(), &config.kernel().grpc);
         let permissions = Arc::new(CachedAuthzClient::new(clients.authz.clone(), ttl));
         clients.authz = permissions.clone();

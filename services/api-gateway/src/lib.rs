@@ -228,12 +228,18 @@ pub async fn reload_on_hangup(
                 }
             }
         }
-        let reloaded = match keel_config::ConfigLoader::from_process().load() {
-            Ok(config) => match GatewayConfig::from_config(&config) {
+        // Reading the files blocks: off the runtime's workers.
+        let loaded = tokio::task::spawn_blocking(|| keel_config::ConfigLoader::from_process().load()).await;
+        let reloaded = match loaded {
+            Ok(Ok(config)) => match GatewayConfig::from_config(&config) {
                 Ok(routes) => gateway.reload(&routes).await,
                 Err(error) => Err(error),
             },
-            Err(error) => Err(GatewayError::Config(error)),
+            Ok(Err(error)) => Err(GatewayError::Config(error)),
+            Err(join) => {
+                tracing::error!(error = %join, "SIGHUP: reading the configuration failed");
+                continue;
+            }
         };
         if let Err(error) = reloaded {
             tracing::error!(%error, "SIGHUP: the gateway configuration was not reloaded; the routes stay as they were");

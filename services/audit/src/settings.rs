@@ -10,6 +10,9 @@ use crate::AuditError;
 /// The largest verification page: the verifier holds one page in memory at a time, so this bounds
 /// its memory.
 const MAX_VERIFY_PAGE: u64 = 10_000;
+/// The longest interval between background verifications: a year (an instant that far ahead is
+/// always representable; `u64::MAX` seconds is not).
+const MAX_VERIFY_INTERVAL_SECS: u64 = 365 * 86_400;
 
 /// Settings of the audit service (`audit` in `config/default.yaml`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -29,6 +32,12 @@ impl AuditSettings {
             return Err(AuditError::Settings(format!(
                 "audit.verify_page_size must be between 1 and {MAX_VERIFY_PAGE}, not {}",
                 settings.verify_page_size
+            )));
+        }
+        if settings.verify_interval_secs > MAX_VERIFY_INTERVAL_SECS {
+            return Err(AuditError::Settings(format!(
+                "audit.verify_interval_secs must be at most {MAX_VERIFY_INTERVAL_SECS} (a year; 0 turns verification off), not {}",
+                settings.verify_interval_secs
             )));
         }
         Ok(settings)

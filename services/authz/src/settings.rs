@@ -34,6 +34,13 @@ impl AuthzSettings {
     }
 
     fn validate(&self) -> Result<(), AuthzError> {
+        let max_ttl = keel_clients::CachedAuthzClient::MAX_TTL.as_secs();
+        if self.cache_ttl_secs > max_ttl {
+            return Err(AuthzError::Config(format!(
+                "authz.cache_ttl_secs must be at most {max_ttl}, not {}",
+                self.cache_ttl_secs
+            )));
+        }
         for (index, name) in self.default_roles.iter().enumerate() {
             RoleName::parse(name, &format!("authz.default_roles[{index}]"))
                 .map_err(|v| AuthzError::Config(format!("{}: {}", v.field, v.message)))?;
@@ -68,6 +75,23 @@ mod tests {
         };
         let error = settings.validate().unwrap_err().to_string();
         assert!(error.contains("authz.default_roles[1]"), "{error}");
+    }
+
+    #[test]
+    fn a_cache_ttl_beyond_a_day_is_refused_by_name() {
+        for ttl in [86_401, u64::MAX] {
+            let settings = AuthzSettings {
+                default_roles: vec!["user".to_owned()],
+                cache_ttl_secs: ttl,
+            };
+            let error = settings.validate().map(|()| "accepted").unwrap_err();
+            assert!(error.to_string().contains("authz.cache_ttl_secs"), "{error}");
+        }
+        let day = AuthzSettings {
+            default_roles: vec!["user".to_owned()],
+            cache_ttl_secs: 86_400,
+        };
+        assert!(day.validate().is_ok());
     }
 
     #[test]

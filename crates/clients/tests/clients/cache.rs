@@ -136,3 +136,16 @@ async fn a_cached_set_is_fetched_again_after_its_ttl() -> anyhow::Result<()> {
     assert_eq!(fake.knobs.calls("GetUserPermissions"), 2);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_ttl_meant_as_for_ever_is_cut_to_the_maximum_instead_of_overflowing() -> anyhow::Result<()> {
+    let (fake, client, _running) = start().await?;
+    client.register_permissions(vec![permission(READ)]).await?;
+    let cached = CachedAuthzClient::new(Arc::new(client), Duration::MAX);
+    // The first check caches the user's permissions until now + the TTL: with Duration::MAX that
+    // instant is not representable, and caching used to panic.
+    assert!(!cached.has_permission(Uuid::now_v7(), READ).await?);
+    assert_eq!(fake.knobs.calls("GetUserPermissions"), 1);
+    assert!(format!("{cached:?}").contains(&format!("{:?}", CachedAuthzClient::MAX_TTL)));
+    Ok(())
+}

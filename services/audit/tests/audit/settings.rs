@@ -24,6 +24,27 @@ async fn an_out_of_range_verify_page_size_stops_the_service_from_building() {
 }
 
 #[tokio::test]
+async fn a_verify_interval_beyond_a_year_stops_the_service_from_building() {
+    // u64::MAX seconds, meant as "rarely", would overflow the next run's instant.
+    for interval in ["31536001", "18446744073709551615"] {
+        let outcome = on_sqlite_with(
+            &[("KEEL_AUDIT__VERIFY_INTERVAL_SECS", interval)],
+            async |_: &TestAudit| Ok(()),
+        )
+        .await;
+        let error = outcome.expect_err(interval);
+        assert!(
+            matches!(error.downcast_ref::<AuditError>(), Some(AuditError::Settings(_))),
+            "{interval}: {error:#}"
+        );
+        assert!(
+            error.to_string().contains("audit.verify_interval_secs"),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn verification_in_pages_of_two_walks_the_whole_chain_and_finds_a_break_on_a_page_edge()
 -> anyhow::Result<()> {
     on_sqlite_with(
