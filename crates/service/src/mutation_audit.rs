@@ -7,9 +7,15 @@
 //! `DELETE` whose caller authenticated (the `Principal` extractor put the user into the request
 //! context) and whose work enqueued no audit record (the outbox marks the request when it does),
 //! it writes a generic record — action `<service>.request.completed`, the path as its target, the
-//! method, route template and status in its metadata — into the service's outbox, where the relay delivers it like any
-//! other. So a denied attempt (403), a rejected one (422) or a route a module forgot to audit
-//! still leaves a trace, and nothing is recorded twice.
+//! method, route template and status in its metadata — into the service's outbox, where the
+//! relay delivers it like any other. So a denied attempt (403), a rejected one (422) or a route a
+//! module forgot to audit still leaves a trace, and nothing is recorded twice.
+//!
+//! A server error (5xx) is recorded by the net even when the handler had queued its own record:
+//! the request is marked audited when the record is queued, not when its transaction commits, and
+//! a 5xx usually means that transaction rolled back and took the record with it. When it did
+//! commit after all (the failure came later), the attempt carries two records with different
+//! actions, which is better than none.
 //!
 //! The record is written after the response is produced, outside the handler's transaction: when
 //! the outbox write fails the request has already happened, so the failure is logged and counted
@@ -82,7 +88,7 @@ async fn audit_if_unaudited(
     let Some(actor) = actor else {
         return response;
     };
-    if context.is_audited() {
+    if !needs_net_record(context.is_audited(), response.status()) {
         return response;
     }
     let record = AuditRecord {
@@ -113,6 +119,12 @@ async fn audit_if_unaudited(
     response
 }
 
+/// Whether the net records a mutation that ended with `status`: when no handler queued a record,
+/// and after a server error whatever was queued (it most likely rolled back).
+fn needs_net_record(audited: bool, status: http::StatusCode) -> bool {
+    !audited || status.is_server_error()
+}
+
 /// Whether requests with `method` change something.
 fn is_mutation(method: &Method) -> bool {
     matches!(
@@ -124,6 +136,17 @@ fn is_mutation(method: &Method) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_handler_record_is_trusted_unless_the_request_failed_on_the_server() {
+        use http::StatusCode;
+        assert!(!needs_net_record(true, StatusCode::OK));
+        assert!(!needs_net_record(true, StatusCode::UNPROCESSABLE_ENTITY));
+        assert!(needs_net_record(true, StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(needs_net_record(true, StatusCode::SERVICE_UNAVAILABLE));
+        assert!(needs_net_record(false, StatusCode::OK));
+        assert!(needs_net_record(false, StatusCode::FORBIDDEN));
+    }
 
     #[test]
     fn only_changing_methods_are_mutations() {

@@ -12,6 +12,7 @@ on_both_backends!(
     admin_routes_need_their_permission_except_reading_and_updating_oneself,
     users_are_listed_oldest_first_in_cursor_pages,
     an_admin_deletes_a_user_after_ending_their_sessions,
+    a_change_whose_transaction_rolls_back_after_its_audit_record_still_leaves_a_trace,
 );
 
 async fn the_own_profile_needs_a_token_and_can_be_read_and_renamed(backend: Backend) {
@@ -227,6 +228,57 @@ async fn users_are_listed_oldest_first_in_cursor_pages(backend: Backend) {
     app.finish().await;
 }
 
+async fn a_change_whose_transaction_rolls_back_after_its_audit_record_still_leaves_a_trace(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let id = app.register("ada@example.com").await;
+    // The outbox now refuses events: a rename queues its audit record, then its event fails, and
+    // the transaction rolls back with the record in it.
+    let refuse_events = match backend {
+        Backend::Sqlite => vec![
+            "CREATE TRIGGER refuse_events BEFORE INSERT ON keel_outbox WHEN NEW.kind = 'event' \
+             BEGIN SELECT RAISE(ABORT, 'events refused by the test'); END",
+        ],
+        Backend::Postgres => vec![
+            "CREATE FUNCTION refuse_events() RETURNS trigger AS $$ BEGIN \
+             RAISE EXCEPTION 'events refused by the test'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_events BEFORE INSERT ON keel_outbox FOR EACH ROW \
+             WHEN (NEW.kind = 'event') EXECUTE FUNCTION refuse_events()",
+        ],
+    };
+    for sql in refuse_events {
+        app.execute(sql).await;
+    }
+    let renamed = app
+        .request(Method::PATCH, "/api/v1/users/me")
+        .bearer_of(id)
+        .json(&json!({"display_name": "Ada L."}))
+        .send()
+        .await;
+    renamed.assert_problem(StatusCode::INTERNAL_SERVER_ERROR);
+    let audit = app.audit_records().await;
+    assert!(
+        !audit.iter().any(|r| r["action"] == "identity.user.updated"),
+        "the rename's own record rolled back with it: {audit:?}"
+    );
+    let attempt = audit.last().expect("the failed attempt is audited");
+    assert_eq!(
+        (
+            attempt["action"].as_str(),
+            attempt["actor_id"].as_str(),
+            attempt["metadata"]["status"].as_u64()
+        ),
+        (
+            Some("identity.request.completed"),
+            Some(&*id.to_string()),
+            Some(500)
+        ),
+        "{audit:?}"
+    );
+    app.finish().await;
+}
+
 async fn an_admin_deletes_a_user_after_ending_their_sessions(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else {
         return;
@@ -249,6 +301,14 @@ async fn an_admin_deletes_a_user_after_ending_their_sessions(backend: Backend) {
         app.user_count().await,
         1,
         "nothing deleted while sessions could not be ended"
+    );
+    // The failed attempt still leaves its trace, by the audit net, with its status.
+    let audit = app.audit_records().await;
+    let attempt = audit.last().expect("the failed attempt is audited");
+    assert_eq!(
+        (attempt["action"].as_str(), attempt["metadata"]["status"].as_u64()),
+        (Some("identity.request.completed"), Some(503)),
+        "{audit:?}"
     );
     app.auth.fail(false);
 

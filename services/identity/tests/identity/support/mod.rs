@@ -179,6 +179,16 @@ impl TestApp {
             .expect("query")
     }
 
+    /// Runs `sql` (no result) on the service's store.
+    pub(crate) async fn execute(&self, sql: &str) {
+        let backend = self.store.backend();
+        self.store
+            .connection()
+            .execute_raw(Statement::from_string(backend, sql.to_owned()))
+            .await
+            .expect("execute");
+    }
+
     /// How many users are stored.
     pub(crate) async fn user_count(&self) -> i64 {
         let rows = self.rows("SELECT COUNT(*) AS n FROM users").await;
