@@ -31,6 +31,12 @@ pub trait Throttle: Send + Sync {
     async fn record_success(&self, key: &str) -> Result<(), RateLimitError>;
     /// How long the next attempt for `key` must still wait; zero if it may go ahead now.
     async fn delay(&self, key: &str) -> Result<Duration, RateLimitError>;
+    /// Lets an attempt for `key` go ahead if it need not wait, counting it as a failure at once
+    /// (a later [`Throttle::record_success`] forgets it), and answers zero; otherwise answers how
+    /// long it must still wait and counts nothing. Checking and counting are one atomic step, so
+    /// a burst of concurrent attempts cannot all pass a check made before any of them failed:
+    /// with `free_failures` of 5, exactly 6 of 100 simultaneous attempts go ahead.
+    async fn try_attempt(&self, key: &str) -> Result<Duration, RateLimitError>;
 }
 
 /// The delay schedule: none for the first `free_failures`, then `base_delay` doubling with each
@@ -145,6 +151,27 @@ impl Throttle for InMemoryThrottle {
         let now = micros(self.clock.as_ref());
         self.store.update(key, now, |_| (Write::Remove, ()));
         Ok(())
+    }
+
+    async fn try_attempt(&self, key: &str) -> Result<Duration, RateLimitError> {
+        let now = micros(self.clock.as_ref());
+        let forget_after = self.policy.forget_after_us();
+        let wait = self.store.update(key, now, |stored| {
+            if let Some(failures) = stored {
+                let elapsed = Duration::from_micros(now.saturating_sub(failures.last));
+                let remaining = self.policy.remaining(failures.count, elapsed);
+                if !remaining.is_zero() {
+                    return (Write::Keep, remaining);
+                }
+            }
+            let failures = Failures {
+                count: stored.map_or(0, |f| f.count).saturating_add(1),
+                last: now,
+                forget_at: now.saturating_add(forget_after),
+            };
+            (Write::Set(failures), Duration::ZERO)
+        });
+        Ok(wait)
     }
 
     async fn delay(&self, key: &str) -> Result<Duration, RateLimitError> {

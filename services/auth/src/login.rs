@@ -26,7 +26,9 @@ impl Engine {
         origin: &Origin,
     ) -> Result<TokenPair, AuthError> {
         let ip = origin.ip.as_deref();
-        let wait = self.throttle.wait(email, ip).await;
+        // Counts this attempt against the account before the password is checked (see
+        // `LoginThrottle::begin`): simultaneous guesses cannot all slip past the throttle.
+        let wait = self.throttle.begin(email, ip).await;
         if !wait.is_zero() {
             let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             self.record_throttled_login(email, retry_after_secs, origin)
@@ -44,12 +46,14 @@ impl Engine {
                 self.start_session(user.id, origin).await
             }
             CredentialsVerdict::Invalid => {
-                self.throttle.failed(email, ip).await;
+                self.throttle.failed(ip).await;
                 self.record_failed_login(email, None, "invalid_credentials", origin)
                     .await?;
                 Err(AuthError::InvalidCredentials)
             }
             CredentialsVerdict::EmailNotVerified(user) => {
+                // The password was right: not a guess.
+                self.throttle.succeeded(email).await;
                 self.record_failed_login(email, Some(user.id), "email_not_verified", origin)
                     .await?;
                 Err(AuthError::EmailNotVerified)

@@ -8,6 +8,13 @@
 //! who mistype once or twice are never slowed; the per-address schedule allows many more failures
 //! than the per-account one, because many users may share one address (NAT).
 //!
+//! The account's count is taken when an attempt begins, not when it has failed: checking the
+//! delay and counting the attempt are one atomic step of the store (`Throttle::try_attempt`), so
+//! a burst of simultaneous guesses for one account cannot all pass a check made before any of them
+//! failed (argon2 takes milliseconds). A successful login then forgets the count, and a correct
+//! password for an unverified address does too. The address's failures are still counted after
+//! the check failed, because a success there must not clear them.
+//!
 //! Keys are the SHA-256 of the lower-cased address (no e-mail addresses in Redis) and the client
 //! IP. The throttle's state lives where `ratelimit.backend` says: in memory, or in Redis so every
 //! auth replica counts the same failures. When Redis cannot be reached, logins go ahead
@@ -98,31 +105,32 @@ impl LoginThrottle {
         })
     }
 
-    /// How long a login for `email` from `ip` must still wait; zero when it may be checked now.
-    pub(crate) async fn wait(&self, email: &str, ip: Option<&str>) -> Duration {
+    /// Whether a login for `email` from `ip` may be checked now: zero when it may, and the
+    /// attempt then already counts against the account (until [`LoginThrottle::succeeded`]);
+    /// otherwise how long it must still wait, and nothing is counted.
+    pub(crate) async fn begin(&self, email: &str, ip: Option<&str>) -> Duration {
         let Some((account, by_ip)) = &self.throttles else {
             return Duration::ZERO;
         };
-        let account_wait = fail_open(account.delay(&account_key(email)).await);
         let ip_wait = match ip {
             Some(ip) => fail_open(by_ip.delay(ip).await),
             None => Duration::ZERO,
         };
-        account_wait.max(ip_wait)
+        if !ip_wait.is_zero() {
+            return ip_wait;
+        }
+        fail_open(account.try_attempt(&account_key(email)).await)
     }
 
-    /// Counts a failed login for `email` from `ip`.
-    pub(crate) async fn failed(&self, email: &str, ip: Option<&str>) {
-        let Some((account, by_ip)) = &self.throttles else {
-            return;
-        };
-        fail_open(account.record_failure(&account_key(email)).await);
-        if let Some(ip) = ip {
+    /// Counts a failed login from `ip` (the account's was counted when the attempt began).
+    pub(crate) async fn failed(&self, ip: Option<&str>) {
+        if let (Some((_, by_ip)), Some(ip)) = (&self.throttles, ip) {
             fail_open(by_ip.record_failure(ip).await);
         }
     }
 
-    /// Forgets the failures of `email` after a successful login. The address's failures stay:
+    /// Forgets the failures of `email` after a successful login (or a correct password for an
+    /// address not yet verified). The address's failures stay:
     /// one valid account must not clear an address that is guessing at others.
     pub(crate) async fn succeeded(&self, email: &str) {
         if let Some((account, _)) = &self.throttles {
@@ -165,50 +173,67 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn failures_past_the_free_ones_make_the_next_attempt_wait_and_success_resets() {
+    async fn attempts_past_the_free_ones_make_the_next_attempt_wait_and_success_resets() {
         let throttle = throttle(2, 100);
-        for _ in 0..2 {
-            throttle.failed("Ann@Example.com", Some("10.0.0.1")).await;
+        for email in ["Ann@Example.com", "ann@example.com ", "ann@example.com"] {
+            assert_eq!(throttle.begin(email, Some("10.0.0.1")).await, Duration::ZERO);
+            throttle.failed(Some("10.0.0.1")).await;
         }
         assert_eq!(
-            throttle.wait("ann@example.com", Some("10.0.0.1")).await,
-            Duration::ZERO
-        );
-        throttle.failed("ann@example.com ", Some("10.0.0.1")).await;
-        assert_eq!(
-            throttle.wait("ANN@example.com", Some("10.0.0.2")).await,
+            throttle.begin("ANN@example.com", Some("10.0.0.2")).await,
             Duration::from_secs(1),
             "the account is throttled whatever the address"
         );
         assert_eq!(
-            throttle.wait("bob@example.com", Some("10.0.0.1")).await,
+            throttle.begin("bob@example.com", Some("10.0.0.1")).await,
             Duration::ZERO
         );
         tokio::time::advance(Duration::from_millis(1_500)).await;
-        assert_eq!(throttle.wait("ann@example.com", None).await, Duration::ZERO);
-        throttle.failed("ann@example.com", None).await;
+        assert_eq!(throttle.begin("ann@example.com", None).await, Duration::ZERO);
         assert_eq!(
-            throttle.wait("ann@example.com", None).await,
+            throttle.begin("ann@example.com", None).await,
             Duration::from_secs(2)
         );
         throttle.succeeded("ann@example.com").await;
-        assert_eq!(throttle.wait("ann@example.com", None).await, Duration::ZERO);
+        assert_eq!(throttle.begin("ann@example.com", None).await, Duration::ZERO);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_simultaneous_guesses_for_one_account_gets_only_the_free_ones_and_one_more() {
+        let throttle = Arc::new(throttle(5, 1_000));
+        let guesses: Vec<_> = (0..50)
+            .map(|n| {
+                let throttle = Arc::clone(&throttle);
+                tokio::spawn(async move {
+                    throttle
+                        .begin("ann@example.com", Some(&format!("10.0.{}.{}", n / 200, n % 200)))
+                        .await
+                })
+            })
+            .collect();
+        let mut checked = 0;
+        for guess in guesses {
+            if guess.await.expect("the task ran").is_zero() {
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 6, "five free attempts and the first one past them");
     }
 
     #[tokio::test(start_paused = true)]
     async fn one_address_guessing_many_accounts_is_throttled_by_address() {
         let throttle = throttle(100, 3);
         for n in 0..4 {
-            throttle
-                .failed(&format!("user{n}@example.com"), Some("10.9.9.9"))
-                .await;
+            let email = format!("user{n}@example.com");
+            assert_eq!(throttle.begin(&email, Some("10.9.9.9")).await, Duration::ZERO);
+            throttle.failed(Some("10.9.9.9")).await;
         }
         assert_eq!(
-            throttle.wait("someone-else@example.com", Some("10.9.9.9")).await,
+            throttle.begin("someone-else@example.com", Some("10.9.9.9")).await,
             Duration::from_secs(1)
         );
         assert_eq!(
-            throttle.wait("someone-else@example.com", Some("10.0.0.1")).await,
+            throttle.begin("someone-else@example.com", Some("10.0.0.1")).await,
             Duration::ZERO
         );
     }
@@ -221,12 +246,12 @@ mod tests {
         };
         let throttle = LoginThrottle::new(&settings, &RateLimitSettings::default()).expect("throttle");
         for _ in 0..50 {
-            throttle.failed("ann@example.com", Some("10.0.0.1")).await;
+            assert_eq!(
+                throttle.begin("ann@example.com", Some("10.0.0.1")).await,
+                Duration::ZERO
+            );
+            throttle.failed(Some("10.0.0.1")).await;
         }
-        assert_eq!(
-            throttle.wait("ann@example.com", Some("10.0.0.1")).await,
-            Duration::ZERO
-        );
     }
 
     #[test]

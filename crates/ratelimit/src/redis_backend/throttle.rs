@@ -14,6 +14,8 @@ use crate::{BackoffPolicy, RateLimitError, Throttle};
 const FAILURE_SCRIPT: &str = include_str!("throttle_failure.lua");
 /// Reads the failure count and the time since the last failure (see the script).
 const STATE_SCRIPT: &str = include_str!("throttle_state.lua");
+/// Counts an attempt unless the key must still wait, in one step (see the script).
+const ATTEMPT_SCRIPT: &str = include_str!("throttle_attempt.lua");
 
 /// A [`Throttle`] in Redis. Redis stores the failure count and the time of the last failure
 /// (Redis's clock); the delay is computed here from the [`BackoffPolicy`].
@@ -22,6 +24,7 @@ pub struct RedisThrottle {
     connection: ConnectionManager,
     failure: Arc<Script>,
     state: Arc<Script>,
+    attempt: Arc<Script>,
     policy: BackoffPolicy,
     options: RedisOptions,
 }
@@ -49,6 +52,7 @@ impl RedisThrottle {
             connection,
             failure: Arc::new(Script::new(FAILURE_SCRIPT)),
             state: Arc::new(Script::new(STATE_SCRIPT)),
+            attempt: Arc::new(Script::new(ATTEMPT_SCRIPT)),
             policy,
             options,
         }
@@ -74,6 +78,21 @@ impl Throttle for RedisThrottle {
         let key = self.options.key(key);
         let _removed: i64 = bounded(self.options.timeout, connection.del(&key)).await?;
         Ok(())
+    }
+
+    async fn try_attempt(&self, key: &str) -> Result<Duration, RateLimitError> {
+        let mut connection = self.connection.clone();
+        let micros = |duration: Duration| u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        let forget_after_ms = self.policy.forget_after.as_millis().max(1);
+        let mut invocation = self.attempt.prepare_invoke();
+        invocation
+            .key(self.options.key(key))
+            .arg(self.policy.free_failures)
+            .arg(micros(self.policy.base_delay))
+            .arg(micros(self.policy.max_delay))
+            .arg(u64::try_from(forget_after_ms).unwrap_or(u64::MAX));
+        let wait_us: i64 = bounded(self.options.timeout, invocation.invoke_async(&mut connection)).await?;
+        Ok(Duration::from_micros(non_negative(wait_us)))
     }
 
     async fn delay(&self, key: &str) -> Result<Duration, RateLimitError> {

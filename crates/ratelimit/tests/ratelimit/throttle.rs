@@ -122,3 +122,90 @@ async fn a_redis_throttle_that_cannot_reach_redis_gives_unavailable_without_hang
         .expect("returns");
     assert!(matches!(delay, Err(RateLimitError::Unavailable(_))));
 }
+
+/// Runs 100 attempts on `key` at once and returns how many were let through.
+async fn burst_of_attempts(throttle: std::sync::Arc<dyn Throttle>, key: &str) -> usize {
+    let attempts = (0..100).map(|_| {
+        let throttle = std::sync::Arc::clone(&throttle);
+        let key = key.to_owned();
+        tokio::spawn(async move { throttle.try_attempt(&key).await.expect("the attempt is checked") })
+    });
+    let mut passed = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        if attempt.await.expect("the task ran").is_zero() {
+            passed += 1;
+        }
+    }
+    passed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_a_burst_of_attempts_lets_through_only_the_free_ones_and_one_more() {
+    let throttle: std::sync::Arc<dyn Throttle> = std::sync::Arc::new(InMemoryThrottle::new(
+        BackoffPolicy::default(),
+        InMemoryOptions::default(),
+    ));
+    // Three free failures, then the fourth attempt goes ahead and the fifth must wait 1 s.
+    assert_eq!(
+        burst_of_attempts(std::sync::Arc::clone(&throttle), "account:a").await,
+        4
+    );
+    let wait = throttle.try_attempt("account:a").await.unwrap();
+    assert!(
+        wait > Duration::ZERO && wait <= Duration::from_secs(1),
+        "{wait:?}"
+    );
+    // A success forgets the attempts counted in advance.
+    throttle.record_success("account:a").await.unwrap();
+    assert_eq!(throttle.try_attempt("account:a").await.unwrap(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_memory_an_attempt_counts_like_a_failure_and_waits_like_delay() {
+    let throttle = InMemoryThrottle::new(BackoffPolicy::default(), InMemoryOptions::default());
+    for _ in 0..4 {
+        assert_eq!(throttle.try_attempt("ip:a").await.unwrap(), Duration::ZERO);
+    }
+    assert_eq!(throttle.delay("ip:a").await.unwrap(), Duration::from_secs(1));
+    assert_eq!(
+        throttle.try_attempt("ip:a").await.unwrap(),
+        Duration::from_secs(1)
+    );
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(throttle.try_attempt("ip:a").await.unwrap(), Duration::ZERO);
+    assert_eq!(throttle.delay("ip:a").await.unwrap(), Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_burst_of_attempts_lets_through_only_the_free_ones_and_one_more() {
+    let Some(url) = keel_testkit::server_url("REDIS_URL") else {
+        return;
+    };
+    let options = RedisOptions {
+        key_prefix: format!("{}:", keel_testkit::unique_name("attempts")),
+        timeout: Duration::from_secs(2),
+    };
+    let policy = BackoffPolicy {
+        forget_after: Duration::from_secs(60),
+        ..BackoffPolicy::default()
+    };
+    let throttle: std::sync::Arc<dyn Throttle> =
+        std::sync::Arc::new(RedisThrottle::open(&url, policy, options.clone()).unwrap());
+    assert_eq!(
+        burst_of_attempts(std::sync::Arc::clone(&throttle), "account:a").await,
+        4
+    );
+    let replica = RedisThrottle::open(&url, policy, options).unwrap();
+    let wait = replica.try_attempt("account:a").await.unwrap();
+    assert!(
+        wait > Duration::from_millis(500) && wait <= Duration::from_secs(1),
+        "another replica must wait too: {wait:?}"
+    );
+    assert_eq!(
+        replica.delay("account:a").await.unwrap().as_secs_f64().ceil(),
+        1.0
+    );
+    throttle.record_success("account:a").await.unwrap();
+    assert_eq!(replica.try_attempt("account:a").await.unwrap(), Duration::ZERO);
+    throttle.record_success("account:a").await.unwrap();
+}
