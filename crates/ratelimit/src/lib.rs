@@ -45,7 +45,7 @@ pub use memory::{InMemoryOptions, InMemoryRateLimiter};
 pub use quota::Quota;
 pub use redis_backend::{RedisOptions, RedisRateLimiter, RedisThrottle};
 pub use settings::{Backend, BackoffSettings, RateLimitSettings};
-pub use throttle::{BackoffPolicy, InMemoryThrottle, Throttle};
+pub use throttle::{Attempt, BackoffPolicy, InMemoryThrottle, Throttle};
 
 /// Decides whether a key may make one more request under a quota, and counts it if so.
 ///

@@ -31,12 +31,38 @@ pub trait Throttle: Send + Sync {
     async fn record_success(&self, key: &str) -> Result<(), RateLimitError>;
     /// How long the next attempt for `key` must still wait; zero if it may go ahead now.
     async fn delay(&self, key: &str) -> Result<Duration, RateLimitError>;
-    /// Lets an attempt for `key` go ahead if it need not wait, counting it as a failure at once
-    /// (a later [`Throttle::record_success`] forgets it), and answers zero; otherwise answers how
-    /// long it must still wait and counts nothing. Checking and counting are one atomic step, so
-    /// a burst of concurrent attempts cannot all pass a check made before any of them failed:
-    /// with `free_failures` of 5, exactly 6 of 100 simultaneous attempts go ahead.
-    async fn try_attempt(&self, key: &str) -> Result<Duration, RateLimitError>;
+    /// Decides an attempt for `key` in one atomic step (see [`Attempt`]): a key with no failures
+    /// goes ahead uncounted ([`Attempt::Clear`]: nothing slows users who get it right, however
+    /// many log in at once); a key with failures whose delay has passed goes ahead *counted as a
+    /// failure already* ([`Attempt::Counted`]; a success forgets it), so once a key has failed,
+    /// a burst of concurrent attempts cannot all pass a check made before any of them failed;
+    /// otherwise it must wait ([`Attempt::Wait`]) and nothing is counted.
+    async fn try_attempt(&self, key: &str) -> Result<Attempt, RateLimitError>;
+}
+
+/// What [`Throttle::try_attempt`] decided about one attempt. The default, [`Attempt::Clear`], is
+/// what a caller that fails open goes on with when the store cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Attempt {
+    /// The key has no failures: go ahead; nothing was counted, so count a failure with
+    /// [`Throttle::record_failure`] if the attempt fails.
+    #[default]
+    Clear,
+    /// The key has failures and its delay has passed: go ahead; the attempt already counts as a
+    /// failure ([`Throttle::record_success`] forgets it if it succeeds).
+    Counted,
+    /// The key must still wait this long; nothing was counted.
+    Wait(Duration),
+}
+
+impl Attempt {
+    /// How long the attempt must wait: zero when it may go ahead.
+    pub fn wait(self) -> Duration {
+        match self {
+            Self::Wait(wait) => wait,
+            Self::Clear | Self::Counted => Duration::ZERO,
+        }
+    }
 }
 
 /// The delay schedule: none for the first `free_failures`, then `base_delay` doubling with each
@@ -153,25 +179,26 @@ impl Throttle for InMemoryThrottle {
         Ok(())
     }
 
-    async fn try_attempt(&self, key: &str) -> Result<Duration, RateLimitError> {
+    async fn try_attempt(&self, key: &str) -> Result<Attempt, RateLimitError> {
         let now = micros(self.clock.as_ref());
         let forget_after = self.policy.forget_after_us();
-        let wait = self.store.update(key, now, |stored| {
-            if let Some(failures) = stored {
-                let elapsed = Duration::from_micros(now.saturating_sub(failures.last));
-                let remaining = self.policy.remaining(failures.count, elapsed);
-                if !remaining.is_zero() {
-                    return (Write::Keep, remaining);
-                }
+        let attempt = self.store.update(key, now, |stored| {
+            let Some(failures) = stored.filter(|f| f.count > 0) else {
+                return (Write::Keep, Attempt::Clear);
+            };
+            let elapsed = Duration::from_micros(now.saturating_sub(failures.last));
+            let remaining = self.policy.remaining(failures.count, elapsed);
+            if !remaining.is_zero() {
+                return (Write::Keep, Attempt::Wait(remaining));
             }
-            let failures = Failures {
-                count: stored.map_or(0, |f| f.count).saturating_add(1),
+            let counted = Failures {
+                count: failures.count.saturating_add(1),
                 last: now,
                 forget_at: now.saturating_add(forget_after),
             };
-            (Write::Set(failures), Duration::ZERO)
+            (Write::Set(counted), Attempt::Counted)
         });
-        Ok(wait)
+        Ok(attempt)
     }
 
     async fn delay(&self, key: &str) -> Result<Duration, RateLimitError> {

@@ -26,9 +26,10 @@ impl Engine {
         origin: &Origin,
     ) -> Result<TokenPair, AuthError> {
         let ip = origin.ip.as_deref();
-        // Counts this attempt against the account before the password is checked (see
-        // `LoginThrottle::begin`): simultaneous guesses cannot all slip past the throttle.
-        let wait = self.throttle.begin(email, ip).await;
+        // Once the account has failed, this attempt is counted before the password is checked
+        // (see `LoginThrottle::begin`): simultaneous guesses cannot all slip past the throttle.
+        let attempt = self.throttle.begin(email, ip).await;
+        let wait = attempt.wait();
         if !wait.is_zero() {
             let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             self.record_throttled_login(email, retry_after_secs, origin)
@@ -46,7 +47,7 @@ impl Engine {
                 self.start_session(user.id, origin).await
             }
             CredentialsVerdict::Invalid => {
-                self.throttle.failed(ip).await;
+                self.throttle.failed(email, attempt, ip).await;
                 self.record_failed_login(email, None, "invalid_credentials", origin)
                     .await?;
                 Err(AuthError::InvalidCredentials)

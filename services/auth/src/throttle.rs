@@ -8,12 +8,14 @@
 //! who mistype once or twice are never slowed; the per-address schedule allows many more failures
 //! than the per-account one, because many users may share one address (NAT).
 //!
-//! The account's count is taken when an attempt begins, not when it has failed: checking the
-//! delay and counting the attempt are one atomic step of the store (`Throttle::try_attempt`), so
-//! a burst of simultaneous guesses for one account cannot all pass a check made before any of them
-//! failed (argon2 takes milliseconds). A successful login then forgets the count, and a correct
-//! password for an unverified address does too. The address's failures are still counted after
-//! the check failed, because a success there must not clear them.
+//! Once an account has failed, the count of each further attempt is taken when it begins, not
+//! when it has failed: checking the delay and counting the attempt are one atomic step of the
+//! store (`Throttle::try_attempt`), so a burst of simultaneous guesses cannot all pass a check
+//! made before any of them failed (argon2 takes milliseconds). An account with no failure is not
+//! counted in advance, so users who get their password right are never slowed, however many log
+//! in at once. A successful login forgets the count, and a correct password for an unverified
+//! address does too. The address's failures are counted after a failure, because a success there
+//! must not clear them.
 //!
 //! Keys are the SHA-256 of the lower-cased address (no e-mail addresses in Redis) and the client
 //! IP. The throttle's state lives where `ratelimit.backend` says: in memory, or in Redis so every
@@ -24,7 +26,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_ratelimit::{BackoffSettings, RateLimitError, RateLimitSettings, Throttle};
+use keel_ratelimit::{Attempt, BackoffSettings, RateLimitError, RateLimitSettings, Throttle};
 use serde::Deserialize;
 
 use crate::AuthError;
@@ -105,26 +107,33 @@ impl LoginThrottle {
         })
     }
 
-    /// Whether a login for `email` from `ip` may be checked now: zero when it may, and the
-    /// attempt then already counts against the account (until [`LoginThrottle::succeeded`]);
-    /// otherwise how long it must still wait, and nothing is counted.
-    pub(crate) async fn begin(&self, email: &str, ip: Option<&str>) -> Duration {
+    /// Whether a login for `email` from `ip` may be checked now ([`Attempt::wait`] is zero), and
+    /// whether the attempt already counts against the account ([`Attempt::Counted`], until
+    /// [`LoginThrottle::succeeded`]); otherwise how long it must still wait.
+    pub(crate) async fn begin(&self, email: &str, ip: Option<&str>) -> Attempt {
         let Some((account, by_ip)) = &self.throttles else {
-            return Duration::ZERO;
+            return Attempt::Clear;
         };
         let ip_wait = match ip {
             Some(ip) => fail_open(by_ip.delay(ip).await),
             None => Duration::ZERO,
         };
         if !ip_wait.is_zero() {
-            return ip_wait;
+            return Attempt::Wait(ip_wait);
         }
         fail_open(account.try_attempt(&account_key(email)).await)
     }
 
-    /// Counts a failed login from `ip` (the account's was counted when the attempt began).
-    pub(crate) async fn failed(&self, ip: Option<&str>) {
-        if let (Some((_, by_ip)), Some(ip)) = (&self.throttles, ip) {
+    /// Counts a failed login for `email` from `ip`; `attempt` is what [`LoginThrottle::begin`]
+    /// answered (a counted attempt is not counted twice).
+    pub(crate) async fn failed(&self, email: &str, attempt: Attempt, ip: Option<&str>) {
+        let Some((account, by_ip)) = &self.throttles else {
+            return;
+        };
+        if attempt != Attempt::Counted {
+            fail_open(account.record_failure(&account_key(email)).await);
+        }
+        if let Some(ip) = ip {
             fail_open(by_ip.record_failure(ip).await);
         }
     }
@@ -172,52 +181,69 @@ mod tests {
         LoginThrottle::new(&settings, &RateLimitSettings::default()).expect("throttle")
     }
 
+    /// A failed login for `email` from `ip`: its attempt, then its failure.
+    async fn fail(throttle: &LoginThrottle, email: &str, ip: Option<&str>) -> Duration {
+        let attempt = throttle.begin(email, ip).await;
+        if attempt.wait().is_zero() {
+            throttle.failed(email, attempt, ip).await;
+        }
+        attempt.wait()
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn attempts_past_the_free_ones_make_the_next_attempt_wait_and_success_resets() {
+    async fn failures_past_the_free_ones_make_the_next_attempt_wait_and_success_resets() {
         let throttle = throttle(2, 100);
         for email in ["Ann@Example.com", "ann@example.com ", "ann@example.com"] {
-            assert_eq!(throttle.begin(email, Some("10.0.0.1")).await, Duration::ZERO);
-            throttle.failed(Some("10.0.0.1")).await;
+            assert_eq!(fail(&throttle, email, Some("10.0.0.1")).await, Duration::ZERO);
         }
         assert_eq!(
             throttle.begin("ANN@example.com", Some("10.0.0.2")).await,
-            Duration::from_secs(1),
+            Attempt::Wait(Duration::from_secs(1)),
             "the account is throttled whatever the address"
         );
         assert_eq!(
             throttle.begin("bob@example.com", Some("10.0.0.1")).await,
-            Duration::ZERO
+            Attempt::Clear
         );
         tokio::time::advance(Duration::from_millis(1_500)).await;
-        assert_eq!(throttle.begin("ann@example.com", None).await, Duration::ZERO);
+        assert_eq!(fail(&throttle, "ann@example.com", None).await, Duration::ZERO);
         assert_eq!(
             throttle.begin("ann@example.com", None).await,
-            Duration::from_secs(2)
+            Attempt::Wait(Duration::from_secs(2))
         );
         throttle.succeeded("ann@example.com").await;
-        assert_eq!(throttle.begin("ann@example.com", None).await, Duration::ZERO);
+        assert_eq!(throttle.begin("ann@example.com", None).await, Attempt::Clear);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_burst_of_simultaneous_guesses_for_one_account_gets_only_the_free_ones_and_one_more() {
-        let throttle = Arc::new(throttle(5, 1_000));
+    /// Begins 50 logins for Ann at once, from 50 addresses; returns how many may be checked.
+    async fn burst(throttle: &Arc<LoginThrottle>) -> usize {
         let guesses: Vec<_> = (0..50)
             .map(|n| {
-                let throttle = Arc::clone(&throttle);
+                let throttle = Arc::clone(throttle);
                 tokio::spawn(async move {
                     throttle
-                        .begin("ann@example.com", Some(&format!("10.0.{}.{}", n / 200, n % 200)))
+                        .begin("ann@example.com", Some(&format!("10.0.0.{n}")))
                         .await
                 })
             })
             .collect();
         let mut checked = 0;
         for guess in guesses {
-            if guess.await.expect("the task ran").is_zero() {
+            if guess.await.expect("the task ran").wait().is_zero() {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 6, "five free attempts and the first one past them");
+        checked
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_failure_a_burst_of_simultaneous_guesses_gets_only_the_free_ones() {
+        let throttle = Arc::new(throttle(5, 1_000));
+        // Right passwords at once: nothing counted, nobody slowed.
+        assert_eq!(burst(&throttle).await, 50);
+        // One wrong password: then of 50 simultaneous guesses only the other free ones are checked.
+        fail(&throttle, "ann@example.com", Some("10.1.1.1")).await;
+        assert_eq!(burst(&throttle).await, 5);
     }
 
     #[tokio::test(start_paused = true)]
@@ -225,16 +251,15 @@ mod tests {
         let throttle = throttle(100, 3);
         for n in 0..4 {
             let email = format!("user{n}@example.com");
-            assert_eq!(throttle.begin(&email, Some("10.9.9.9")).await, Duration::ZERO);
-            throttle.failed(Some("10.9.9.9")).await;
+            assert_eq!(fail(&throttle, &email, Some("10.9.9.9")).await, Duration::ZERO);
         }
         assert_eq!(
             throttle.begin("someone-else@example.com", Some("10.9.9.9")).await,
-            Duration::from_secs(1)
+            Attempt::Wait(Duration::from_secs(1))
         );
         assert_eq!(
             throttle.begin("someone-else@example.com", Some("10.0.0.1")).await,
-            Duration::ZERO
+            Attempt::Clear
         );
     }
 
@@ -247,10 +272,9 @@ mod tests {
         let throttle = LoginThrottle::new(&settings, &RateLimitSettings::default()).expect("throttle");
         for _ in 0..50 {
             assert_eq!(
-                throttle.begin("ann@example.com", Some("10.0.0.1")).await,
+                fail(&throttle, "ann@example.com", Some("10.0.0.1")).await,
                 Duration::ZERO
             );
-            throttle.failed(Some("10.0.0.1")).await;
         }
     }
 

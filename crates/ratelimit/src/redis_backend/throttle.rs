@@ -8,7 +8,7 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use super::{RedisOptions, bounded, lazy_connection, non_negative};
-use crate::{BackoffPolicy, RateLimitError, Throttle};
+use crate::{Attempt, BackoffPolicy, RateLimitError, Throttle};
 
 /// Counts one failure (see the script).
 const FAILURE_SCRIPT: &str = include_str!("throttle_failure.lua");
@@ -80,7 +80,7 @@ impl Throttle for RedisThrottle {
         Ok(())
     }
 
-    async fn try_attempt(&self, key: &str) -> Result<Duration, RateLimitError> {
+    async fn try_attempt(&self, key: &str) -> Result<Attempt, RateLimitError> {
         let mut connection = self.connection.clone();
         let micros = |duration: Duration| u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         let forget_after_ms = self.policy.forget_after.as_millis().max(1);
@@ -91,8 +91,12 @@ impl Throttle for RedisThrottle {
             .arg(micros(self.policy.base_delay))
             .arg(micros(self.policy.max_delay))
             .arg(u64::try_from(forget_after_ms).unwrap_or(u64::MAX));
-        let wait_us: i64 = bounded(self.options.timeout, invocation.invoke_async(&mut connection)).await?;
-        Ok(Duration::from_micros(non_negative(wait_us)))
+        let answer: i64 = bounded(self.options.timeout, invocation.invoke_async(&mut connection)).await?;
+        Ok(match answer {
+            ..0 => Attempt::Clear,
+            0 => Attempt::Counted,
+            wait_us => Attempt::Wait(Duration::from_micros(non_negative(wait_us))),
+        })
     }
 
     async fn delay(&self, key: &str) -> Result<Duration, RateLimitError> {

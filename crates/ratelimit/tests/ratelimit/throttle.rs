@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use keel_ratelimit::{
-    BackoffPolicy, InMemoryOptions, InMemoryThrottle, RateLimitError, RedisOptions, RedisThrottle, Throttle,
+    Attempt, BackoffPolicy, InMemoryOptions, InMemoryThrottle, RateLimitError, RedisOptions, RedisThrottle,
+    Throttle,
 };
 
 const NO_HANG: Duration = Duration::from_secs(10);
@@ -132,7 +133,7 @@ async fn burst_of_attempts(throttle: std::sync::Arc<dyn Throttle>, key: &str) ->
     });
     let mut passed = 0;
     for attempt in attempts.collect::<Vec<_>>() {
-        if attempt.await.expect("the task ran").is_zero() {
+        if attempt.await.expect("the task ran").wait().is_zero() {
             passed += 1;
         }
     }
@@ -140,44 +141,54 @@ async fn burst_of_attempts(throttle: std::sync::Arc<dyn Throttle>, key: &str) ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_memory_a_burst_of_attempts_lets_through_only_the_free_ones_and_one_more() {
+async fn in_memory_once_a_key_has_failed_a_burst_of_attempts_gets_only_the_free_ones() {
     let throttle: std::sync::Arc<dyn Throttle> = std::sync::Arc::new(InMemoryThrottle::new(
         BackoffPolicy::default(),
         InMemoryOptions::default(),
     ));
-    // Three free failures, then the fourth attempt goes ahead and the fifth must wait 1 s.
+    // No failure yet: nothing is counted and nothing waits, however many go at once.
     assert_eq!(
         burst_of_attempts(std::sync::Arc::clone(&throttle), "account:a").await,
-        4
+        100
     );
-    let wait = throttle.try_attempt("account:a").await.unwrap();
+    assert_eq!(throttle.delay("account:a").await.unwrap(), Duration::ZERO);
+    // One failure: of 100 simultaneous attempts only the rest of the free ones go ahead (three
+    // free failures: this one and two more, plus the first past them), each counted at once.
+    throttle.record_failure("account:a").await.unwrap();
+    assert_eq!(
+        burst_of_attempts(std::sync::Arc::clone(&throttle), "account:a").await,
+        3
+    );
+    let next = throttle.try_attempt("account:a").await.unwrap();
     assert!(
-        wait > Duration::ZERO && wait <= Duration::from_secs(1),
-        "{wait:?}"
+        matches!(next, Attempt::Wait(wait) if wait > Duration::ZERO && wait <= Duration::from_secs(1)),
+        "{next:?}"
     );
     // A success forgets the attempts counted in advance.
     throttle.record_success("account:a").await.unwrap();
-    assert_eq!(throttle.try_attempt("account:a").await.unwrap(), Duration::ZERO);
+    assert_eq!(throttle.try_attempt("account:a").await.unwrap(), Attempt::Clear);
 }
 
 #[tokio::test(start_paused = true)]
-async fn in_memory_an_attempt_counts_like_a_failure_and_waits_like_delay() {
+async fn in_memory_a_counted_attempt_counts_like_a_failure_and_waits_like_delay() {
     let throttle = InMemoryThrottle::new(BackoffPolicy::default(), InMemoryOptions::default());
-    for _ in 0..4 {
-        assert_eq!(throttle.try_attempt("ip:a").await.unwrap(), Duration::ZERO);
+    assert_eq!(throttle.try_attempt("ip:a").await.unwrap(), Attempt::Clear);
+    throttle.record_failure("ip:a").await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(throttle.try_attempt("ip:a").await.unwrap(), Attempt::Counted);
     }
     assert_eq!(throttle.delay("ip:a").await.unwrap(), Duration::from_secs(1));
     assert_eq!(
         throttle.try_attempt("ip:a").await.unwrap(),
-        Duration::from_secs(1)
+        Attempt::Wait(Duration::from_secs(1))
     );
     tokio::time::advance(Duration::from_secs(1)).await;
-    assert_eq!(throttle.try_attempt("ip:a").await.unwrap(), Duration::ZERO);
+    assert_eq!(throttle.try_attempt("ip:a").await.unwrap(), Attempt::Counted);
     assert_eq!(throttle.delay("ip:a").await.unwrap(), Duration::from_secs(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_a_burst_of_attempts_lets_through_only_the_free_ones_and_one_more() {
+async fn redis_once_a_key_has_failed_a_burst_of_attempts_gets_only_the_free_ones() {
     let Some(url) = keel_testkit::server_url("REDIS_URL") else {
         return;
     };
@@ -193,19 +204,19 @@ async fn redis_a_burst_of_attempts_lets_through_only_the_free_ones_and_one_more(
         std::sync::Arc::new(RedisThrottle::open(&url, policy, options.clone()).unwrap());
     assert_eq!(
         burst_of_attempts(std::sync::Arc::clone(&throttle), "account:a").await,
-        4
+        100
+    );
+    throttle.record_failure("account:a").await.unwrap();
+    assert_eq!(
+        burst_of_attempts(std::sync::Arc::clone(&throttle), "account:a").await,
+        3
     );
     let replica = RedisThrottle::open(&url, policy, options).unwrap();
-    let wait = replica.try_attempt("account:a").await.unwrap();
+    let next = replica.try_attempt("account:a").await.unwrap();
     assert!(
-        wait > Duration::from_millis(500) && wait <= Duration::from_secs(1),
-        "another replica must wait too: {wait:?}"
-    );
-    assert_eq!(
-        replica.delay("account:a").await.unwrap().as_secs_f64().ceil(),
-        1.0
+        matches!(next, Attempt::Wait(wait) if wait > Duration::from_millis(500) && wait <= Duration::from_secs(1)),
+        "another replica must wait too: {next:?}"
     );
     throttle.record_success("account:a").await.unwrap();
-    assert_eq!(replica.try_attempt("account:a").await.unwrap(), Duration::ZERO);
-    throttle.record_success("account:a").await.unwrap();
+    assert_eq!(replica.try_attempt("account:a").await.unwrap(), Attempt::Clear);
 }

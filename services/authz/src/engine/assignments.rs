@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use keel_clients::{FieldViolation, Origin, Role, RoleSelector};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait as _, QueryFilter, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait as _, QueryFilter, QuerySelect as _, Set,
+};
 use uuid::Uuid;
 
 use super::changes::{self, Change};
@@ -92,6 +94,16 @@ impl Authz {
     ) -> Result<(), AuthzError> {
         let tx = self.begin().await?;
         let row = existing_role(&tx, role_id).await?;
+        if row.name == ADMIN_ROLE {
+            // Revocations of the admin role take its row's lock first (PostgreSQL: `SELECT … FOR
+            // UPDATE`; SQLite runs one transaction at a time anyway), so they run one after the
+            // other and the count below sees every earlier one committed: two administrators
+            // removing each other at once cannot leave none.
+            role::Entity::find_by_id(role_id)
+                .lock_exclusive()
+                .one(&tx)
+                .await?;
+        }
         let removed = user_role::Entity::delete_many()
             .filter(user_role::Column::UserId.eq(user_id))
             .filter(user_role::Column::RoleId.eq(role_id))
@@ -100,7 +112,7 @@ impl Authz {
         if removed.rows_affected == 0 {
             return Ok(());
         }
-        // Inside the transaction, so two admins cannot demote each other at once.
+        // Under the role's lock taken above.
         if row.name == ADMIN_ROLE {
             let admins_left = user_role::Entity::find()
                 .filter(user_role::Column::RoleId.eq(role_id))

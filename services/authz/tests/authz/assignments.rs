@@ -13,6 +13,7 @@ on_both_stores!(
     revoking_a_role_takes_its_permissions_away_at_once,
     a_malformed_permission_check_is_a_validation_error,
     the_last_administrator_cannot_lose_the_admin_role,
+    two_administrators_removing_each_other_at_once_leave_one,
 );
 
 async fn role(app: &TestApp, name: &str, permissions: &[&str]) -> anyhow::Result<Uuid> {
@@ -139,6 +140,52 @@ async fn a_malformed_permission_check_is_a_validation_error(app: &TestApp) -> an
     assert!(
         matches!(&error, ServiceError::InvalidArgument { violations, .. } if violations[0].field == "permission")
     );
+    Ok(())
+}
+
+async fn two_administrators_removing_each_other_at_once_leave_one(app: &TestApp) -> anyhow::Result<()> {
+    let client = app.client();
+    let first = app.admin().await?;
+    let admin_role = client
+        .user_roles(first)
+        .await?
+        .into_iter()
+        .find(|role| role.name == "admin")
+        .expect("admin role")
+        .id;
+    for round in 0..10 {
+        let second = app.new_user();
+        client
+            .assign_roles(second, ids(&[admin_role]), &Origin::default())
+            .await?;
+        let holders = [first, second];
+        // Both revocations at once, each of a different row: only the role's lock orders them.
+        let origin = Origin::default();
+        let (a, b) = tokio::join!(
+            client.revoke_role(holders[0], admin_role, &origin),
+            client.revoke_role(holders[1], admin_role, &origin),
+        );
+        let remaining = [
+            client.has_permission(first, "platform.role.manage").await?,
+            client.has_permission(second, "platform.role.manage").await?,
+        ];
+        assert_eq!(
+            remaining.iter().filter(|held| **held).count(),
+            1,
+            "round {round}: exactly one administrator is left ({a:?}, {b:?})"
+        );
+        assert!(
+            a.is_ok() != b.is_ok(),
+            "round {round}: one revocation refused ({a:?}, {b:?})"
+        );
+        if !remaining[0] {
+            // Keep `first` the administrator of the next round.
+            client
+                .assign_roles(first, ids(&[admin_role]), &Origin::default())
+                .await?;
+            client.revoke_role(second, admin_role, &Origin::default()).await?;
+        }
+    }
     Ok(())
 }
 
