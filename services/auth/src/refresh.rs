@@ -69,7 +69,7 @@ impl Engine {
         }
         if !claimed {
             match self.classify(&token, now) {
-                Reuse::GraceRetry { successor } if claim(&txn, &successor, &next.hash, now).await? => {
+                Reuse::GraceRetry { successor } if retire(&txn, &successor, now).await? => {
                     // The rotated token now points at the newest successor, so a second retry
                     // within the window finds an unused successor again.
                     refresh_token::Entity::update_many()
@@ -164,6 +164,19 @@ impl Engine {
         self.commit(txn).await?;
         Err(AuthError::RefreshTokenReused)
     }
+}
+
+/// Marks the token `hash` used, with no successor, if it is still unused; whether it was. A grace
+/// retry retires the successor its first exchange issued this way: a token used but replaced by
+/// nothing is never taken for a retry (`classify`), so presenting it later is a replay.
+async fn retire(txn: &DatabaseTransaction, hash: &str, now: DateTime<Utc>) -> Result<bool, AuthError> {
+    let result = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::UsedAt, Expr::value(Some(now)))
+        .filter(refresh_token::Column::Hash.eq(hash))
+        .filter(refresh_token::Column::UsedAt.is_null())
+        .exec(txn)
+        .await?;
+    Ok(result.rows_affected == 1)
 }
 
 /// Marks the token `hash` used and replaced by `successor` if it is still unused; whether it was.

@@ -9,6 +9,7 @@ on_both_stores!(
     refresh_rotates_into_a_new_pair_of_the_same_session,
     a_reused_refresh_token_ends_its_session_and_is_audited,
     a_retry_within_the_grace_window_gets_a_fresh_pair_of_the_same_session,
+    the_successor_a_grace_retry_retired_is_a_replay_even_within_the_window,
     two_concurrent_uses_of_one_token_give_one_success_and_one_reuse,
 );
 
@@ -86,6 +87,37 @@ async fn a_retry_within_the_grace_window_gets_a_fresh_pair_of_the_same_session(
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(app.refresh(&next.refresh).await?.status, StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+async fn the_successor_a_grace_retry_retired_is_a_replay_even_within_the_window(
+    store: &Store,
+) -> anyhow::Result<()> {
+    let app = TestApp::spawn(store, &[("KEEL_AUTH__REFRESH_REUSE_GRACE_SECS", "30")]).await?;
+    app.peers.identity.add("ada@example.com", "pw", true);
+    let first = app.login_ok("ada@example.com", "pw").await?;
+    // The client never saw this answer (an attacker who captured it did)...
+    let intercepted = tokens(app.refresh(&first.refresh).await?)?;
+    // ...so the client retries with its old token, within the window, and gets a new pair.
+    let retried = tokens(app.refresh(&first.refresh).await?)?;
+
+    // The intercepted token was retired by that retry: using it is a replay at once, which ends
+    // the session (the client's new pair with it), not a retry that would rotate the client out.
+    assert_eq!(
+        app.refresh(&intercepted.refresh).await?.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        app.audit_actions()
+            .await?
+            .iter()
+            .any(|a| a == "auth.refresh.reuse_detected")
+    );
+    assert_eq!(
+        app.refresh(&retried.refresh).await?.status,
+        StatusCode::UNAUTHORIZED,
+        "the session is over"
+    );
     Ok(())
 }
 
