@@ -25,6 +25,20 @@ async fn role(app: &TestApp, name: &str, permissions: &[&str]) -> anyhow::Result
     Ok(app.client().create_role(new, &Origin::default()).await?.id)
 }
 
+/// The seeded administrator and the id of the admin role.
+async fn admin_and_role(app: &TestApp) -> anyhow::Result<(Uuid, Uuid)> {
+    let admin = app.admin().await?;
+    let role = app
+        .client()
+        .user_roles(admin)
+        .await?
+        .into_iter()
+        .find(|role| role.name == "admin")
+        .expect("admin role")
+        .id;
+    Ok((admin, role))
+}
+
 fn ids(ids: &[Uuid]) -> RoleSelector {
     RoleSelector {
         ids: ids.to_vec(),
@@ -145,14 +159,7 @@ async fn a_malformed_permission_check_is_a_validation_error(app: &TestApp) -> an
 
 async fn two_administrators_removing_each_other_at_once_leave_one(app: &TestApp) -> anyhow::Result<()> {
     let client = app.client();
-    let first = app.admin().await?;
-    let admin_role = client
-        .user_roles(first)
-        .await?
-        .into_iter()
-        .find(|role| role.name == "admin")
-        .expect("admin role")
-        .id;
+    let (first, admin_role) = admin_and_role(app).await?;
     for round in 0..10 {
         let second = app.new_user();
         client
@@ -191,14 +198,7 @@ async fn two_administrators_removing_each_other_at_once_leave_one(app: &TestApp)
 
 async fn the_last_administrator_cannot_lose_the_admin_role(app: &TestApp) -> anyhow::Result<()> {
     let client = app.client();
-    let first = app.admin().await?;
-    let admin_role = client
-        .user_roles(first)
-        .await?
-        .into_iter()
-        .find(|role| role.name == "admin")
-        .expect("admin role")
-        .id;
+    let (first, admin_role) = admin_and_role(app).await?;
     let refused = client.revoke_role(first, admin_role, &Origin::default()).await;
     assert!(
         matches!(refused, Err(ServiceError::FailedPrecondition(_))),
