@@ -62,9 +62,18 @@ impl Engine {
             .one(&txn)
             .await?
             .ok_or(AuthError::InvalidRefreshToken)?;
-        // An ended or expired session, or an expired token: refused, nothing changes (the claim
-        // above is rolled back with the transaction).
-        if family.revoked_at.is_some() || family.expires_at <= now || token.expires_at <= now {
+        // An ended or expired session: refused, nothing changes (the claim above is rolled back
+        // with the transaction).
+        if family.revoked_at.is_some() || family.expires_at <= now {
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        if token.expires_at <= now {
+            // A token that was rotated and comes back after its own lifetime, while its session
+            // lives on, is still a replay (a client only ever holds its newest token); an expired
+            // token never used is just refused.
+            if !claimed && token.used_at.is_some() {
+                return self.on_replay(txn, &family, origin, now).await;
+            }
             return Err(AuthError::InvalidRefreshToken);
         }
         if !claimed {

@@ -172,6 +172,36 @@ async fn an_expired_refresh_token_is_refused_without_ending_anything_else() -> a
 }
 
 #[tokio::test]
+async fn a_rotated_token_replayed_after_its_own_expiry_still_ends_its_live_session() -> anyhow::Result<()> {
+    let store = Store::sqlite()?;
+    let app = TestApp::spawn(&store, &[]).await?;
+    app.peers.identity.add("ada@example.com", "pw", true);
+    let first = app.login_ok("ada@example.com", "pw").await?;
+    // Six days on the client rotates: the session lives on, the first token is used.
+    app.peers.clock.advance(chrono::Duration::days(6));
+    let second = tokens(app.refresh(&first.refresh).await?)?;
+    // Two days later someone presents the first token, past its own seven days.
+    app.peers.clock.advance(chrono::Duration::days(2));
+    assert_eq!(
+        app.refresh(&first.refresh).await?.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        app.audit_actions()
+            .await?
+            .iter()
+            .any(|a| a == "auth.refresh.reuse_detected"),
+        "a used token coming back is a theft signal, expired or not"
+    );
+    assert_eq!(
+        app.refresh(&second.refresh).await?.status,
+        StatusCode::UNAUTHORIZED,
+        "the session it belonged to is over"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_unknown_refresh_token_is_401() -> anyhow::Result<()> {
     let store = Store::sqlite()?;
     let app = TestApp::spawn(&store, &[]).await?;
