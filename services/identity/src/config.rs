@@ -51,6 +51,22 @@ pub struct IdentitySettings {
     /// account exists); more answer 429. Counted where `ratelimit.backend` says.
     #[serde(default = "default_reset_requests_per_address")]
     pub reset_requests_per_address: keel_ratelimit::Quota,
+    /// Growing delays after wrong current passwords on `PUT /api/v1/users/me/password`, per user:
+    /// a stolen session must not turn into unlimited guesses at the password (and from there the
+    /// account). Counted where `ratelimit.backend` says.
+    #[serde(default = "default_password_change_throttle")]
+    pub password_change_throttle: keel_ratelimit::BackoffSettings,
+}
+
+/// Five wrong current passwords free, then 1 s doubling to 60 s, forgotten after 15 minutes: the
+/// login throttle's per-account schedule.
+fn default_password_change_throttle() -> keel_ratelimit::BackoffSettings {
+    keel_ratelimit::BackoffSettings {
+        free_failures: 5,
+        base_delay_ms: 1_000,
+        max_delay_ms: 60_000,
+        forget_after_secs: 900,
+    }
 }
 
 /// Three reset e-mails an hour per address: enough for a user who lost one, too few to flood a
@@ -93,6 +109,12 @@ impl IdentitySettings {
         }
         if self.outbox_dir.as_os_str().is_empty() {
             return Err(invalid("outbox_dir", "must name a directory"));
+        }
+        if let Err(error) = self
+            .password_change_throttle
+            .policy("identity.password_change_throttle")
+        {
+            return Err(invalid("password_change_throttle", &error.to_string()));
         }
         if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
             return Err(invalid(
@@ -138,6 +160,7 @@ mod tests {
                 parallelism: 1,
             },
             reset_requests_per_address: default_reset_requests_per_address(),
+            password_change_throttle: default_password_change_throttle(),
         }
     }
 
@@ -159,5 +182,11 @@ mod tests {
         let mut bad = settings();
         bad.mail_from = "not an address".to_owned();
         assert_eq!(bad.validate().expect_err("from").key, "mail_from");
+        let mut bad = settings();
+        bad.password_change_throttle.base_delay_ms = 0;
+        assert_eq!(
+            bad.validate().expect_err("throttle").key,
+            "password_change_throttle"
+        );
     }
 }

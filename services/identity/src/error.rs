@@ -53,6 +53,12 @@ pub enum IdentityError {
     /// The store could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] keel_db::DbError),
+    /// Too many wrong current passwords on a password change lately.
+    #[error("too many wrong current passwords; retry in {retry_after_secs} s")]
+    TooManyPasswordAttempts {
+        /// Seconds until the next attempt is checked.
+        retry_after_secs: u64,
+    },
     /// Too many reset requests for this address lately.
     #[error("too many password reset requests; retry in {retry_after_secs} s")]
     TooManyResetRequests {
@@ -112,6 +118,10 @@ impl From<IdentityError> for ServiceError {
             IdentityError::TooManyResetRequests { retry_after_secs } => ServiceError::RateLimited {
                 message: "too many password reset requests for this address; wait before asking again"
                     .to_owned(),
+                retry_after_secs: Some(retry_after_secs),
+            },
+            IdentityError::TooManyPasswordAttempts { retry_after_secs } => ServiceError::RateLimited {
+                message: "too many wrong current passwords; wait before trying again".to_owned(),
                 retry_after_secs: Some(retry_after_secs),
             },
             IdentityError::WrongPassword => {

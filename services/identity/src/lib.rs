@@ -146,6 +146,13 @@ impl IdentityService {
         let reset_limiter = ratelimit
             .limiter("identity-reset")
             .map_err(|e| IdentityError::Config(e.to_string()))?;
+        let password_change_policy = settings
+            .password_change_throttle
+            .policy("identity.password_change_throttle")
+            .map_err(|e| IdentityError::Config(e.to_string()))?;
+        let password_change_throttle = ratelimit
+            .throttle("identity-password-change", password_change_policy)
+            .map_err(|e| IdentityError::Config(e.to_string()))?;
         let identity = Arc::new(Identity {
             db: database.connection().clone(),
             settings,
@@ -155,6 +162,7 @@ impl IdentityService {
             auth: deps.clients.auth.clone(),
             waker: relay.waker(),
             reset_limiter,
+            password_change_throttle,
             tasks: TaskTracker::new(),
         });
         let rest = rest::RestState {

@@ -80,9 +80,33 @@ impl Identity {
         let email = Email::parse(&account.email).ok();
         let new =
             Password::parse(new, email.as_ref()).map_err(|p| IdentityError::field("new_password", p))?;
+        // Growing delays after wrong current passwords, per user, checked (and once the user has
+        // failed, counted) before any hash is spent: a stolen session must not become unlimited
+        // guesses at the password. A throttle store that cannot answer lets the attempt through.
+        let throttle_key = user_id.to_string();
+        let attempt = match self.password_change_throttle.try_attempt(&throttle_key).await {
+            Ok(attempt) => attempt,
+            Err(error) => {
+                tracing::warn!(%error, "password change throttle unavailable; the attempt is not throttled");
+                keel_ratelimit::Attempt::Clear
+            }
+        };
+        let wait = attempt.wait();
+        if !wait.is_zero() {
+            let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Err(IdentityError::TooManyPasswordAttempts { retry_after_secs });
+        }
         let verified = self.hasher.verify(current, Some(&account.password_hash)).await?;
         if !verified.matches {
+            if attempt != keel_ratelimit::Attempt::Counted
+                && let Err(error) = self.password_change_throttle.record_failure(&throttle_key).await
+            {
+                tracing::warn!(%error, "could not count a wrong current password");
+            }
             return Err(IdentityError::WrongPassword);
+        }
+        if let Err(error) = self.password_change_throttle.record_success(&throttle_key).await {
+            tracing::warn!(%error, "could not clear the password change throttle");
         }
         let new_hash = self.hasher.hash(new.secret()).await?;
         self.revoke_sessions(user_id, origin).await?;

@@ -59,6 +59,8 @@ pub(crate) struct Identity {
     pub(crate) waker: RelayWaker,
     /// Counts password-reset requests per address.
     pub(crate) reset_limiter: Arc<dyn keel_ratelimit::RateLimiter>,
+    /// Wrong current passwords on a password change, per user (`identity.password_change_throttle`).
+    pub(crate) password_change_throttle: Arc<dyn keel_ratelimit::Throttle>,
     /// Work finished after the answer (reset e-mails); waited for on shutdown.
     pub(crate) tasks: TaskTracker,
 }

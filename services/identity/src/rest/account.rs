@@ -118,6 +118,7 @@ pub(crate) async fn update_me(
         (status = 404, description = "The caller's user no longer exists", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The password was changed meanwhile; try again", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A `new_password` the policy refuses, or wrong or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong current passwords lately (`identity.password_change_throttle`); `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The user's sessions could not be ended, so nothing changed; or tokens cannot be checked", body = Problem, content_type = "application/problem+json"),
         keel_http::JsonBodyErrors,
         keel_http::Unauthenticated,

@@ -9,6 +9,7 @@ use crate::support::{Backend, GOOD_PASSWORD, TestApp, on_both_backends};
 on_both_backends!(
     the_own_profile_needs_a_token_and_can_be_read_and_renamed,
     changing_the_password_needs_the_current_one_and_ends_the_sessions,
+    guessing_the_current_password_is_throttled_per_user,
     admin_routes_need_their_permission_except_reading_and_updating_oneself,
     users_are_listed_oldest_first_in_cursor_pages,
     an_admin_deletes_a_user_after_ending_their_sessions,
@@ -108,6 +109,36 @@ async fn changing_the_password_needs_the_current_one_and_ends_the_sessions(backe
         audit.last().expect("audit")["action"],
         "identity.password.changed"
     );
+    app.finish().await;
+}
+
+async fn guessing_the_current_password_is_throttled_per_user(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let thief = app.register("victim@example.com").await;
+    let other = app.register("bystander@example.com").await;
+    let guess = |user: uuid::Uuid, n: usize| {
+        app.request(Method::PUT, "/api/v1/users/me/password")
+            .bearer_of(user)
+            .json(&json!({"current_password": format!("guess number {n}"), "new_password": "quartz-lantern-88-meadow"}))
+    };
+    // Five wrong guesses are free and the sixth is checked too (the shipped schedule)...
+    for n in 0..6 {
+        guess(thief, n).send().await.assert_problem(StatusCode::FORBIDDEN);
+    }
+    // ...then the next must wait, before any hash is spent on it.
+    let throttled = guess(thief, 6).send().await;
+    throttled.assert_problem(StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = throttled
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    // Another user is not affected.
+    guess(other, 0).send().await.assert_problem(StatusCode::FORBIDDEN);
     app.finish().await;
 }
 
