@@ -27,12 +27,16 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Self(value)),
-            Err(PathRejection::FailedToDeserializePathParams(error)) => {
+            // axum reports a handler whose parameters do not fit its route (their number, or an
+            // unsupported type) inside the same variant, with status 500: a programming error.
+            Err(PathRejection::FailedToDeserializePathParams(error))
+                if error.status() != http::StatusCode::INTERNAL_SERVER_ERROR =>
+            {
                 tracing::debug!(error = %error.body_text(), "undecodable path parameter");
                 Err(Problem::not_found("no resource has this path"))
             }
             Err(rejection) => {
-                tracing::error!(error = %rejection.body_text(), "path parameters missing from the route");
+                tracing::error!(error = %rejection.body_text(), "the route's path parameters do not fit the handler");
                 Err(Problem::internal())
             }
         }
@@ -54,6 +58,11 @@ mod tests {
             .route("/items/{id}", get(|Path(id): Path<String>| async move { id }))
             .route(
                 "/items/{id}/parts/{part}",
+                get(|Path((id, part)): Path<(String, String)>| async move { format!("{id}/{part}") }),
+            )
+            // A handler asking for two parameters on a route with one: a programming error.
+            .route(
+                "/wrong/{id}",
                 get(|Path((id, part)): Path<(String, String)>| async move { format!("{id}/{part}") }),
             );
         let request = Request::builder()
@@ -85,5 +94,10 @@ mod tests {
             assert_eq!(content_type, "application/problem+json", "{uri}");
             assert!(body.contains("urn:keel:problem:not-found"), "{body}");
         }
+        let (status, content_type, _) = answer("/wrong/1").await;
+        assert_eq!(
+            (status, content_type.as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, "application/problem+json")
+        );
     }
 }

@@ -71,7 +71,10 @@ impl Engine {
             // A token that was rotated and comes back after its own lifetime, while its session
             // lives on, is still a replay (a client only ever holds its newest token); an expired
             // token never used is just refused.
-            if !claimed && token.used_at.is_some() {
+            // (Within the grace window it may still be a client's retry: refused, not a replay.)
+            let grace = chrono_duration(self.settings.reuse_grace());
+            let retry_window = token.used_at.is_some_and(|used_at| now - used_at <= grace);
+            if !claimed && token.used_at.is_some() && !retry_window {
                 return self.on_replay(txn, &family, origin, now).await;
             }
             return Err(AuthError::InvalidRefreshToken);

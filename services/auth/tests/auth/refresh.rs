@@ -202,6 +202,39 @@ async fn a_rotated_token_replayed_after_its_own_expiry_still_ends_its_live_sessi
 }
 
 #[tokio::test]
+async fn a_grace_retry_that_arrives_after_its_tokens_expiry_is_refused_without_ending_the_session()
+-> anyhow::Result<()> {
+    let store = Store::sqlite()?;
+    let app = TestApp::spawn(&store, &[("KEEL_AUTH__REFRESH_REUSE_GRACE_SECS", "30")]).await?;
+    app.peers.identity.add("ada@example.com", "pw", true);
+    let first = app.login_ok("ada@example.com", "pw").await?;
+    // Rotated two seconds before its own expiry; the client never saw the answer...
+    app.peers
+        .clock
+        .advance(chrono::Duration::days(7) - chrono::Duration::seconds(2));
+    let rotated = tokens(app.refresh(&first.refresh).await?)?;
+    // ...and retries a few seconds later, after the first token expired, within the window.
+    app.peers.clock.advance(chrono::Duration::seconds(3));
+    assert_eq!(
+        app.refresh(&first.refresh).await?.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        !app.audit_actions()
+            .await?
+            .iter()
+            .any(|a| a == "auth.refresh.reuse_detected"),
+        "a client's retry is not a theft signal"
+    );
+    assert_eq!(
+        app.refresh(&rotated.refresh).await?.status,
+        StatusCode::OK,
+        "the session lives on"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_unknown_refresh_token_is_401() -> anyhow::Result<()> {
     let store = Store::sqlite()?;
     let app = TestApp::spawn(&store, &[]).await?;
