@@ -38,6 +38,10 @@ pub trait Throttle: Send + Sync {
     /// a burst of concurrent attempts cannot all pass a check made before any of them failed;
     /// otherwise it must wait ([`Attempt::Wait`]) and nothing is counted.
     async fn try_attempt(&self, key: &str) -> Result<Attempt, RateLimitError>;
+    /// Takes back one attempt that [`Throttle::try_attempt`] counted ([`Attempt::Counted`]) but
+    /// that was never checked (the checker failed, e.g. a dependency was down): a failure of ours
+    /// must not cost the user a delay. The time of the last failure stays.
+    async fn release_attempt(&self, key: &str) -> Result<(), RateLimitError>;
 }
 
 /// What [`Throttle::try_attempt`] decided about one attempt. The default, [`Attempt::Clear`], is
@@ -199,6 +203,22 @@ impl Throttle for InMemoryThrottle {
             (Write::Set(counted), Attempt::Counted)
         });
         Ok(attempt)
+    }
+
+    async fn release_attempt(&self, key: &str) -> Result<(), RateLimitError> {
+        let now = micros(self.clock.as_ref());
+        self.store.update(key, now, |stored| match stored {
+            Some(failures) if failures.count > 1 => (
+                Write::Set(Failures {
+                    count: failures.count - 1,
+                    ..*failures
+                }),
+                (),
+            ),
+            Some(_) => (Write::Remove, ()),
+            None => (Write::Keep, ()),
+        });
+        Ok(())
     }
 
     async fn delay(&self, key: &str) -> Result<Duration, RateLimitError> {

@@ -36,11 +36,13 @@ impl Engine {
                 .await?;
             return Err(AuthError::Throttled { retry_after_secs });
         }
-        let verdict = self
-            .identity
-            .verify_credentials(email, password)
-            .await
-            .map_err(AuthError::Identity)?;
+        let verdict = match self.identity.verify_credentials(email, password).await {
+            Ok(verdict) => verdict,
+            Err(error) => {
+                self.throttle.unchecked(email, attempt).await;
+                return Err(AuthError::Identity(error));
+            }
+        };
         match verdict {
             CredentialsVerdict::Valid(user) => {
                 self.throttle.succeeded(email).await;

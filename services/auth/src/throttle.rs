@@ -138,6 +138,15 @@ impl LoginThrottle {
         }
     }
 
+    /// Takes back the account's count of an attempt [`LoginThrottle::begin`] counted
+    /// ([`Attempt::Counted`]) whose password could not be checked (identity unreachable): our
+    /// failure must not cost the user a delay.
+    pub(crate) async fn unchecked(&self, email: &str, attempt: Attempt) {
+        if let (Some((account, _)), Attempt::Counted) = (&self.throttles, attempt) {
+            fail_open(account.release_attempt(&account_key(email)).await);
+        }
+    }
+
     /// Forgets the failures of `email` after a successful login (or a correct password for an
     /// address not yet verified). The address's failures stay:
     /// one valid account must not clear an address that is guessing at others.
@@ -244,6 +253,18 @@ mod tests {
         // One wrong password: then of 50 simultaneous guesses only the other free ones are checked.
         fail(&throttle, "ann@example.com", Some("10.1.1.1")).await;
         assert_eq!(burst(&throttle).await, 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_whose_password_could_not_be_checked_is_taken_back() {
+        let throttle = throttle(1, 100);
+        fail(&throttle, "ann@example.com", None).await;
+        // The first attempt past the free one is counted when it begins...
+        let attempt = throttle.begin("ann@example.com", None).await;
+        assert_eq!(attempt, Attempt::Counted);
+        // ...and identity is down: taken back, so Ann does not wait for our outage.
+        throttle.unchecked("ann@example.com", attempt).await;
+        assert_eq!(throttle.begin("ann@example.com", None).await, Attempt::Counted);
     }
 
     #[tokio::test(start_paused = true)]

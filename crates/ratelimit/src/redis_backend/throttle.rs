@@ -16,6 +16,8 @@ const FAILURE_SCRIPT: &str = include_str!("throttle_failure.lua");
 const STATE_SCRIPT: &str = include_str!("throttle_state.lua");
 /// Counts an attempt unless the key must still wait, in one step (see the script).
 const ATTEMPT_SCRIPT: &str = include_str!("throttle_attempt.lua");
+/// Takes back one counted attempt (see the script).
+const RELEASE_SCRIPT: &str = include_str!("throttle_release.lua");
 
 /// A [`Throttle`] in Redis. Redis stores the failure count and the time of the last failure
 /// (Redis's clock); the delay is computed here from the [`BackoffPolicy`].
@@ -25,6 +27,7 @@ pub struct RedisThrottle {
     failure: Arc<Script>,
     state: Arc<Script>,
     attempt: Arc<Script>,
+    release: Arc<Script>,
     policy: BackoffPolicy,
     options: RedisOptions,
 }
@@ -53,6 +56,7 @@ impl RedisThrottle {
             failure: Arc::new(Script::new(FAILURE_SCRIPT)),
             state: Arc::new(Script::new(STATE_SCRIPT)),
             attempt: Arc::new(Script::new(ATTEMPT_SCRIPT)),
+            release: Arc::new(Script::new(RELEASE_SCRIPT)),
             policy,
             options,
         }
@@ -97,6 +101,14 @@ impl Throttle for RedisThrottle {
             0 => Attempt::Counted,
             wait_us => Attempt::Wait(Duration::from_micros(non_negative(wait_us))),
         })
+    }
+
+    async fn release_attempt(&self, key: &str) -> Result<(), RateLimitError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.release.prepare_invoke();
+        invocation.key(self.options.key(key));
+        let _left: i64 = bounded(self.options.timeout, invocation.invoke_async(&mut connection)).await?;
+        Ok(())
     }
 
     async fn delay(&self, key: &str) -> Result<Duration, RateLimitError> {

@@ -219,4 +219,43 @@ async fn redis_once_a_key_has_failed_a_burst_of_attempts_gets_only_the_free_ones
     );
     throttle.record_success("account:a").await.unwrap();
     assert_eq!(replica.try_attempt("account:a").await.unwrap(), Attempt::Clear);
+
+    // An attempt counted but never checked is taken back.
+    throttle.record_failure("account:b").await.unwrap();
+    assert_eq!(throttle.try_attempt("account:b").await.unwrap(), Attempt::Counted);
+    replica.release_attempt("account:b").await.unwrap();
+    replica.release_attempt("account:b").await.unwrap();
+    assert_eq!(
+        throttle.try_attempt("account:b").await.unwrap(),
+        Attempt::Clear,
+        "nothing left"
+    );
+    replica.release_attempt("account:never").await.unwrap();
+    assert_eq!(
+        throttle.try_attempt("account:never").await.unwrap(),
+        Attempt::Clear
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_memory_an_attempt_that_was_never_checked_is_taken_back() {
+    let throttle = InMemoryThrottle::new(BackoffPolicy::default(), InMemoryOptions::default());
+    fail(&throttle, "account:a", 3).await;
+    assert_eq!(throttle.try_attempt("account:a").await.unwrap(), Attempt::Counted);
+    assert_eq!(throttle.delay("account:a").await.unwrap(), Duration::from_secs(1));
+    throttle.release_attempt("account:a").await.unwrap();
+    assert_eq!(
+        throttle.delay("account:a").await.unwrap(),
+        Duration::ZERO,
+        "back to three"
+    );
+    for _ in 0..3 {
+        throttle.release_attempt("account:a").await.unwrap();
+    }
+    assert_eq!(
+        throttle.try_attempt("account:a").await.unwrap(),
+        Attempt::Clear,
+        "nothing left"
+    );
+    throttle.release_attempt("account:unknown").await.unwrap();
 }

@@ -96,7 +96,18 @@ impl Identity {
             let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return Err(IdentityError::TooManyPasswordAttempts { retry_after_secs });
         }
-        let verified = self.hasher.verify(current, Some(&account.password_hash)).await?;
+        let verified = match self.hasher.verify(current, Some(&account.password_hash)).await {
+            Ok(verified) => verified,
+            Err(error) => {
+                // Never checked: a failure of ours must not cost the user a delay.
+                if attempt == keel_ratelimit::Attempt::Counted
+                    && let Err(release) = self.password_change_throttle.release_attempt(&throttle_key).await
+                {
+                    tracing::warn!(error = %release, "could not take back an unchecked attempt");
+                }
+                return Err(error.into());
+            }
+        };
         if !verified.matches {
             if attempt != keel_ratelimit::Attempt::Counted
                 && let Err(error) = self.password_change_throttle.record_failure(&throttle_key).await
