@@ -5,8 +5,10 @@
 //! all-in-one `platform`, later the `api-gateway` binary) and validated before any request flows,
 //! so a typo in a route is a start-up error naming the route, not a 404 in production.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use keel_module::{Manifest, ModuleSet};
 use serde::Deserialize;
 
 use crate::GatewayError;
@@ -64,9 +66,69 @@ pub struct GatewayConfig {
     /// Rate limits per user and per client address, by class.
     #[serde(default)]
     pub rate_limits: RateLimitConfig,
+    /// The modules whose routes (from their `module.yaml`) the gateway serves, and the service
+    /// that hosts them.
+    #[serde(default)]
+    pub modules: ModuleRoutesConfig,
     /// The route table: path prefix → service. Order does not matter; the most specific route
     /// matching a path wins (see the crate documentation).
     pub routes: Vec<RouteConfig>,
+}
+
+/// `gateway.modules`: routes declared by modules' manifests, each sent to the module host.
+///
+/// Every route of a manifest becomes a gateway route for exactly its method and path (`GET
+/// /api/v1/blog/posts/:id`; `HEAD` with `GET`), sent unchanged to `host`, with the route's
+/// permission checked at the edge like a configured route's `permission`. A module's paths lie
+/// under `/api/v<N>/<module>` (the manifest's rule), so they never shadow a configured route or
+/// another module's. A path some module route matches with another method answers 405 with
+/// `Allow`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ModuleRoutesConfig {
+    /// The registry name of the service that hosts the modules (the `platform` process).
+    #[serde(default = "default_module_host")]
+    pub host: String,
+    /// Where the manifests are: `module.yaml` files, module directories, or directories of module
+    /// directories (`modules`: every `modules/*/module.yaml`). Read at start-up and on every
+    /// reload; a path that does not exist is a configuration error.
+    #[serde(default)]
+    pub manifests: Vec<PathBuf>,
+    /// Manifests given in code ([`GatewayConfig::with_module`]), e.g. by a process that registers
+    /// its modules statically.
+    #[serde(skip)]
+    given: Vec<Manifest>,
+}
+
+impl Default for ModuleRoutesConfig {
+    fn default() -> Self {
+        Self {
+            host: default_module_host(),
+            manifests: Vec::new(),
+            given: Vec::new(),
+        }
+    }
+}
+
+impl ModuleRoutesConfig {
+    /// The modules to route: those given in code and those the manifest paths hold, checked as a
+    /// set (no module twice, dependencies present and of a matching version, no cycle).
+    pub(crate) fn resolve(&self) -> Result<ModuleSet, String> {
+        let mut manifests = self.given.clone();
+        manifests.extend(Manifest::discover(&self.manifests).map_err(|error| error.to_string())?);
+        ModuleSet::resolve(manifests, &platform_version()).map_err(|error| error.to_string())
+    }
+}
+
+/// The platform's version, which modules' `core` dependencies are checked against.
+fn platform_version() -> keel_module::Version {
+    keel_module::Version::parse(env!("CARGO_PKG_VERSION"))
+        .unwrap_or_else(|_| keel_module::Version::new(0, 0, 0))
+}
+
+fn default_module_host() -> String {
+    "platform".to_owned()
 }
 
 /// Connections to the services behind the gateway (HTTP/1.1, pooled keep-alive).
@@ -222,8 +284,24 @@ impl GatewayConfig {
             trusted_proxies: Vec::new(),
             balancing: keel_balancer::BalancerConfig::default(),
             rate_limits: RateLimitConfig::default(),
+            modules: ModuleRoutesConfig::default(),
             routes,
         }
+    }
+
+    /// Adds the routes of the module `manifest` describes (served by `modules.host`), as if its
+    /// manifest were listed in `gateway.modules.manifests`.
+    #[must_use]
+    pub fn with_module(mut self, manifest: Manifest) -> Self {
+        self.modules.given.push(manifest);
+        self
+    }
+
+    /// Sets the registry name of the service hosting the modules (default `platform`).
+    #[must_use]
+    pub fn with_module_host(mut self, host: impl Into<String>) -> Self {
+        self.modules.host = host.into();
+        self
     }
 
     /// Replaces the rate-limit classes.

@@ -45,6 +45,13 @@ pub(crate) enum ProxyError {
     /// No route's prefix matches the path.
     #[error("no route matches the path")]
     NoRoute,
+    /// Module routes match the path, but none with the request's method (nor does any other
+    /// route).
+    #[error("the path's routes do not answer this method")]
+    MethodNotAllowed {
+        /// The methods they answer, for `Allow`.
+        allowed: Vec<http::Method>,
+    },
     /// The path has a `.` or `..` segment.
     #[error("the path has a dot segment")]
     DotSegment,
@@ -120,6 +127,7 @@ impl ProxyError {
     pub(crate) fn upstream_kind(&self) -> Option<&'static str> {
         match self {
             Self::NoRoute
+            | Self::MethodNotAllowed { .. }
             | Self::DotSegment
             | Self::TooManyHeaders { .. }
             | Self::HeadersTooLarge { .. }
@@ -136,6 +144,8 @@ impl ProxyError {
     pub(crate) fn problem(&self) -> Problem {
         match self {
             Self::NoRoute => Problem::not_found("no route matches this path"),
+            Self::MethodNotAllowed { allowed } => Problem::method_not_allowed()
+                .with_detail(format!("this path answers {}", allow_header(allowed))),
             Self::DotSegment => Problem::bad_request("the path must not contain `.` or `..` segments"),
             Self::TooManyHeaders { max } => {
                 headers_too_large(format!("the request has more than {max} header fields"))
@@ -166,6 +176,15 @@ impl ProxyError {
             }
         }
     }
+}
+
+/// The value of an `Allow` header listing `methods`.
+pub(crate) fn allow_header(methods: &[http::Method]) -> String {
+    methods
+        .iter()
+        .map(http::Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn headers_too_large(detail: String) -> Problem {
@@ -207,6 +226,13 @@ mod tests {
         };
         let cases = [
             (ProxyError::NoRoute, 404, None),
+            (
+                ProxyError::MethodNotAllowed {
+                    allowed: vec![http::Method::GET, http::Method::HEAD],
+                },
+                405,
+                None,
+            ),
             (ProxyError::DotSegment, 400, None),
             (ProxyError::TooManyHeaders { max: 100 }, 431, None),
             (ProxyError::HeadersTooLarge { max_bytes: 32 }, 431, None),

@@ -24,7 +24,8 @@
 //!
 //! Route syntax and matching are described in `docs/gateway.md` and the `routes` module: a prefix
 //! is literal segments or `*` for one segment (`/api/v1/users/*/roles`), and the most specific
-//! match wins. Header handling (hop-by-hop, `X-Forwarded-*`, request id, `traceparent`, internal
+//! match wins. Modules' routes come from their manifests (`gateway.modules`, `keel_module`): each
+//! exact in method and path, sent to the module host. Header handling (hop-by-hop, `X-Forwarded-*`, request id, `traceparent`, internal
 //! identity headers) is in the `headers` module; WebSocket (HTTP/1.1 `Upgrade`) tunnels in the
 //! `upgrade` module.
 //!
@@ -71,7 +72,7 @@ mod token_cache;
 mod upgrade;
 mod upstream;
 
-pub use config::{GatewayConfig, RouteConfig, UpstreamConfig};
+pub use config::{GatewayConfig, ModuleRoutesConfig, RouteConfig, UpstreamConfig};
 pub use edge::EdgeAuth;
 pub use error::GatewayError;
 pub use policy::AuthPolicy;

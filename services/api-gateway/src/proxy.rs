@@ -161,7 +161,13 @@ impl Proxy {
         let path = request.uri().path();
         let found = match has_dot_segment(path) {
             true => Err(ProxyError::DotSegment),
-            false => routing.table.find(path).ok_or(ProxyError::NoRoute),
+            false => routing
+                .table
+                .find(path, request.method())
+                .map_err(|allowed| match allowed.is_empty() {
+                    true => ProxyError::NoRoute,
+                    false => ProxyError::MethodNotAllowed { allowed },
+                }),
         };
         let (route, service, response) = match found {
             Err(error) => (UNMATCHED_ROUTE, NO_SERVICE, fail(NO_SERVICE, &error)),
@@ -357,7 +363,13 @@ fn fail(service: &str, error: &ProxyError) -> Response {
         }
         None => tracing::debug!(error = %error, "request refused at the gateway"),
     }
-    error.problem().into_response()
+    let mut response = error.problem().into_response();
+    if let ProxyError::MethodNotAllowed { allowed } = error
+        && let Ok(value) = http::HeaderValue::from_str(&crate::error::allow_header(allowed))
+    {
+        response.headers_mut().insert(http::header::ALLOW, value);
+    }
+    response
 }
 
 /// `<path>?<query>` (origin form, the instance goes in `Host`), the path without its first `strip`

@@ -9,10 +9,19 @@
 //! (percent-encoded, case-sensitive), like the services' own routers.
 //!
 //! Most specific wins: more segments first; among as many segments, at the first position where
-//! they differ, a literal beats `*`. That order is total for distinct prefixes, so the winner never
-//! depends on the order of the configuration.
+//! they differ, a literal beats `*`; then an exact pattern (a module route) beats a prefix, and a
+//! pattern for some methods beats one for all. That order is total for distinct patterns, so the
+//! winner never depends on the order of the configuration.
+//!
+//! Module routes (from manifests, `gateway.modules`) are patterns of their own kind: exact (the
+//! path must end where the pattern ends) and for one method (`GET` also answering `HEAD`). A
+//! request whose path such routes match but whose method none of them answers, and which no other
+//! route takes, is told which methods the path has (405 with `Allow`).
 
 use std::cmp::Ordering;
+
+use http::Method;
+use keel_module::{ModuleSet, PathSegment};
 
 use crate::config::{GatewayConfig, RouteConfig};
 use crate::policy;
@@ -26,10 +35,15 @@ enum Segment {
     Any,
 }
 
-/// A parsed prefix.
+/// A parsed prefix, or a module route's exact path and method.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pattern {
     segments: Box<[Segment]>,
+    /// Whether the path must end where the pattern ends (a module route), rather than may go on
+    /// below it (a configured prefix).
+    exact: bool,
+    /// The methods it answers; `None`: every method.
+    methods: Option<Box<[Method]>>,
 }
 
 impl Pattern {
@@ -39,15 +53,54 @@ impl Pattern {
             return Err("must start with `/`".to_owned());
         };
         if body.is_empty() {
-            return Ok(Self {
-                segments: Box::new([]),
-            });
+            return Ok(Self::prefix(Box::new([])));
         }
         if body.ends_with('/') {
             return Err("must not end with `/` (a prefix already matches everything below it)".to_owned());
         }
         let segments = body.split('/').map(parse_segment).collect::<Result<_, _>>()?;
-        Ok(Self { segments })
+        Ok(Self::prefix(segments))
+    }
+
+    fn prefix(segments: Box<[Segment]>) -> Self {
+        Self {
+            segments,
+            exact: false,
+            methods: None,
+        }
+    }
+
+    /// The exact pattern of a module route: its path's segments (parameters as `*`), for its
+    /// method (`GET` with `HEAD`).
+    fn module_route(route: &keel_module::RouteSpec) -> Self {
+        let segments = route
+            .path()
+            .segments()
+            .iter()
+            .map(|segment| match segment {
+                PathSegment::Literal(text) => Segment::Literal(text.as_str().into()),
+                PathSegment::Param(_) => Segment::Any,
+            })
+            .collect();
+        let methods: Box<[Method]> = match route.method() {
+            keel_module::Method::Get => Box::new([Method::GET, Method::HEAD]),
+            keel_module::Method::Post => Box::new([Method::POST]),
+            keel_module::Method::Put => Box::new([Method::PUT]),
+            keel_module::Method::Patch => Box::new([Method::PATCH]),
+            keel_module::Method::Delete => Box::new([Method::DELETE]),
+        };
+        Self {
+            segments,
+            exact: true,
+            methods: Some(methods),
+        }
+    }
+
+    /// Whether it answers `method`.
+    fn accepts(&self, method: &Method) -> bool {
+        self.methods
+            .as_ref()
+            .is_none_or(|methods| methods.contains(method))
     }
 
     /// Length in bytes of the part of `path` this prefix matches, or `None` when it does not match.
@@ -66,25 +119,34 @@ impl Pattern {
             }
             position += 1 + text.len();
         }
-        Some(position)
+        match self.exact && position != path.len() {
+            true => None,
+            false => Some(position),
+        }
     }
 
     /// Orders the more specific of two patterns first (see the module documentation).
     fn specificity(&self, other: &Self) -> Ordering {
-        other.segments.len().cmp(&self.segments.len()).then_with(|| {
-            self.segments
-                .iter()
-                .zip(other.segments.iter())
-                .map(|pair| match pair {
-                    (Segment::Literal(_), Segment::Any) => Ordering::Less,
-                    (Segment::Any, Segment::Literal(_)) => Ordering::Greater,
-                    (Segment::Literal(_), Segment::Literal(_)) | (Segment::Any, Segment::Any) => {
-                        Ordering::Equal
-                    }
-                })
-                .find(|order| order.is_ne())
-                .unwrap_or(Ordering::Equal)
-        })
+        other
+            .segments
+            .len()
+            .cmp(&self.segments.len())
+            .then_with(|| {
+                self.segments
+                    .iter()
+                    .zip(other.segments.iter())
+                    .map(|pair| match pair {
+                        (Segment::Literal(_), Segment::Any) => Ordering::Less,
+                        (Segment::Any, Segment::Literal(_)) => Ordering::Greater,
+                        (Segment::Literal(_), Segment::Literal(_)) | (Segment::Any, Segment::Any) => {
+                            Ordering::Equal
+                        }
+                    })
+                    .find(|order| order.is_ne())
+                    .unwrap_or(Ordering::Equal)
+            })
+            .then_with(|| other.exact.cmp(&self.exact))
+            .then_with(|| other.methods.is_some().cmp(&self.methods.is_some()))
     }
 }
 
@@ -162,11 +224,57 @@ impl RouteTable<RouteConfig> {
                 }
             }
         }
+        match config.modules.resolve() {
+            Err(problem) => problems.push(format!("gateway.modules: {problem}")),
+            Ok(modules) => routes.extend(module_routes(config, &modules, &mut problems)),
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Self::from_entries(routes))
     }
+}
+
+/// The routes `modules` declare, each a route to `gateway.modules.host` labelled with its method
+/// and path (`GET /api/v1/blog/posts/:id`). A module's paths lie in its own namespace, so they can
+/// repeat neither each other nor a configured prefix (exact patterns never equal prefixes).
+///
+/// A `GET` route's permission is checked here; a changing route with a permission only requires a
+/// token here, and the module host checks the permission: a denied change must reach the host,
+/// which audits the attempt (the rule of the configured routes, `config/default.yaml`).
+fn module_routes(
+    config: &GatewayConfig,
+    modules: &ModuleSet,
+    problems: &mut Vec<String>,
+) -> Vec<(Pattern, RouteConfig)> {
+    let host = &config.modules.host;
+    if modules.is_empty() {
+        return Vec::new();
+    }
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        problems.push(format!(
+            "gateway.modules.host `{host}` must be a registry service name, e.g. platform"
+        ));
+        return Vec::new();
+    }
+    let mut routes = Vec::new();
+    for module in modules.iter() {
+        for spec in module.routes() {
+            let mut route = RouteConfig::new(
+                format!("{} {}", spec.method(), spec.path().as_str()),
+                host.clone(),
+            );
+            match (spec.method(), spec.permission()) {
+                (_, None) => {}
+                (keel_module::Method::Get, Some(permission)) => {
+                    route.permission = Some(permission.to_owned());
+                }
+                (_, Some(_)) => route.auth = Some(policy::AuthPolicy::Required),
+            }
+            routes.push((Pattern::module_route(spec), route));
+        }
+    }
+    routes
 }
 
 impl<T> RouteTable<T> {
@@ -187,11 +295,23 @@ impl<T> RouteTable<T> {
         self.routes.iter().map(|(_, value)| value)
     }
 
-    /// The most specific route matching `path`, and the length of the part it matched.
-    pub(crate) fn find(&self, path: &str) -> Option<(&T, usize)> {
-        self.routes
-            .iter()
-            .find_map(|(pattern, value)| pattern.matched_len(path).map(|len| (value, len)))
+    /// The most specific route matching `path` and `method`, and the length of the part of the
+    /// path it matched. When none does, the methods of the routes that match the path alone
+    /// (empty: no route has this path), sorted, for a 405's `Allow`.
+    pub(crate) fn find(&self, path: &str, method: &Method) -> Result<(&T, usize), Vec<Method>> {
+        let mut allowed: Vec<Method> = Vec::new();
+        for (pattern, value) in &self.routes {
+            let Some(len) = pattern.matched_len(path) else {
+                continue;
+            };
+            if pattern.accepts(method) {
+                return Ok((value, len));
+            }
+            allowed.extend(pattern.methods.iter().flatten().cloned());
+        }
+        allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        allowed.dedup();
+        Err(allowed)
     }
 }
 
@@ -210,7 +330,8 @@ mod tests {
     /// The prefix of the route `path` goes to, and the path's unmatched rest.
     fn route<'a>(table: &'a RouteTable<RouteConfig>, path: &'a str) -> Option<(&'a str, &'a str)> {
         table
-            .find(path)
+            .find(path, &Method::GET)
+            .ok()
             .map(|(route, len)| (route.prefix.as_str(), &path[len..]))
     }
 
@@ -313,6 +434,137 @@ mod tests {
                 "gateway.routes[2].service `` must be a registry service name, e.g. identity",
                 "gateway.routes[3].prefix `nope` must start with `/`",
             ]
+        );
+    }
+
+    const BLOG: &str = "
+name: blog
+version: 0.1.0
+permissions: [blog.post.create, blog.post.read, blog.post.update]
+routes:
+  - {method: POST, path: /api/v1/blog/posts, permission: blog.post.create}
+  - {method: GET, path: /api/v1/blog/posts}
+  - {method: GET, path: /api/v1/blog/posts/:id, permission: blog.post.read}
+  - {method: PUT, path: '/api/v1/blog/posts/{id}', permission: blog.post.update}
+  - {method: GET, path: /api/v1/blog/posts/latest}
+";
+
+    fn blog() -> keel_module::Manifest {
+        keel_module::Manifest::from_yaml(BLOG, "blog").expect("valid manifest")
+    }
+
+    fn module_table(routes: Vec<RouteConfig>) -> RouteTable<RouteConfig> {
+        match RouteTable::parse(&GatewayConfig::new(routes).with_module(blog())) {
+            Ok(table) => table,
+            Err(problems) => panic!("{problems:?}"),
+        }
+    }
+
+    /// The label of the route `method path` goes to, or the methods the path answers.
+    fn module_route(table: &RouteTable<RouteConfig>, method: Method, path: &str) -> Result<String, String> {
+        match table.find(path, &method) {
+            Ok((route, _)) => Ok(format!("{} -> {}", route.prefix, route.service)),
+            Err(allowed) => Err(crate::error::allow_header(&allowed)),
+        }
+    }
+
+    #[test]
+    fn module_routes_match_their_exact_path_and_method() {
+        let table = module_table(vec![RouteConfig::new("/api/v1/users", "identity")]);
+        let cases = [
+            (
+                Method::POST,
+                "/api/v1/blog/posts",
+                Ok("POST /api/v1/blog/posts -> platform"),
+            ),
+            (
+                Method::GET,
+                "/api/v1/blog/posts",
+                Ok("GET /api/v1/blog/posts -> platform"),
+            ),
+            (
+                Method::HEAD,
+                "/api/v1/blog/posts",
+                Ok("GET /api/v1/blog/posts -> platform"),
+            ),
+            (
+                Method::GET,
+                "/api/v1/blog/posts/7",
+                Ok("GET /api/v1/blog/posts/:id -> platform"),
+            ),
+            (
+                Method::PUT,
+                "/api/v1/blog/posts/7",
+                Ok("PUT /api/v1/blog/posts/{id} -> platform"),
+            ),
+            // A literal beats a parameter.
+            (
+                Method::GET,
+                "/api/v1/blog/posts/latest",
+                Ok("GET /api/v1/blog/posts/latest -> platform"),
+            ),
+            (
+                Method::PUT,
+                "/api/v1/blog/posts/latest",
+                Ok("PUT /api/v1/blog/posts/{id} -> platform"),
+            ),
+            // Known paths, other methods: the methods the path has.
+            (Method::DELETE, "/api/v1/blog/posts/7", Err("GET, HEAD, PUT")),
+            (Method::PATCH, "/api/v1/blog/posts", Err("GET, HEAD, POST")),
+            // Exact: nothing below a module route, nor with a trailing slash.
+            (Method::GET, "/api/v1/blog/posts/7/comments", Err("")),
+            (Method::GET, "/api/v1/blog/posts/", Err("")),
+            (Method::GET, "/api/v1/blog", Err("")),
+            (Method::GET, "/api/v1/users/7", Ok("/api/v1/users -> identity")),
+        ];
+        for (method, path, expected) in cases {
+            let expected = expected.map(str::to_owned).map_err(str::to_owned);
+            assert_eq!(
+                module_route(&table, method.clone(), path),
+                expected,
+                "{method} {path}"
+            );
+        }
+        let permission = table
+            .find("/api/v1/blog/posts/7", &Method::GET)
+            .ok()
+            .and_then(|(route, _)| route.permission.clone());
+        assert_eq!(permission.as_deref(), Some("blog.post.read"));
+    }
+
+    #[test]
+    fn a_broader_configured_route_takes_what_module_routes_do_not() {
+        let table = module_table(vec![RouteConfig::new("/", "web")]);
+        assert_eq!(
+            module_route(&table, Method::DELETE, "/api/v1/blog/posts/7"),
+            Ok("/ -> web".to_owned())
+        );
+        assert_eq!(
+            module_route(&table, Method::GET, "/api/v1/blog/posts/7/comments"),
+            Ok("/ -> web".to_owned())
+        );
+    }
+
+    #[test]
+    fn module_problems_are_reported_with_the_route_problems() {
+        let config = GatewayConfig::new(vec![RouteConfig::new("nope", "audit")])
+            .with_module(blog())
+            .with_module(blog())
+            .with_module_host("");
+        let problems = RouteTable::parse(&config).err().unwrap_or_default();
+        assert_eq!(
+            problems,
+            [
+                "gateway.routes[0].prefix `nope` must start with `/`",
+                "gateway.modules: the modules cannot run together: module `blog` is present twice (0.1.0 and 0.1.0)",
+            ]
+        );
+        let config = GatewayConfig::new(Vec::new())
+            .with_module(blog())
+            .with_module_host("");
+        assert_eq!(
+            RouteTable::parse(&config).err().unwrap_or_default(),
+            ["gateway.modules.host `` must be a registry service name, e.g. platform"]
         );
     }
 

@@ -9,6 +9,7 @@ mod edge;
 mod failures;
 mod headers;
 mod limits;
+mod modules;
 mod pooling;
 mod rate_limit;
 mod reload;
