@@ -39,6 +39,9 @@ pub(crate) enum RevokeReason {
     PasswordChanged,
     /// The user was deleted (event).
     UserDeleted,
+    /// All of the user's sessions were ended while this session's login was in flight (its
+    /// credentials were checked before that; see `store::session_watermark`).
+    EndedDuringLogin,
 }
 
 impl RevokeReason {
@@ -52,6 +55,7 @@ impl RevokeReason {
             RevokeReason::ByService => "revoked_by_service",
             RevokeReason::PasswordChanged => "password_changed",
             RevokeReason::UserDeleted => "user_deleted",
+            RevokeReason::EndedDuringLogin => "ended_during_login",
         }
     }
 }

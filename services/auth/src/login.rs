@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::AuthError;
 use crate::audit::{self, Entry};
 use crate::engine::{Engine, RevokeReason};
-use crate::store::{refresh_token, session};
+use crate::store::{refresh_token, session, session_watermark};
 use crate::tokens::{lookup_hash, new_refresh_token};
 
 impl Engine {
@@ -26,6 +26,9 @@ impl Engine {
         origin: &Origin,
     ) -> Result<TokenPair, AuthError> {
         let ip = origin.ip.as_deref();
+        // Before identity checks the password: a session started from credentials checked before
+        // all of the user's sessions were ended must not outlive that (`end_if_overtaken`).
+        let started = self.now();
         // Once the account has failed, this attempt is counted before the password is checked
         // (see `LoginThrottle::begin`): simultaneous guesses cannot all slip past the throttle.
         let attempt = self.throttle.begin(email, ip).await;
@@ -46,7 +49,10 @@ impl Engine {
         match verdict {
             CredentialsVerdict::Valid(user) => {
                 self.throttle.succeeded(email).await;
-                self.start_session(user.id, origin).await
+                let (pair, session_id) = self.start_session(user.id, origin).await?;
+                self.end_if_overtaken(user.id, session_id, started, origin)
+                    .await?;
+                Ok(pair)
             }
             CredentialsVerdict::Invalid => {
                 self.throttle.failed(email, attempt, ip).await;
@@ -64,8 +70,9 @@ impl Engine {
         }
     }
 
-    /// A new session for `user_id` with its first refresh token, audited in the same transaction.
-    async fn start_session(&self, user_id: Uuid, origin: &Origin) -> Result<TokenPair, AuthError> {
+    /// A new session for `user_id` with its first refresh token, audited in the same transaction;
+    /// its tokens and id.
+    async fn start_session(&self, user_id: Uuid, origin: &Origin) -> Result<(TokenPair, Uuid), AuthError> {
         let now = self.now();
         let session_id = Uuid::now_v7();
         let refresh = new_refresh_token()?;
@@ -99,7 +106,42 @@ impl Engine {
         let entry = Entry::new(audit::LOGIN_SUCCEEDED, Some(user_id)).session(session_id);
         self.audit(&txn, entry, origin, now).await?;
         self.commit(txn).await?;
-        Ok(pair)
+        Ok((pair, session_id))
+    }
+
+    /// Ends the just committed session `session_id` and refuses the login when all of the user's
+    /// sessions were ended at or after the login `started` (a password change, reset or deletion
+    /// committed while identity was checking the old credentials; an administrator). Read after
+    /// the session's commit: see `Engine::revoke_user_sessions` for why that order closes the race.
+    /// Compared in whole microseconds, as the stores keep them; a tie refuses (the client retries).
+    async fn end_if_overtaken(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        started: DateTime<Utc>,
+        origin: &Origin,
+    ) -> Result<(), AuthError> {
+        let Some(mark) = session_watermark::Entity::find_by_id(user_id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(());
+        };
+        if mark.not_before.timestamp_micros() < started.timestamp_micros() {
+            return Ok(());
+        }
+        let now = self.now();
+        let reason = RevokeReason::EndedDuringLogin;
+        let txn = self.db.begin().await?;
+        if self.end_session(&txn, session_id, reason, now).await? {
+            let entry = Entry::new(audit::SESSION_REVOKED, None)
+                .session(session_id)
+                .metadata(json!({"user_id": user_id, "reason": reason.as_str()}));
+            self.audit(&txn, entry, origin, now).await?;
+        }
+        self.commit(txn).await?;
+        tracing::info!(%user_id, %session_id, "a login overtaken by the end of the user's sessions was refused");
+        Err(AuthError::InvalidCredentials)
     }
 
     async fn record_throttled_login(

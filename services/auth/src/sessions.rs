@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use keel_clients::{Origin, Session};
-use sea_orm::sea_query::Expr;
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, TransactionTrait as _};
 use serde_json::json;
 use uuid::Uuid;
@@ -11,7 +12,11 @@ use uuid::Uuid;
 use crate::AuthError;
 use crate::audit::{self, Entry};
 use crate::engine::{Engine, RevokeReason};
-use crate::store::session;
+use crate::store::{session, session_watermark};
+
+/// How long a watermark is kept: far longer than any login takes (a login that started before
+/// it ended long ago).
+const WATERMARK_KEPT: chrono::Duration = chrono::Duration::hours(1);
 
 impl Engine {
     /// The user's live sessions, newest first.
@@ -66,6 +71,12 @@ impl Engine {
 
     /// Ends every live session of the user; returns how many there were. Idempotent: a second
     /// call ends none and writes no audit record.
+    ///
+    /// First, in a statement of its own, the user's watermark is raised to now, so a login in
+    /// flight whose session is not yet written ends it itself (`store::session_watermark`). The
+    /// order matters on PostgreSQL: a login that commits its session and then reads the mark
+    /// either sees the new mark, or read it before the mark was committed, and then its session
+    /// was committed before the UPDATE below started, which ends it.
     pub(crate) async fn revoke_user_sessions(
         &self,
         user_id: Uuid,
@@ -73,6 +84,17 @@ impl Engine {
         origin: &Origin,
     ) -> Result<u32, AuthError> {
         let now = self.now();
+        session_watermark::Entity::insert(session_watermark::ActiveModel {
+            user_id: Set(user_id),
+            not_before: Set(now),
+        })
+        .on_conflict(
+            OnConflict::column(session_watermark::Column::UserId)
+                .update_column(session_watermark::Column::NotBefore)
+                .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await?;
         let txn = self.db.begin().await?;
         let ended = live_sessions(user_id, now)
             .col_expr(session::Column::RevokedAt, Expr::value(Some(now)))
@@ -90,11 +112,17 @@ impl Engine {
         Ok(count)
     }
 
-    /// Deletes sessions (and, by cascade, their tokens) that expired, and signing keys long out of
-    /// the JWKS. Returns how many sessions went.
+    /// Deletes sessions (and, by cascade, their tokens) that expired, watermarks no login in
+    /// flight can still be older than, and signing keys long out of the JWKS. Returns how many
+    /// sessions went.
     pub(crate) async fn prune(&self) -> Result<u64, AuthError> {
+        let now = self.now();
         let deleted = session::Entity::delete_many()
-            .filter(session::Column::ExpiresAt.lt(self.now()))
+            .filter(session::Column::ExpiresAt.lt(now))
+            .exec(&self.db)
+            .await?;
+        session_watermark::Entity::delete_many()
+            .filter(session_watermark::Column::NotBefore.lt(now - WATERMARK_KEPT))
             .exec(&self.db)
             .await?;
         self.keys.prune().await?;

@@ -8,7 +8,11 @@ pub(crate) struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateAuthTables), Box::new(keel_events::OutboxMigration)]
+        vec![
+            Box::new(CreateAuthTables),
+            Box::new(keel_events::OutboxMigration),
+            Box::new(CreateSessionWatermarks),
+        ]
     }
 }
 
@@ -141,5 +145,37 @@ impl MigrationTrait for CreateAuthTables {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// `session_watermarks` (see `store::session_watermark`).
+struct CreateSessionWatermarks;
+
+impl MigrationName for CreateSessionWatermarks {
+    fn name(&self) -> &str {
+        "m0002_session_watermarks"
+    }
+}
+
+// See `CreateAuthTables` for the lifetime.
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSessionWatermarks {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(name("session_watermarks"))
+                    .col(ColumnDef::new(name("user_id")).uuid().not_null().primary_key())
+                    .col(timestamp("not_before"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(name("session_watermarks")).to_owned())
+            .await
     }
 }

@@ -1,4 +1,5 @@
-//! The auth store: signing keys, sessions (refresh-token families) and refresh tokens.
+//! The auth store: signing keys, sessions (refresh-token families), refresh tokens, and the
+//! per-user marks of when all of a user's sessions were last ended.
 //!
 //! Why this module exists: the tables and their migrations live together, and only the auth
 //! service reaches them (DESIGN §3). Refresh tokens are kept as SHA-256 hashes only; private keys
@@ -7,6 +8,7 @@
 mod migration;
 pub(crate) mod refresh_token;
 pub(crate) mod session;
+pub(crate) mod session_watermark;
 pub(crate) mod signing_key;
 
 pub(crate) use migration::Migrator;

@@ -20,7 +20,7 @@ pub(crate) struct Model {
     /// When it was ended; `None` while live.
     pub(crate) revoked_at: Option<DateTimeUtc>,
     /// Why it was ended: `logout`, `refresh_token_reuse`, `revoked_by_user`, `revoked_by_admin`,
-    /// `password_changed`, `user_deleted`.
+    /// `password_changed`, `user_deleted`, `revoked_by_service`, `ended_during_login`.
     pub(crate) revoke_reason: Option<String>,
     /// Client address at login.
     pub(crate) ip: Option<String>,

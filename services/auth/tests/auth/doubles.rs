@@ -25,11 +25,19 @@ struct Account {
     password: String,
 }
 
-/// Identity: a few accounts with passwords; can be switched down.
+/// Identity: a few accounts with passwords; can be switched down, and can hold a verification
+/// until the test lets it answer.
 #[derive(Default)]
 pub(crate) struct TestIdentity {
     accounts: Mutex<HashMap<String, Account>>,
     down: AtomicBool,
+    hold: Mutex<Option<Hold>>,
+}
+
+/// A held verification: `entered` is sent when it starts, it answers once `release` is.
+struct Hold {
+    entered: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl TestIdentity {
@@ -56,6 +64,20 @@ impl TestIdentity {
         id
     }
 
+    /// Holds the next credential verification: the first receiver hears when it has started,
+    /// and it answers (from the accounts as they are then) when the sender is used or dropped.
+    pub(crate) fn hold_next_verification(
+        &self,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (entered, entered_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release) = tokio::sync::oneshot::channel();
+        *self.hold.lock().unwrap_or_else(PoisonError::into_inner) = Some(Hold { entered, release });
+        (entered_rx, release_tx)
+    }
+
     /// Makes every call fail as if the service were unreachable.
     pub(crate) fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
@@ -73,6 +95,11 @@ impl IdentityClient for TestIdentity {
             return Err(ServiceError::Unavailable(
                 "identity: circuit open (10.0.0.9:50051)".to_owned(),
             ));
+        }
+        let held = self.hold.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(Hold { entered, release }) = held {
+            let _ = entered.send(());
+            let _ = release.await;
         }
         let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(match accounts.get(email) {

@@ -15,6 +15,7 @@ on_both_stores!(
     two_logins_are_two_sessions_and_ending_one_leaves_the_other,
     logout_ends_the_session_and_is_audited,
     an_admin_ends_every_session_of_a_user,
+    a_login_overtaken_by_the_end_of_all_sessions_keeps_no_session,
 );
 
 async fn two_logins_are_two_sessions_and_ending_one_leaves_the_other(store: &Store) -> anyhow::Result<()> {
@@ -151,6 +152,49 @@ async fn an_admin_ends_every_session_of_a_user(store: &Store) -> anyhow::Result<
     assert_eq!(record.actor_id, Some(admin));
     assert_eq!(record.target_id, Some(ada.to_string()));
     assert_eq!(record.metadata["sessions"], 2);
+    Ok(())
+}
+
+/// The race a password change or reset runs: identity has checked the old password of a login,
+/// then all of the user's sessions are ended, then the login writes its session. That session
+/// must not survive, or the old password would keep a session the change was meant to end.
+async fn a_login_overtaken_by_the_end_of_all_sessions_keeps_no_session(store: &Store) -> anyhow::Result<()> {
+    let app = TestApp::spawn(store, &[]).await?;
+    let ada = app.peers.identity.add("ada@example.com", "pw", true);
+    let admin = app.peers.identity.add("admin@example.com", "pw", true);
+    app.peers.authz.grant(admin, "platform.user.update");
+    let admin_tokens = app.login_ok("admin@example.com", "pw").await?;
+    let path = format!("/api/v1/users/{ada}/sessions");
+
+    let (entered, release) = app.peers.identity.hold_next_verification();
+    let end_all_meanwhile = async {
+        entered.await?;
+        let ended = app
+            .send(Method::DELETE, &path, None, Some(&admin_tokens.access))
+            .await?;
+        let _ = release.send(());
+        anyhow::Ok(ended.status)
+    };
+    let (login, ended) = tokio::join!(app.login("ada@example.com", "pw"), end_all_meanwhile);
+    assert_eq!(ended?, StatusCode::NO_CONTENT);
+    let login = login?;
+    assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{:?}", login.body);
+    assert_eq!(
+        app.count("sessions WHERE revoked_at IS NULL").await?,
+        1,
+        "only the administrator's session lives: the overtaken login's was ended"
+    );
+    let revoked = app
+        .outbox_audit()
+        .await?
+        .into_iter()
+        .find(|r| r.action == "auth.session.revoked" && r.metadata["reason"] == "ended_during_login")
+        .ok_or_else(|| anyhow::anyhow!("the overtaken session's end is not audited"))?;
+    assert_eq!(revoked.metadata["user_id"], ada.to_string());
+
+    // A login that starts after the end is not refused.
+    let fresh = app.login_ok("ada@example.com", "pw").await?;
+    assert_eq!(app.refresh(&fresh.refresh).await?.status, StatusCode::OK);
     Ok(())
 }
 

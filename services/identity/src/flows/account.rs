@@ -197,7 +197,8 @@ impl Identity {
     }
 
     /// Deletes a user: their sessions end first (nothing is deleted if that fails), then the
-    /// row, their tokens, the audit record and `platform.user.deleted` go in one transaction.
+    /// row, their tokens, the audit record and `platform.user.deleted` go in one transaction, and
+    /// the sessions are ended again (a login that checked the password meanwhile keeps none).
     pub(crate) async fn delete_user(&self, id: Uuid, origin: &Origin) -> Result<(), IdentityError> {
         let user = store::find_user(&self.db, id)
             .await?
@@ -218,6 +219,7 @@ impl Identity {
             .await?;
         txn.commit().await?;
         self.waker.wake();
+        self.revoke_sessions_after_commit(id, origin).await;
         Ok(())
     }
 }

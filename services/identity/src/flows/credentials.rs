@@ -66,7 +66,8 @@ impl Identity {
     /// Changes a password given the current one: the new one must meet the policy, the current
     /// one must match (`WrongPassword` otherwise), the user's sessions are ended (nothing changes
     /// if that fails), then the new hash, the retirement of outstanding reset tokens, the audit
-    /// record and `platform.user.password_changed` are committed together.
+    /// record and `platform.user.password_changed` are committed together, and the sessions are
+    /// ended again (a login that checked the old password meanwhile keeps none).
     pub(crate) async fn change_password(
         &self,
         user_id: Uuid,
@@ -139,6 +140,7 @@ impl Identity {
             .await?;
         txn.commit().await?;
         self.waker.wake();
+        self.revoke_sessions_after_commit(user_id, origin).await;
         Ok(())
     }
 }

@@ -126,6 +126,22 @@ impl Identity {
         }
     }
 
+    /// Ends every session of the user again once a credential change (or the deletion) is
+    /// committed. A login whose old password was checked between the first ending and the commit
+    /// would otherwise keep its session; this second ending reaches it, and auth refuses a login
+    /// still in flight that started before it (auth's session watermarks). The change has
+    /// happened, so a failure is logged and counted, not returned; the `password_changed` or
+    /// `user_deleted` event then ends the sessions where it reaches auth.
+    pub(crate) async fn revoke_sessions_after_commit(&self, user_id: Uuid, origin: &Origin) {
+        match self.auth.revoke_user_sessions(user_id, origin).await {
+            Ok(ended) => tracing::debug!(%user_id, ended, "ended the user's sessions after the change"),
+            Err(error) => {
+                metrics::counter!("keel_identity_session_revocation_failures_total").increment(1);
+                tracing::warn!(%user_id, %error, "ending the user's sessions after the change failed");
+            }
+        }
+    }
+
     /// Sends a message after commit; a failure is logged and counted, never returned: the change
     /// it announces has happened and stays.
     pub(crate) async fn send(&self, message: &EmailMessage) {

@@ -126,7 +126,8 @@ impl Identity {
     /// Consumes a reset token and sets a new password. Checks the token and the new password,
     /// ends the user's sessions (nothing changes if that fails), then commits the new hash, the
     /// consumed token (and any other open reset token of the user), the audit record and
-    /// `platform.user.password_changed` together.
+    /// `platform.user.password_changed` together, and ends the sessions again (a login that checked
+    /// the old password meanwhile keeps none).
     pub(crate) async fn reset_password(
         &self,
         token: &SecretString,
@@ -160,6 +161,7 @@ impl Identity {
             .await?;
         txn.commit().await?;
         self.waker.wake();
+        self.revoke_sessions_after_commit(account.id, origin).await;
         Ok(())
     }
 

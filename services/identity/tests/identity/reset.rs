@@ -14,6 +14,7 @@ on_both_backends!(
     a_reset_token_sets_the_password_once_after_ending_the_sessions,
     a_reset_token_expires_after_30_minutes,
     when_sessions_cannot_be_ended_a_reset_is_503_and_changes_nothing,
+    when_sessions_cannot_be_ended_again_after_the_commit_the_reset_stands,
     a_refused_new_password_is_422_and_keeps_the_token_usable,
     a_password_change_retires_reset_links_sent_before_it,
 );
@@ -146,10 +147,13 @@ async fn a_reset_token_sets_the_password_once_after_ending_the_sessions(backend:
         .send()
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    // Ended before the commit and again after it.
     let revoked = app.auth.revocations();
-    assert_eq!(revoked.len(), 1);
-    assert_eq!(revoked[0].0, id);
-    assert_eq!(revoked[0].1.ip.as_deref(), Some("198.51.100.4"));
+    assert_eq!(revoked.len(), 2);
+    for (user, origin) in &revoked {
+        assert_eq!(*user, id);
+        assert_eq!(origin.ip.as_deref(), Some("198.51.100.4"));
+    }
     assert!(login(&app, "mary@example.com", NEW_PASSWORD).await);
     assert!(!login(&app, "mary@example.com", GOOD_PASSWORD).await);
 
@@ -218,6 +222,35 @@ async fn when_sessions_cannot_be_ended_a_reset_is_503_and_changes_nothing(backen
         StatusCode::NO_CONTENT,
         "the token was not spent: {}",
         retry.body
+    );
+    app.finish().await;
+}
+
+async fn when_sessions_cannot_be_ended_again_after_the_commit_the_reset_stands(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let token = reset_token(&app, "late-auth@example.com").await;
+    // The ending before the commit succeeds; the one after it fails.
+    app.auth.fail_after(1);
+    let reply = app
+        .post(
+            "/api/v1/users/password-reset/confirm",
+            json!({"token": token, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert_eq!(app.auth.revocations().len(), 1);
+    assert!(login(&app, "late-auth@example.com", NEW_PASSWORD).await);
+    let actions: Vec<String> = app
+        .audit_records()
+        .await
+        .iter()
+        .map(|record| record["action"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        actions.iter().any(|action| action == "identity.password.reset"),
+        "{actions:?}"
     );
     app.finish().await;
 }

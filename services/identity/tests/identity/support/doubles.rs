@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -19,10 +19,19 @@ fn unused() -> ServiceError {
 }
 
 /// An auth service that records `revoke_user_sessions` calls and can be made to fail them.
-#[derive(Default)]
 pub(crate) struct RecordingAuth {
     revoked: Mutex<Vec<(Uuid, Origin)>>,
-    failing: AtomicBool,
+    /// Calls answered before every further one fails (`usize::MAX`: none fails).
+    successes_left: AtomicUsize,
+}
+
+impl Default for RecordingAuth {
+    fn default() -> Self {
+        Self {
+            revoked: Mutex::default(),
+            successes_left: AtomicUsize::new(usize::MAX),
+        }
+    }
 }
 
 impl RecordingAuth {
@@ -33,7 +42,13 @@ impl RecordingAuth {
 
     /// Makes `revoke_user_sessions` answer UNAVAILABLE (and record nothing).
     pub(crate) fn fail(&self, failing: bool) {
-        self.failing.store(failing, Ordering::SeqCst);
+        let left = if failing { 0 } else { usize::MAX };
+        self.successes_left.store(left, Ordering::SeqCst);
+    }
+
+    /// Lets `calls` more `revoke_user_sessions` calls succeed, then fails every later one.
+    pub(crate) fn fail_after(&self, calls: usize) {
+        self.successes_left.store(calls, Ordering::SeqCst);
     }
 }
 
@@ -61,7 +76,14 @@ impl AuthClient for RecordingAuth {
         Err(unused())
     }
     async fn revoke_user_sessions(&self, user_id: Uuid, origin: &Origin) -> Result<u32, ServiceError> {
-        if self.failing.load(Ordering::SeqCst) {
+        let answered =
+            self.successes_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| match left {
+                    0 => None,
+                    usize::MAX => Some(usize::MAX),
+                    left => Some(left - 1),
+                });
+        if answered.is_err() {
             return Err(ServiceError::Unavailable("auth: circuit open".to_owned()));
         }
         self.revoked.lock().expect("lock").push((user_id, origin.clone()));
