@@ -115,6 +115,10 @@ pub trait AuthzClient: Send + Sync {
     ) -> Result<Vec<Role>, ServiceError>;
     /// Takes a role from a user.
     async fn revoke_role(&self, user_id: Uuid, role_id: Uuid, origin: &Origin) -> Result<(), ServiceError>;
+    /// Takes every role from a user about to be deleted; returns how many they held. Refused
+    /// (`FailedPrecondition`, nothing changed) when that would leave no holder of the admin role.
+    /// Idempotent.
+    async fn revoke_all_roles(&self, user_id: Uuid, origin: &Origin) -> Result<u32, ServiceError>;
     /// The user's roles.
     async fn user_roles(&self, user_id: Uuid) -> Result<Vec<Role>, ServiceError>;
 }

@@ -250,6 +250,12 @@ impl AuthzClient for CachedAuthzClient {
         outcome
     }
 
+    async fn revoke_all_roles(&self, user_id: Uuid, origin: &Origin) -> Result<u32, ServiceError> {
+        let outcome = self.inner.revoke_all_roles(user_id, origin).await;
+        self.invalidate_user(user_id);
+        outcome
+    }
+
     async fn user_roles(&self, user_id: Uuid) -> Result<Vec<Role>, ServiceError> {
         self.inner.user_roles(user_id).await
     }

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::AuthzError;
-use crate::engine::Authz;
+use crate::engine::{Authz, KeepAdmin};
 
 /// The tonic service.
 pub(crate) struct GrpcAuthz {
@@ -239,6 +239,23 @@ impl AuthzService for GrpcAuthz {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::RevokeRoleResponse {}))
+    }
+
+    async fn revoke_all_roles(
+        &self,
+        request: Request<pb::RevokeAllRolesRequest>,
+    ) -> Result<Response<pb::RevokeAllRolesResponse>, Status> {
+        let request = request.into_inner();
+        let user_id = uuid("user_id", &request.user_id)?;
+        let origin = origin_from_authz(&request.origin).map_err(to_status)?;
+        let revoked = self
+            .engine
+            .revoke_all_roles(user_id, &origin, KeepAdmin::Yes)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::RevokeAllRolesResponse {
+            revoked: u32::try_from(revoked).unwrap_or(u32::MAX),
+        }))
     }
 
     async fn list_user_roles(

@@ -13,7 +13,7 @@ use keel_clients::{
 };
 use uuid::Uuid;
 
-use crate::engine::Authz;
+use crate::engine::{Authz, KeepAdmin};
 
 /// An [`AuthzClient`] over the engine of this process.
 pub(crate) struct LocalAuthzClient {
@@ -102,6 +102,14 @@ impl AuthzClient for LocalAuthzClient {
 
     async fn revoke_role(&self, user_id: Uuid, role_id: Uuid, origin: &Origin) -> Result<(), ServiceError> {
         Ok(self.engine.revoke_role(user_id, role_id, origin).await?)
+    }
+
+    async fn revoke_all_roles(&self, user_id: Uuid, origin: &Origin) -> Result<u32, ServiceError> {
+        let revoked = self
+            .engine
+            .revoke_all_roles(user_id, origin, KeepAdmin::Yes)
+            .await?;
+        Ok(u32::try_from(revoked).unwrap_or(u32::MAX))
     }
 
     async fn user_roles(&self, user_id: Uuid) -> Result<Vec<Role>, ServiceError> {

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::AuthzError;
-use crate::engine::Authz;
+use crate::engine::{Authz, KeepAdmin};
 
 /// Attempts at handling one user event before it is given up (logged as an error).
 const ATTEMPTS: u32 = 3;
@@ -122,7 +122,8 @@ async fn on_user_event(engine: &Authz, default_roles: &[String], event: &Event) 
                 topics::USER_CREATED => assign_defaults(engine, user_id, default_roles).await,
                 topics::USER_DELETED => {
                     engine
-                        .revoke_all_roles(user_id, &Origin::default())
+                        // The user is gone: their assignments go even if they held the admin role.
+                        .revoke_all_roles(user_id, &Origin::default(), KeepAdmin::No)
                         .await
                         .map(|removed| {
                             tracing::info!(%user_id, removed, "deleted user's role assignments removed");

@@ -38,6 +38,13 @@ pub enum IdentityError {
     /// The auth service could not end the user's sessions, so nothing was changed.
     #[error("the user's sessions could not be ended: {0}")]
     SessionsNotRevoked(#[source] ServiceError),
+    /// The user to delete is the last holder of the admin role (authz's reason); nothing was
+    /// changed.
+    #[error("the last administrator cannot be deleted: {0}")]
+    LastAdministrator(String),
+    /// The authz service could not take the user's roles, so the user was not deleted.
+    #[error("the user's roles could not be removed: {0}")]
+    RolesNotReleased(#[source] ServiceError),
     /// The store failed.
     #[error("identity store: {0}")]
     Database(#[from] sea_orm::DbErr),
@@ -137,6 +144,14 @@ impl From<IdentityError> for ServiceError {
                 tracing::warn!(error = %cause, "ending the user's sessions failed; nothing was changed");
                 ServiceError::Unavailable(
                     "auth: the user's sessions could not be ended, so nothing was changed; try again later"
+                        .to_owned(),
+                )
+            }
+            IdentityError::LastAdministrator(reason) => ServiceError::FailedPrecondition(reason),
+            IdentityError::RolesNotReleased(cause) => {
+                tracing::warn!(error = %cause, "removing the user's roles failed; the user was not deleted");
+                ServiceError::Unavailable(
+                    "authz: the user's roles could not be removed, so the user was not deleted; try again later"
                         .to_owned(),
                 )
             }

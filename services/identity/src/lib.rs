@@ -66,7 +66,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the identity service needs from its host.
 pub struct IdentityDeps {
     /// Peer services: `auth` ends sessions on password changes, `authz` answers permission
-    /// checks of admin routes, `audit` receives the outbox's audit records.
+    /// checks of admin routes and takes a deleted user's roles, `audit` receives the outbox's
+    /// audit records.
     pub clients: ServiceClients,
     /// The bus the outbox relay publishes events on.
     pub events: Arc<dyn EventBus>,
@@ -160,6 +161,7 @@ impl IdentityService {
             notifier,
             clock: deps.clock,
             auth: deps.clients.auth.clone(),
+            authz: deps.clients.authz.clone(),
             waker: relay.waker(),
             reset_limiter,
             password_change_throttle,

@@ -281,6 +281,23 @@ impl AuthzClient for GrpcAuthzClient {
         Ok(())
     }
 
+    async fn revoke_all_roles(&self, user_id: Uuid, origin: &Origin) -> Result<u32, ServiceError> {
+        let request = pb::RevokeAllRolesRequest {
+            user_id: user_id.to_string(),
+            origin: proto_origin(origin),
+        };
+        let response = self
+            .caller
+            .call(
+                "RevokeAllRoles",
+                Retry::Idempotent,
+                request,
+                |channel, request| async move { Client::new(channel).revoke_all_roles(request).await },
+            )
+            .await?;
+        Ok(response.revoked)
+    }
+
     async fn user_roles(&self, user_id: Uuid) -> Result<Vec<Role>, ServiceError> {
         let request = pb::ListUserRolesRequest {
             user_id: user_id.to_string(),

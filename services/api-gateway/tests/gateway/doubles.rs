@@ -166,6 +166,9 @@ impl AuthzClient for TestAuthz {
     async fn revoke_role(&self, _: Uuid, _: Uuid, _: &Origin) -> Result<(), ServiceError> {
         Err(not_in_double())
     }
+    async fn revoke_all_roles(&self, _: Uuid, _: &Origin) -> Result<u32, ServiceError> {
+        Err(not_in_double())
+    }
     async fn user_roles(&self, _: Uuid) -> Result<Vec<Role>, ServiceError> {
         Err(not_in_double())
     }

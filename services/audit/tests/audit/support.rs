@@ -441,6 +441,9 @@ impl AuthzClient for TestAuthz {
     async fn revoke_role(&self, _: Uuid, _: Uuid, _: &Origin) -> Result<(), ServiceError> {
         unused()
     }
+    async fn revoke_all_roles(&self, _: Uuid, _: &Origin) -> Result<u32, ServiceError> {
+        unused()
+    }
     async fn user_roles(&self, _: Uuid) -> Result<Vec<Role>, ServiceError> {
         unused()
     }

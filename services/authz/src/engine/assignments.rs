@@ -129,21 +129,46 @@ impl Authz {
         self.commit(tx, Invalidate::User(user_id)).await
     }
 
-    /// Takes every role from a user (the user was deleted); returns how many they held.
-    pub(crate) async fn revoke_all_roles(&self, user_id: Uuid, origin: &Origin) -> Result<usize, AuthzError> {
+    /// Takes every role from a user (about to be deleted, or deleted); returns how many they
+    /// held. With [`KeepAdmin::Yes`] it is refused, changing nothing, when the user is the last
+    /// holder of the admin role, under the same lock as [`Authz::revoke_role`].
+    pub(crate) async fn revoke_all_roles(
+        &self,
+        user_id: Uuid,
+        origin: &Origin,
+        keep_admin: KeepAdmin,
+    ) -> Result<usize, AuthzError> {
         let tx = self.begin().await?;
         let held = queries::user_roles(&tx, user_id).await?;
         if held.is_empty() {
             return Ok(0);
         }
-        user_role::Entity::delete_many()
-            .filter(user_role::Column::UserId.eq(user_id))
-            .exec(&tx)
-            .await?;
         let ids: Vec<Uuid> = held.iter().map(|r| r.id).collect();
         let rows = role::Entity::find()
             .filter(role::Column::Id.is_in(ids))
             .all(&tx)
+            .await?;
+        let admin = rows.iter().find(|row| row.name == ADMIN_ROLE);
+        if let (KeepAdmin::Yes, Some(admin)) = (keep_admin, admin) {
+            // See `revoke_role`: revocations of the admin role run one after the other.
+            role::Entity::find_by_id(admin.id)
+                .lock_exclusive()
+                .one(&tx)
+                .await?;
+            let holders = user_role::Entity::find()
+                .filter(user_role::Column::RoleId.eq(admin.id))
+                .count(&tx)
+                .await?;
+            if holders <= 1 {
+                return Err(AuthzError::SystemRole(
+                    "the last holder of the admin role cannot be deleted; give the role to someone else first"
+                        .to_owned(),
+                ));
+            }
+        }
+        user_role::Entity::delete_many()
+            .filter(user_role::Column::UserId.eq(user_id))
+            .exec(&tx)
             .await?;
         let revoked = rows
             .iter()
@@ -241,4 +266,13 @@ async fn assign_missing<C: ConnectionTrait>(
         changes::record(conn, origin, recorded).await?;
     }
     Ok(assigned)
+}
+
+/// Whether [`Authz::revoke_all_roles`] must leave the admin role a holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeepAdmin {
+    /// Refuse when the user is its last holder (a user about to be deleted).
+    Yes,
+    /// Take it anyway (the user is already gone).
+    No,
 }

@@ -13,6 +13,8 @@ mod grants;
 mod roles;
 mod seed;
 
+pub(crate) use assignments::KeepAdmin;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keel_clients::{Page, PageRequest, Permission, Role};

@@ -14,6 +14,8 @@ on_both_stores!(
     a_malformed_permission_check_is_a_validation_error,
     the_last_administrator_cannot_lose_the_admin_role,
     two_administrators_removing_each_other_at_once_leave_one,
+    a_deleted_user_loses_every_role_but_the_last_administrator_is_kept,
+    two_administrators_deleted_at_once_leave_one,
 );
 
 async fn role(app: &TestApp, name: &str, permissions: &[&str]) -> anyhow::Result<Uuid> {
@@ -218,5 +220,82 @@ async fn the_last_administrator_cannot_lose_the_admin_role(app: &TestApp) -> any
         !client.has_permission(first, "platform.role.manage").await?,
         "with another admin it may go"
     );
+    Ok(())
+}
+
+async fn a_deleted_user_loses_every_role_but_the_last_administrator_is_kept(
+    app: &TestApp,
+) -> anyhow::Result<()> {
+    let client = app.client();
+    let origin = Origin::default();
+    let (first, admin_role) = admin_and_role(app).await?;
+    let readers = role(app, "readers", &["platform.user.read"]).await?;
+    let writers = role(app, "writers", &["platform.user.update"]).await?;
+
+    let user = app.new_user();
+    client
+        .assign_roles(user, ids(&[readers, writers]), &origin)
+        .await?;
+    assert_eq!(client.revoke_all_roles(user, &origin).await?, 2);
+    assert!(client.user_roles(user).await?.is_empty());
+    assert!(
+        !client.has_permission(user, "platform.user.read").await?,
+        "effective at once"
+    );
+    assert_eq!(client.revoke_all_roles(user, &origin).await?, 0, "idempotent");
+
+    client.assign_roles(first, ids(&[readers]), &origin).await?;
+    let refused = client.revoke_all_roles(first, &origin).await;
+    assert!(
+        matches!(&refused, Err(ServiceError::FailedPrecondition(reason)) if reason.contains("last holder of the admin role")),
+        "{refused:?}"
+    );
+    assert_eq!(client.user_roles(first).await?.len(), 2, "nothing was taken");
+
+    let second = app.new_user();
+    client.assign_roles(second, ids(&[admin_role]), &origin).await?;
+    assert_eq!(
+        client.revoke_all_roles(first, &origin).await?,
+        2,
+        "with another admin they may go"
+    );
+    assert!(!client.has_permission(first, "platform.role.manage").await?);
+    assert!(client.has_permission(second, "platform.role.manage").await?);
+    Ok(())
+}
+
+async fn two_administrators_deleted_at_once_leave_one(app: &TestApp) -> anyhow::Result<()> {
+    let client = app.client();
+    let (first, admin_role) = admin_and_role(app).await?;
+    for round in 0..10 {
+        let second = app.new_user();
+        client
+            .assign_roles(second, ids(&[admin_role]), &Origin::default())
+            .await?;
+        let origin = Origin::default();
+        let (a, b) = tokio::join!(
+            client.revoke_all_roles(first, &origin),
+            client.revoke_all_roles(second, &origin),
+        );
+        let remaining = [
+            client.has_permission(first, "platform.role.manage").await?,
+            client.has_permission(second, "platform.role.manage").await?,
+        ];
+        assert_eq!(
+            remaining.iter().filter(|held| **held).count(),
+            1,
+            "round {round}: exactly one administrator is left ({a:?}, {b:?})"
+        );
+        assert!(
+            a.is_ok() != b.is_ok(),
+            "round {round}: one refused ({a:?}, {b:?})"
+        );
+        if !remaining[0] {
+            client
+                .assign_roles(first, ids(&[admin_role]), &Origin::default())
+                .await?;
+            client.revoke_role(second, admin_role, &Origin::default()).await?;
+        }
+    }
     Ok(())
 }

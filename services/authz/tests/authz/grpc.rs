@@ -117,6 +117,23 @@ async fn the_grpc_client_gets_the_same_answers_and_errors_as_in_process(app: &Te
     assert!(client.has_permission(user, "platform.user.read").await?);
     client.revoke_role(user, role.id, &origin).await?;
     assert!(client.user_roles(user).await?.is_empty());
+    client
+        .assign_roles(
+            user,
+            RoleSelector {
+                ids: vec![role.id],
+                names: Vec::new(),
+            },
+            &origin,
+        )
+        .await?;
+    assert_eq!(client.revoke_all_roles(user, &origin).await?, 1);
+    assert!(client.user_roles(user).await?.is_empty());
+    let last = client.revoke_all_roles(admin, &origin).await;
+    assert!(
+        matches!(last, Err(ServiceError::FailedPrecondition(_))),
+        "{last:?}"
+    );
 
     assert!(matches!(
         client.get_role(Uuid::now_v7()).await,

@@ -196,13 +196,16 @@ impl Identity {
         Ok(user.into())
     }
 
-    /// Deletes a user: their sessions end first (nothing is deleted if that fails), then the
+    /// Deletes a user: authz takes their roles first (refused for the last administrator: 409,
+    /// nothing changed), then their sessions end (nothing is deleted if either fails), then the
     /// row, their tokens, the audit record and `platform.user.deleted` go in one transaction, and
-    /// the sessions are ended again (a login that checked the password meanwhile keeps none).
+    /// the sessions are ended again (a login that checked the password meanwhile keeps none). A
+    /// failure after the roles went leaves the user without roles; deleting again finishes it.
     pub(crate) async fn delete_user(&self, id: Uuid, origin: &Origin) -> Result<(), IdentityError> {
         let user = store::find_user(&self.db, id)
             .await?
             .ok_or(IdentityError::UserNotFound)?;
+        self.release_roles(id, origin).await?;
         self.revoke_sessions(id, origin).await?;
         let txn = self.db.begin().await?;
         if !store::delete_user(&txn, id).await? {

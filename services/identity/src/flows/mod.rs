@@ -16,7 +16,7 @@ pub use client::LocalIdentityClient;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound as _, Utc};
-use keel_clients::{AuditRecord, AuthClient, Origin};
+use keel_clients::{AuditRecord, AuthClient, AuthzClient, Origin, ServiceError};
 use keel_events::{Event, Outbox, RelayWaker};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::json;
@@ -56,6 +56,8 @@ pub(crate) struct Identity {
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) auth: Arc<dyn AuthClient>,
+    /// Takes a user's roles before the user is deleted (and keeps the last administrator).
+    pub(crate) authz: Arc<dyn AuthzClient>,
     pub(crate) waker: RelayWaker,
     /// Counts password-reset requests per address.
     pub(crate) reset_limiter: Arc<dyn keel_ratelimit::RateLimiter>,
@@ -123,6 +125,20 @@ impl Identity {
                 Ok(())
             }
             Err(error) => Err(IdentityError::SessionsNotRevoked(error)),
+        }
+    }
+
+    /// Takes every role of a user about to be deleted. Authz refuses when the user is the last
+    /// holder of the admin role (`LastAdministrator`, nothing changed); any other failure stops
+    /// the deletion (`RolesNotReleased`).
+    pub(crate) async fn release_roles(&self, user_id: Uuid, origin: &Origin) -> Result<(), IdentityError> {
+        match self.authz.revoke_all_roles(user_id, origin).await {
+            Ok(released) => {
+                tracing::debug!(%user_id, released, "took the user's roles before deleting them");
+                Ok(())
+            }
+            Err(ServiceError::FailedPrecondition(reason)) => Err(IdentityError::LastAdministrator(reason)),
+            Err(error) => Err(IdentityError::RolesNotReleased(error)),
         }
     }
 

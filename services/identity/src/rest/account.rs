@@ -243,7 +243,8 @@ pub(crate) async fn update(
     Ok(Json(state.identity.update_user(id, changes, &origin).await?))
 }
 
-/// `DELETE /api/v1/users/{id}`: 204; 503 when the user's sessions could not be ended.
+/// `DELETE /api/v1/users/{id}`: 204; 409 for the last administrator; 503 when the user's roles
+/// or sessions could not be removed.
 #[utoipa::path(
     delete,
     path = "/api/v1/users/{id}",
@@ -252,10 +253,11 @@ pub(crate) async fn update(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The user's id; anything but a UUID is 404")),
     responses(
-        (status = 204, description = "The user is deleted and their sessions are ended"),
+        (status = 204, description = "The user is deleted, their roles taken and their sessions ended"),
         (status = 403, description = "The caller lacks `platform.user.delete`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The user's sessions could not be ended, so nothing was deleted; or authorization or token checks are unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The user is the last holder of the admin role; nothing was changed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The user's roles or sessions could not be removed, so the user was not deleted; or authorization or token checks are unavailable", body = Problem, content_type = "application/problem+json"),
         keel_http::Unauthenticated,
         keel_http::InternalError,
     )

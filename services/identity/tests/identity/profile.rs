@@ -13,6 +13,7 @@ on_both_backends!(
     admin_routes_need_their_permission_except_reading_and_updating_oneself,
     users_are_listed_oldest_first_in_cursor_pages,
     an_admin_deletes_a_user_after_ending_their_sessions,
+    the_last_administrator_cannot_be_deleted,
     a_change_whose_transaction_rolls_back_after_its_audit_record_still_leaves_a_trace,
 );
 
@@ -263,6 +264,29 @@ async fn users_are_listed_oldest_first_in_cursor_pages(backend: Backend) {
     app.finish().await;
 }
 
+async fn the_last_administrator_cannot_be_deleted(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let root = app.register("root@example.com").await;
+    app.authz.grant(root, "platform.user.delete");
+    app.authz.make_last_admin(root);
+    let reply = app
+        .request(Method::DELETE, &format!("/api/v1/users/{root}"))
+        .bearer_of(root)
+        .send()
+        .await;
+    reply.assert_problem(StatusCode::CONFLICT);
+    assert_eq!(
+        reply.body["detail"],
+        "the last holder of the admin role cannot be deleted; give the role to someone else first"
+    );
+    assert_eq!(app.user_count().await, 1, "nothing deleted");
+    assert!(app.auth.revocations().is_empty(), "no session ended");
+    assert!(app.authz.released().is_empty());
+    app.finish().await;
+}
+
 async fn a_change_whose_transaction_rolls_back_after_its_audit_record_still_leaves_a_trace(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else {
         return;
@@ -351,6 +375,11 @@ async fn an_admin_deletes_a_user_after_ending_their_sessions(backend: Backend) {
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     assert_eq!(app.user_count().await, 0);
     assert_eq!(app.auth.revocations()[0].0, doomed);
+    assert_eq!(
+        app.authz.released().last(),
+        Some(&doomed),
+        "authz took the roles first"
+    );
     let tokens = app.rows("SELECT COUNT(*) AS n FROM tokens").await;
     assert_eq!(tokens[0].try_get::<i64>("", "n").expect("count"), 0);
     let events = app.events().await;

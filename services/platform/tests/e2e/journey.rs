@@ -130,6 +130,38 @@ async fn a_new_user_is_forbidden_until_an_admin_grants_a_role_and_every_step_is_
         "{}",
         forbidden_again.body
     );
+
+    // Deleting the user takes their roles with them; the last administrator cannot be deleted.
+    let deleted = platform
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{user_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    let me = platform
+        .call(Method::GET, "/api/v1/users/me", Some(&admin), None)
+        .await;
+    let admin_id = me.body["id"].as_str().expect("the administrator's id").to_owned();
+    let refused = platform
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{admin_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(
+        refused.body["detail"],
+        "the last holder of the admin role cannot be deleted; give the role to someone else first"
+    );
+    let still = platform
+        .call(Method::GET, "/api/v1/users/me", Some(&admin), None)
+        .await;
+    assert_eq!(still.status, StatusCode::OK, "the administrator is still there");
     platform.stop().await;
 }
 

@@ -342,6 +342,19 @@ impl AuthzService for FakeAuthz {
         Ok(Response::new(pb::RevokeRoleResponse {}))
     }
 
+    async fn revoke_all_roles(
+        &self,
+        request: Request<pb::RevokeAllRolesRequest>,
+    ) -> Result<Response<pb::RevokeAllRolesResponse>, Status> {
+        self.knobs.enter("RevokeAllRoles").await?;
+        let request = request.into_inner();
+        let user = user(&request.user_id)?;
+        let mut state = self.remember(&request.origin)?;
+        let held = state.assignments.remove(&user).unwrap_or_default();
+        let revoked = u32::try_from(held.len()).unwrap_or(u32::MAX);
+        Ok(Response::new(pb::RevokeAllRolesResponse { revoked }))
+    }
+
     async fn list_user_roles(
         &self,
         request: Request<pb::ListUserRolesRequest>,

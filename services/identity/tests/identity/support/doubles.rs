@@ -95,9 +95,23 @@ impl AuthClient for RecordingAuth {
 #[derive(Default)]
 pub(crate) struct StaticAuthz {
     grants: Mutex<HashSet<(Uuid, String)>>,
+    /// Users whose roles `revoke_all_roles` took (in call order).
+    released: Mutex<Vec<Uuid>>,
+    /// Users `revoke_all_roles` refuses as the last administrator.
+    last_admins: Mutex<HashSet<Uuid>>,
 }
 
 impl StaticAuthz {
+    /// Makes `revoke_all_roles` refuse `user` as the last holder of the admin role.
+    pub(crate) fn make_last_admin(&self, user: Uuid) {
+        self.last_admins.lock().expect("lock").insert(user);
+    }
+
+    /// The users whose roles were taken so far.
+    pub(crate) fn released(&self) -> Vec<Uuid> {
+        self.released.lock().expect("lock").clone()
+    }
+
     /// Lets `user` use `permission`.
     pub(crate) fn grant(&self, user: Uuid, permission: &str) {
         self.grants
@@ -151,6 +165,16 @@ impl AuthzClient for StaticAuthz {
     }
     async fn revoke_role(&self, _: Uuid, _: Uuid, _: &Origin) -> Result<(), ServiceError> {
         Err(unused())
+    }
+    async fn revoke_all_roles(&self, user_id: Uuid, _: &Origin) -> Result<u32, ServiceError> {
+        if self.last_admins.lock().expect("lock").contains(&user_id) {
+            return Err(ServiceError::FailedPrecondition(
+                "the last holder of the admin role cannot be deleted; give the role to someone else first"
+                    .to_owned(),
+            ));
+        }
+        self.released.lock().expect("lock").push(user_id);
+        Ok(1)
     }
     async fn user_roles(&self, _: Uuid) -> Result<Vec<Role>, ServiceError> {
         Err(unused())
