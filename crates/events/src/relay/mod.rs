@@ -3,7 +3,7 @@
 mod batch;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keel_clients::AuditClient;
 use sea_orm::{
@@ -194,12 +194,18 @@ impl OutboxRelay {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), EventError> {
         tracing::info!(service = %self.service, "outbox relay started");
         self.waker.pass_started();
-        let first = self.pass(&shutdown).await;
+        let first = match self.pass(&shutdown).await {
+            Ok(()) => self.refresh_gauges().await,
+            Err(error) => Err(error),
+        };
         self.waker.pass_completed();
         if let Err(error) = first {
             self.waker.stopped();
             return Err(error);
         }
+        // The gauges cost two counting queries: under load, when passes follow each other, they
+        // are refreshed at most once per poll interval (and once more on the way out).
+        let mut gauges_refreshed = Instant::now();
         loop {
             tokio::select! {
                 biased;
@@ -208,17 +214,25 @@ impl OutboxRelay {
                 () = tokio::time::sleep(self.settings.poll_interval) => {}
             }
             self.waker.pass_started();
-            if let Err(error) = self.pass(&shutdown).await {
+            let mut outcome = self.pass(&shutdown).await;
+            if outcome.is_ok() && gauges_refreshed.elapsed() >= self.settings.poll_interval {
+                outcome = self.refresh_gauges().await;
+                gauges_refreshed = Instant::now();
+            }
+            if let Err(error) = outcome {
                 tracing::warn!(service = %self.service, %error, "outbox relay pass failed; will retry");
             }
             self.waker.pass_completed();
+        }
+        if let Err(error) = self.refresh_gauges().await {
+            tracing::debug!(service = %self.service, %error, "outbox gauges not refreshed at stop");
         }
         self.waker.stopped();
         tracing::info!(service = %self.service, "outbox relay stopped");
         Ok(())
     }
 
-    /// Delivers every due row of both kinds, batch after batch, then updates the pending gauge.
+    /// Delivers every due row of both kinds, batch after batch.
     async fn pass(&self, shutdown: &CancellationToken) -> Result<(), EventError> {
         for kind in [entity::KIND_EVENT, entity::KIND_AUDIT] {
             loop {
@@ -228,6 +242,11 @@ impl OutboxRelay {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Sets the pending and dead-letter gauges from the outbox as it is now.
+    async fn refresh_gauges(&self) -> Result<(), EventError> {
         let live = [entity::KIND_EVENT, entity::KIND_AUDIT];
         let pending = entity::Entity::find()
             .filter(entity::Column::Kind.is_in(live))
