@@ -99,7 +99,7 @@ const OPERATIONS: &[Operation] = &[
         method: "delete",
         path: "/api/v1/users/{id}",
         success: "204",
-        errors: &["401", "403", "404", "500", "503"],
+        errors: &["401", "403", "404", "409", "500", "503"],
         bearer: true,
     },
 ];
