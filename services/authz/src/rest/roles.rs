@@ -137,16 +137,26 @@ pub(super) async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<List<Role>>, Problem> {
     let Query(query) = query.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
+    // `limit=` and `cursor=` (present but empty) are refused like any malformed value, as identity
+    // and audit refuse them: the documents say a whole number and a non-empty cursor.
     let limit = match query.limit.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(raw) => Some(
             raw.parse::<u32>()
                 .map_err(|_| AuthzError::field("limit", "invalid_type", "limit is a whole number"))?,
         ),
     };
+    if query.cursor.as_deref() == Some("") {
+        return Err(AuthzError::field(
+            "cursor",
+            "invalid_cursor",
+            "the cursor is not one this API returned",
+        )
+        .into());
+    }
     let page = PageRequest {
         limit,
-        cursor: query.cursor.filter(|c| !c.is_empty()),
+        cursor: query.cursor,
     };
     let page = state.engine.list_roles(query.name, page).await?;
     Ok(Json(List {
