@@ -37,7 +37,9 @@ impl JwksSource for LocalJwks {
 }
 
 /// Ends the sessions of users named by `platform.user.deleted` and
-/// `platform.user.password_changed` until `shutdown`.
+/// `platform.user.password_changed` until `shutdown`: those started up to the event's
+/// `occurred_at`, so a login with the new password just after a change survives the event's
+/// late delivery.
 pub(crate) async fn follow_user_events(
     engine: Arc<Engine>,
     mut events: Subscription,
@@ -73,7 +75,7 @@ async fn on_user_event(engine: &Engine, event: &Event, reason: RevokeReason) {
     };
     for attempt in 1..=EVENT_ATTEMPTS {
         match engine
-            .revoke_user_sessions(user_id, reason, &Origin::default())
+            .revoke_user_sessions_before(user_id, event.occurred_at, reason, &Origin::default())
             .await
         {
             Ok(count) => {

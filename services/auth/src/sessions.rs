@@ -71,32 +71,39 @@ impl Engine {
 
     /// Ends every live session of the user; returns how many there were. Idempotent: a second
     /// call ends none and writes no audit record.
-    ///
-    /// First, in a statement of its own, the user's watermark is raised to now, so a login in
-    /// flight whose session is not yet written ends it itself (`store::session_watermark`). The
-    /// order matters on PostgreSQL: a login that commits its session and then reads the mark
-    /// either sees the new mark, or read it before the mark was committed, and then its session
-    /// was committed before the UPDATE below started, which ends it.
     pub(crate) async fn revoke_user_sessions(
         &self,
         user_id: Uuid,
         reason: RevokeReason,
         origin: &Origin,
     ) -> Result<u32, AuthError> {
+        self.revoke_user_sessions_before(user_id, self.now(), reason, origin)
+            .await
+    }
+
+    /// Ends the user's live sessions started at or before `before` (at most now); returns how
+    /// many there were. An event names the moment of the change it reports, so a session started
+    /// after the change (the user logging in with the new password) outlives its late delivery.
+    ///
+    /// First, in statements of their own, the user's watermark is raised to `before` (never
+    /// lowered), so a login in flight that started before it ends its session itself
+    /// (`store::session_watermark`). The order matters on PostgreSQL: a login that commits its
+    /// session and then reads the mark either sees the new mark, or read it before the mark was
+    /// committed, and then its session was committed before the UPDATE below started, which ends
+    /// it.
+    pub(crate) async fn revoke_user_sessions_before(
+        &self,
+        user_id: Uuid,
+        before: DateTime<Utc>,
+        reason: RevokeReason,
+        origin: &Origin,
+    ) -> Result<u32, AuthError> {
         let now = self.now();
-        session_watermark::Entity::insert(session_watermark::ActiveModel {
-            user_id: Set(user_id),
-            not_before: Set(now),
-        })
-        .on_conflict(
-            OnConflict::column(session_watermark::Column::UserId)
-                .update_column(session_watermark::Column::NotBefore)
-                .to_owned(),
-        )
-        .exec_without_returning(&self.db)
-        .await?;
+        let before = before.min(now);
+        self.raise_watermark(user_id, before).await?;
         let txn = self.db.begin().await?;
         let ended = live_sessions(user_id, now)
+            .filter(session::Column::CreatedAt.lte(before))
             .col_expr(session::Column::RevokedAt, Expr::value(Some(now)))
             .col_expr(session::Column::RevokeReason, Expr::value(Some(reason.as_str())))
             .exec(&txn)
@@ -110,6 +117,29 @@ impl Engine {
         }
         self.commit(txn).await?;
         Ok(count)
+    }
+
+    /// Sets the user's watermark to `to` unless it is already later: inserted when missing, then
+    /// raised (two statements, the same on SQLite and PostgreSQL).
+    async fn raise_watermark(&self, user_id: Uuid, to: DateTime<Utc>) -> Result<(), AuthError> {
+        session_watermark::Entity::insert(session_watermark::ActiveModel {
+            user_id: Set(user_id),
+            not_before: Set(to),
+        })
+        .on_conflict(
+            OnConflict::column(session_watermark::Column::UserId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await?;
+        session_watermark::Entity::update_many()
+            .col_expr(session_watermark::Column::NotBefore, Expr::value(to))
+            .filter(session_watermark::Column::UserId.eq(user_id))
+            .filter(session_watermark::Column::NotBefore.lt(to))
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 
     /// Deletes sessions (and, by cascade, their tokens) that expired, watermarks no login in
