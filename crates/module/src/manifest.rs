@@ -19,8 +19,19 @@ use crate::resolve::CORE_MODULE;
 const MANIFEST_FILE: &str = "module.yaml";
 /// Longest description, in characters.
 const MAX_DESCRIPTION_CHARS: usize = 500;
-/// Module names no module may take: the platform's own.
-const RESERVED_NAMES: [&str; 2] = [CORE_MODULE, "platform"];
+/// Module names no module may take: the platform's own, and the namespaces of its public routes
+/// (`/api/v1/users`, `/api/v1/auth`, …), which a module of that name would otherwise route under.
+const RESERVED_NAMES: [&str; 9] = [
+    CORE_MODULE,
+    "platform",
+    "identity",
+    "auth",
+    "authz",
+    "audit",
+    "users",
+    "roles",
+    "permissions",
+];
 /// Characters a literal path segment may hold besides ASCII letters and digits (RFC 3986 `pchar`,
 /// `%` for percent-encoded octets).
 const SEGMENT_CHARS: &str = "-._~!$&'()+,;=:@%";
@@ -146,8 +157,9 @@ impl Manifest {
     /// module's name for a manifest compiled into its crate with `include_str!`).
     ///
     /// The rules:
-    /// - `name`: a lowercase identifier (letters, digits, `_`), at most 64 characters, neither
-    ///   `core` nor `platform`;
+    /// - `name`: a lowercase identifier (letters, digits, `_`), at most 64 characters, not one the
+    ///   platform reserves (`core`, `platform`, and its route namespaces `identity`, `auth`,
+    ///   `authz`, `audit`, `users`, `roles`, `permissions`);
     /// - `version`: semantic versioning (`0.1.0`);
     /// - `dependencies`: `name requirement` each (`core >= 0.1.0`, `auth_extras ^1.2`; a bare name
     ///   takes any version), each module once, never itself; `core` is the platform;
@@ -693,6 +705,21 @@ routes:
             problems("name: core\nversion: 0.1.0\n"),
             ["name `core` is reserved for the platform"]
         );
+        // A module named after a core namespace would route under it (`/api/v1/auth/login`).
+        for taken in [
+            "auth",
+            "users",
+            "roles",
+            "permissions",
+            "identity",
+            "authz",
+            "audit",
+        ] {
+            assert_eq!(
+                problems(&format!("name: {taken}\nversion: 0.1.0\n")),
+                [format!("name `{taken}` is reserved for the platform")]
+            );
+        }
         let found = problems("name: Blog-Posts\nversion: 0.1.0\nroutes: [{method: GET, path: /api/v1/x}]\n");
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].starts_with("name `Blog-Posts` must be"), "{found:?}");

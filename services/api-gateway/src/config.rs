@@ -112,6 +112,11 @@ impl Default for ModuleRoutesConfig {
 }
 
 impl ModuleRoutesConfig {
+    /// The manifests given in code.
+    pub(crate) fn given(&self) -> &[Manifest] {
+        &self.given
+    }
+
     /// The modules to route: those given in code and those the manifest paths hold, checked as a
     /// set (no module twice, dependencies present and of a matching version, no cycle).
     pub(crate) fn resolve(&self) -> Result<ModuleSet, String> {
@@ -290,7 +295,8 @@ impl GatewayConfig {
     }
 
     /// Adds the routes of the module `manifest` describes (served by `modules.host`), as if its
-    /// manifest were listed in `gateway.modules.manifests`.
+    /// manifest were listed in `gateway.modules.manifests`. A gateway built from this keeps the
+    /// module across reloads from configuration files (which cannot name it).
     #[must_use]
     pub fn with_module(mut self, manifest: Manifest) -> Self {
         self.modules.given.push(manifest);

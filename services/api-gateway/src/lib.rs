@@ -104,6 +104,9 @@ struct Reloader {
     registry: Arc<dyn ServiceRegistry>,
     limiter: Option<Arc<dyn keel_ratelimit::RateLimiter>>,
     upstreams: tokio::sync::Mutex<HashMap<String, Arc<upstream::Upstream>>>,
+    /// Modules given in code at construction ([`GatewayConfig::with_module`]): part of the
+    /// process, not of its files, so a reload from the files keeps them.
+    code_modules: Vec<keel_module::Manifest>,
 }
 
 impl Gateway {
@@ -125,6 +128,7 @@ impl Gateway {
             registry,
             limiter,
             upstreams: tokio::sync::Mutex::new(HashMap::new()),
+            code_modules: config.modules.given().to_vec(),
         });
         let routing = reload.routing(&config).await?;
         metrics::describe();
@@ -173,8 +177,21 @@ impl Gateway {
 }
 
 impl Reloader {
-    /// The routing `config` describes, validated, with its services watched.
+    /// The routing `config` describes, validated, with its services watched. A `config` without
+    /// modules given in code (one read from the files) gets those given at construction.
     async fn routing(&self, config: &GatewayConfig) -> Result<Routing, GatewayError> {
+        let with_code_modules;
+        let config = match config.modules.given().is_empty() && !self.code_modules.is_empty() {
+            true => {
+                with_code_modules = self
+                    .code_modules
+                    .iter()
+                    .cloned()
+                    .fold(config.clone(), GatewayConfig::with_module);
+                &with_code_modules
+            }
+            false => config,
+        };
         let table = config.route_table()?;
         let limits = rate_limit::RateLimits::new(&config.rate_limits, self.limiter.clone());
         let mut known = self.upstreams.lock().await;

@@ -226,13 +226,72 @@ impl RouteTable<RouteConfig> {
         }
         match config.modules.resolve() {
             Err(problem) => problems.push(format!("gateway.modules: {problem}")),
-            Ok(modules) => routes.extend(module_routes(config, &modules, &mut problems)),
+            Ok(modules) => {
+                problems.extend(namespace_overlaps(config, &routes, &modules));
+                routes.extend(module_routes(config, &modules, &mut problems));
+            }
         }
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Self::from_entries(routes))
     }
+}
+
+/// Configured routes inside a module's namespace (`/api/v<N>/<module>`, the first three segments
+/// of its routes): a module route there would take requests from the configured route, or the
+/// other way round, so the configuration is refused. Broader prefixes (`/`, `/api`) are fine: a
+/// module's exact routes are more specific.
+fn namespace_overlaps(
+    config: &GatewayConfig,
+    configured: &[(Pattern, RouteConfig)],
+    modules: &ModuleSet,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for module in modules.iter() {
+        let mut namespaces: Vec<[&str; 3]> = Vec::new();
+        for spec in module.routes() {
+            if let [
+                PathSegment::Literal(api),
+                PathSegment::Literal(version),
+                PathSegment::Literal(name),
+                ..,
+            ] = spec.path().segments()
+            {
+                let namespace = [api.as_str(), version.as_str(), name.as_str()];
+                if !namespaces.contains(&namespace) {
+                    namespaces.push(namespace);
+                }
+            }
+        }
+        for namespace in namespaces {
+            for (pattern, route) in configured {
+                let inside = pattern.segments.len() >= 3
+                    && pattern
+                        .segments
+                        .iter()
+                        .zip(namespace)
+                        .all(|(segment, name)| match segment {
+                            Segment::Literal(literal) => **literal == *name,
+                            Segment::Any => true,
+                        });
+                if inside {
+                    let index = config
+                        .routes
+                        .iter()
+                        .position(|candidate| candidate == route)
+                        .unwrap_or_default();
+                    problems.push(format!(
+                        "gateway.modules: module `{}` routes under /{}, where gateway.routes[{index}] (`{}`) routes too",
+                        module.name(),
+                        namespace.join("/"),
+                        route.prefix
+                    ));
+                }
+            }
+        }
+    }
+    problems
 }
 
 /// The routes `modules` declare, each a route to `gateway.modules.host` labelled with its method
@@ -542,6 +601,25 @@ routes:
         assert_eq!(
             module_route(&table, Method::GET, "/api/v1/blog/posts/7/comments"),
             Ok("/ -> web".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_configured_route_inside_a_module_namespace_is_refused() {
+        let config = GatewayConfig::new(vec![
+            RouteConfig::new("/", "web"),
+            RouteConfig::new("/api/v1", "legacy"),
+            RouteConfig::new("/api/v1/blog/feed", "feeds"),
+            RouteConfig::new("/api/v1/*/export", "exports"),
+        ])
+        .with_module(blog());
+        let problems = RouteTable::parse(&config).err().unwrap_or_default();
+        assert_eq!(
+            problems,
+            [
+                "gateway.modules: module `blog` routes under /api/v1/blog, where gateway.routes[2] (`/api/v1/blog/feed`) routes too",
+                "gateway.modules: module `blog` routes under /api/v1/blog, where gateway.routes[3] (`/api/v1/*/export`) routes too",
+            ]
         );
     }
 

@@ -37,9 +37,9 @@ impl JwksSource for LocalJwks {
 }
 
 /// Ends the sessions of users named by `platform.user.deleted` and
-/// `platform.user.password_changed` until `shutdown`: those started up to the event's
-/// `occurred_at`, so a login with the new password just after a change survives the event's
-/// late delivery.
+/// `platform.user.password_changed` until `shutdown`. Every live session goes, also one started
+/// after the change if the event comes late (the user logs in again): a cut-off at the event's
+/// time would spare a login that checked the old password just before the change was committed.
 pub(crate) async fn follow_user_events(
     engine: Arc<Engine>,
     mut events: Subscription,
@@ -75,7 +75,7 @@ async fn on_user_event(engine: &Engine, event: &Event, reason: RevokeReason) {
     };
     for attempt in 1..=EVENT_ATTEMPTS {
         match engine
-            .revoke_user_sessions_before(user_id, event.occurred_at, reason, &Origin::default())
+            .revoke_user_sessions(user_id, reason, &Origin::default())
             .await
         {
             Ok(count) => {

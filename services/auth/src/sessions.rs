@@ -71,39 +71,24 @@ impl Engine {
 
     /// Ends every live session of the user; returns how many there were. Idempotent: a second
     /// call ends none and writes no audit record.
+    ///
+    /// First, in statements of their own, the user's watermark is raised to now (never lowered),
+    /// so a login in flight that started before it ends its session itself
+    /// (`store::session_watermark`). The order matters on PostgreSQL: a login that commits its
+    /// session and then reads the mark either sees the new mark, or read it before the mark was
+    /// committed, and then its session was committed before the UPDATE below started, which ends
+    /// it. That UPDATE therefore ends every live session, whatever its start: a cut-off by start
+    /// time would spare a session committed between the mark's time and the UPDATE.
     pub(crate) async fn revoke_user_sessions(
         &self,
         user_id: Uuid,
         reason: RevokeReason,
         origin: &Origin,
     ) -> Result<u32, AuthError> {
-        self.revoke_user_sessions_before(user_id, self.now(), reason, origin)
-            .await
-    }
-
-    /// Ends the user's live sessions started at or before `before` (at most now); returns how
-    /// many there were. An event names the moment of the change it reports, so a session started
-    /// after the change (the user logging in with the new password) outlives its late delivery.
-    ///
-    /// First, in statements of their own, the user's watermark is raised to `before` (never
-    /// lowered), so a login in flight that started before it ends its session itself
-    /// (`store::session_watermark`). The order matters on PostgreSQL: a login that commits its
-    /// session and then reads the mark either sees the new mark, or read it before the mark was
-    /// committed, and then its session was committed before the UPDATE below started, which ends
-    /// it.
-    pub(crate) async fn revoke_user_sessions_before(
-        &self,
-        user_id: Uuid,
-        before: DateTime<Utc>,
-        reason: RevokeReason,
-        origin: &Origin,
-    ) -> Result<u32, AuthError> {
         let now = self.now();
-        let before = before.min(now);
-        self.raise_watermark(user_id, before).await?;
+        self.raise_watermark(user_id, now).await?;
         let txn = self.db.begin().await?;
         let ended = live_sessions(user_id, now)
-            .filter(session::Column::CreatedAt.lte(before))
             .col_expr(session::Column::RevokedAt, Expr::value(Some(now)))
             .col_expr(session::Column::RevokeReason, Expr::value(Some(reason.as_str())))
             .exec(&txn)

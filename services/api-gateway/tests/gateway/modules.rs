@@ -209,3 +209,34 @@ fn the_manifest_paths_come_from_the_gateway_section() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn modules_given_in_code_survive_a_reload_from_the_files() -> anyhow::Result<()> {
+    let host = Upstream::start("platform-1").await?;
+    let blog = keel_module::Manifest::from_yaml(BLOG, "blog")?;
+    let config = GatewayConfig::new(vec![RouteConfig::new("/api/v1/users", "identity")]).with_module(blog);
+    let gateway = TestGateway::start_with(config, StaticRegistry::new()).await?;
+    gateway.add("platform", &host).await?;
+    assert_eq!(
+        client()
+            .get(gateway.url("/api/v1/blog/posts"))
+            .send()
+            .await?
+            .status(),
+        200
+    );
+
+    // What a SIGHUP reads: the files, which know nothing of the modules registered in code.
+    let from_files = GatewayConfig::new(vec![RouteConfig::new("/api/v1/users", "identity")]);
+    gateway.gateway.reload(&from_files).await?;
+    assert_eq!(
+        client()
+            .get(gateway.url("/api/v1/blog/posts"))
+            .send()
+            .await?
+            .status(),
+        200,
+        "the code's module is still routed"
+    );
+    Ok(())
+}

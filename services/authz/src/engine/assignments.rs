@@ -130,8 +130,9 @@ impl Authz {
     }
 
     /// Takes every role from a user (about to be deleted, or deleted); returns how many they
-    /// held. With [`KeepAdmin::Yes`] it is refused, changing nothing, when the user is the last
-    /// holder of the admin role, under the same lock as [`Authz::revoke_role`].
+    /// held. With [`KeepAdmin::Yes`] the admin role's row lock is taken first (as
+    /// [`Authz::revoke_role`] takes it), then the user's roles are read and removed, and the
+    /// removal is refused, changing nothing, when it left the admin role without a holder.
     pub(crate) async fn revoke_all_roles(
         &self,
         user_id: Uuid,
@@ -139,37 +140,45 @@ impl Authz {
         keep_admin: KeepAdmin,
     ) -> Result<usize, AuthzError> {
         let tx = self.begin().await?;
+        let admin = match keep_admin {
+            KeepAdmin::Yes => {
+                role::Entity::find()
+                    .filter(role::Column::Name.eq(ADMIN_ROLE))
+                    .lock_exclusive()
+                    .one(&tx)
+                    .await?
+            }
+            KeepAdmin::No => None,
+        };
         let held = queries::user_roles(&tx, user_id).await?;
         if held.is_empty() {
             return Ok(0);
         }
         let ids: Vec<Uuid> = held.iter().map(|r| r.id).collect();
         let rows = role::Entity::find()
-            .filter(role::Column::Id.is_in(ids))
+            .filter(role::Column::Id.is_in(ids.iter().copied()))
             .all(&tx)
             .await?;
-        let admin = rows.iter().find(|row| row.name == ADMIN_ROLE);
-        if let (KeepAdmin::Yes, Some(admin)) = (keep_admin, admin) {
-            // See `revoke_role`: revocations of the admin role run one after the other.
-            role::Entity::find_by_id(admin.id)
-                .lock_exclusive()
-                .one(&tx)
-                .await?;
-            let holders = user_role::Entity::find()
+        // Exactly the roles read (and recorded below); one granted meanwhile stays, and goes with
+        // the `platform.user.deleted` event.
+        user_role::Entity::delete_many()
+            .filter(user_role::Column::UserId.eq(user_id))
+            .filter(user_role::Column::RoleId.is_in(ids))
+            .exec(&tx)
+            .await?;
+        // Under the lock taken above: every other removal of the admin role waits for it.
+        if let Some(admin) = admin.filter(|admin| rows.iter().any(|row| row.id == admin.id)) {
+            let holders_left = user_role::Entity::find()
                 .filter(user_role::Column::RoleId.eq(admin.id))
                 .count(&tx)
                 .await?;
-            if holders <= 1 {
+            if holders_left == 0 {
                 return Err(AuthzError::SystemRole(
                     "the last holder of the admin role cannot be deleted; give the role to someone else first"
                         .to_owned(),
                 ));
             }
         }
-        user_role::Entity::delete_many()
-            .filter(user_role::Column::UserId.eq(user_id))
-            .exec(&tx)
-            .await?;
         let revoked = rows
             .iter()
             .map(|row| Change::role_revoked(user_id, row))
