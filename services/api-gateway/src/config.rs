@@ -99,6 +99,10 @@ pub struct ModuleRoutesConfig {
     /// its modules statically.
     #[serde(skip)]
     given: Vec<Manifest>,
+    /// The manifests `manifests` held when [`GatewayConfig::from_config`] read them, so routing
+    /// does not read files again (on an async runtime); `None`: read them when routing.
+    #[serde(skip)]
+    read: Option<Vec<Manifest>>,
 }
 
 impl Default for ModuleRoutesConfig {
@@ -107,6 +111,7 @@ impl Default for ModuleRoutesConfig {
             host: default_module_host(),
             manifests: Vec::new(),
             given: Vec::new(),
+            read: None,
         }
     }
 }
@@ -121,7 +126,10 @@ impl ModuleRoutesConfig {
     /// set (no module twice, dependencies present and of a matching version, no cycle).
     pub(crate) fn resolve(&self) -> Result<ModuleSet, String> {
         let mut manifests = self.given.clone();
-        manifests.extend(Manifest::discover(&self.manifests).map_err(|error| error.to_string())?);
+        match &self.read {
+            Some(read) => manifests.extend(read.iter().cloned()),
+            None => manifests.extend(Manifest::discover(&self.manifests).map_err(|error| error.to_string())?),
+        }
         ModuleSet::resolve(manifests, &platform_version()).map_err(|error| error.to_string())
     }
 }
@@ -376,9 +384,15 @@ impl GatewayConfig {
         self
     }
 
-    /// Reads and validates the `gateway` section of `config`.
+    /// Reads and validates the `gateway` section of `config`, and the module manifests it names
+    /// (file I/O: call it where blocking is fine, as `reload_on_hangup` does).
     pub fn from_config(config: &keel_config::Config) -> Result<Self, GatewayError> {
-        let gateway: Self = config.section("gateway")?;
+        let mut gateway: Self = config.section("gateway")?;
+        let read =
+            Manifest::discover(&gateway.modules.manifests).map_err(|error| GatewayError::InvalidConfig {
+                problems: vec![format!("gateway.modules: {error}")],
+            })?;
+        gateway.modules.read = Some(read);
         gateway.validate()?;
         Ok(gateway)
     }

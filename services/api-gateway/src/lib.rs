@@ -246,14 +246,16 @@ pub async fn reload_on_hangup(
                 }
             }
         }
-        // Reading the files blocks: off the runtime's workers.
-        let loaded = tokio::task::spawn_blocking(|| keel_config::ConfigLoader::from_process().load()).await;
+        // Reading the files (configuration and module manifests) blocks: off the runtime's
+        // workers.
+        let loaded = tokio::task::spawn_blocking(|| {
+            let config = keel_config::ConfigLoader::from_process().load()?;
+            GatewayConfig::from_config(&config)
+        })
+        .await;
         let reloaded = match loaded {
-            Ok(Ok(config)) => match GatewayConfig::from_config(&config) {
-                Ok(routes) => gateway.reload(&routes).await,
-                Err(error) => Err(error),
-            },
-            Ok(Err(error)) => Err(GatewayError::Config(error)),
+            Ok(Ok(routes)) => gateway.reload(&routes).await,
+            Ok(Err(error)) => Err(error),
             Err(join) => {
                 tracing::error!(error = %join, "SIGHUP: reading the configuration failed");
                 continue;
