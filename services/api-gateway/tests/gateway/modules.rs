@@ -43,11 +43,18 @@ async fn module_gateway(modules_dir: &Path) -> anyhow::Result<(TestGateway, Upst
     Ok((gateway, host))
 }
 
-#[tokio::test]
-async fn manifest_routes_reach_the_module_host_with_reads_checked_at_the_edge() -> anyhow::Result<()> {
+/// A gateway routing the blog module from a manifest directory (kept alive by the returned
+/// guard) to an echo module host.
+async fn blog_gateway() -> anyhow::Result<(tempfile::TempDir, TestGateway, Upstream)> {
     let modules = tempfile::tempdir()?;
     write_module(modules.path(), "blog", BLOG)?;
     let (gateway, host) = module_gateway(modules.path()).await?;
+    Ok((modules, gateway, host))
+}
+
+#[tokio::test]
+async fn manifest_routes_reach_the_module_host_with_reads_checked_at_the_edge() -> anyhow::Result<()> {
+    let (_modules, gateway, host) = blog_gateway().await?;
 
     // A route without a permission: anyone, path and query unchanged.
     let response = client()
@@ -114,9 +121,7 @@ async fn manifest_routes_reach_the_module_host_with_reads_checked_at_the_edge() 
 
 #[tokio::test]
 async fn undeclared_methods_are_405_with_allow_and_undeclared_paths_404() -> anyhow::Result<()> {
-    let modules = tempfile::tempdir()?;
-    write_module(modules.path(), "blog", BLOG)?;
-    let (gateway, host) = module_gateway(modules.path()).await?;
+    let (_modules, gateway, host) = blog_gateway().await?;
 
     let response = client()
         .patch(gateway.url("/api/v1/blog/posts/42"))
@@ -146,9 +151,7 @@ async fn undeclared_methods_are_405_with_allow_and_undeclared_paths_404() -> any
 
 #[tokio::test]
 async fn a_reload_reads_the_manifests_again_and_a_broken_one_changes_nothing() -> anyhow::Result<()> {
-    let modules = tempfile::tempdir()?;
-    write_module(modules.path(), "blog", BLOG)?;
-    let (gateway, _host) = module_gateway(modules.path()).await?;
+    let (modules, gateway, _host) = blog_gateway().await?;
     let mut config = GatewayConfig::new(vec![RouteConfig::new("/api/v1/users", "identity")]);
     config.modules.manifests = vec![modules.path().to_owned()];
 
