@@ -31,19 +31,31 @@ pub(crate) fn module_name_problem(name: &str) -> Option<String> {
     None
 }
 
-/// What is wrong with `name` as a permission name, if anything.
-pub(crate) fn permission_problem(name: &str) -> Option<String> {
+/// Checks a permission name as the authz service parses it: `module.resource.action`,
+/// optionally with more segments, each a lowercase letter then lowercase letters, digits and `_`,
+/// at most 128 bytes. The reason reads after the name (`` `audit` must have the form … ``).
+pub fn check_permission_name(name: &str) -> Result<(), &'static str> {
     if name.len() > MAX_PERMISSION_LEN {
-        return Some(format!("`{name}` is longer than {MAX_PERMISSION_LEN} characters"));
+        return Err("is longer than 128 bytes");
     }
     let segments: Vec<&str> = name.split('.').collect();
-    if segments.len() < 3 || !segments.iter().all(|segment| is_identifier(segment)) {
-        return Some(format!(
-            "`{name}` must have the form module.resource.action, each part a lowercase \
-             identifier (e.g. blog.post.create)"
-        ));
+    if segments.len() < 3 {
+        return Err("must have the form module.resource.action, e.g. platform.audit.read");
     }
-    None
+    match segments.iter().all(|segment| is_identifier(segment)) {
+        true => Ok(()),
+        false => Err(
+            "has a segment that does not start with a lowercase letter or has characters other \
+             than lowercase letters, digits and _",
+        ),
+    }
+}
+
+/// What is wrong with `name` as a permission name, if anything.
+pub(crate) fn permission_problem(name: &str) -> Option<String> {
+    check_permission_name(name)
+        .err()
+        .map(|reason| format!("`{name}` {reason}"))
 }
 
 /// The module a well-formed permission belongs to: its first segment.

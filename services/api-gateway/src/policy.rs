@@ -7,10 +7,9 @@
 
 use serde::Deserialize;
 
-use crate::config::RouteConfig;
+use keel_module::check_permission_name as check_permission;
 
-/// Longest permission name, in bytes (the authz service's limit).
-const MAX_PERMISSION_LEN: usize = 128;
+use crate::config::RouteConfig;
 
 /// How a route treats the `Authorization` header (`gateway.routes[].auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -75,30 +74,6 @@ pub(crate) fn problems(key: &str, route: &RouteConfig) -> Vec<String> {
         problems.push(format!("{key}.body_limit_bytes must be greater than 0"));
     }
     problems
-}
-
-/// Checks a permission name as the authz service parses it: `module.resource.action`, optionally
-/// with more segments, each a lowercase letter then lowercase letters, digits and `_`.
-fn check_permission(name: &str) -> Result<(), &'static str> {
-    if name.len() > MAX_PERMISSION_LEN {
-        return Err("is longer than 128 bytes");
-    }
-    let segments: Vec<&str> = name.split('.').collect();
-    if segments.len() < 3 {
-        return Err("must have the form module.resource.action, e.g. platform.audit.read");
-    }
-    let identifier = |segment: &&str| {
-        let mut chars = segment.chars();
-        chars.next().is_some_and(|c| c.is_ascii_lowercase())
-            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    };
-    match segments.iter().all(identifier) {
-        true => Ok(()),
-        false => Err(
-            "has a segment that does not start with a lowercase letter or has characters other \
-             than lowercase letters, digits and _",
-        ),
-    }
 }
 
 #[cfg(test)]
