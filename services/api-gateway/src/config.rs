@@ -159,17 +159,30 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout_ms: u64,
     /// Most idle keep-alive connections kept per instance.
     pub pool_max_idle_per_host: usize,
+    /// A request body whose declared `Content-Length` is at most this many bytes is read whole
+    /// before the request goes upstream, and sent with the request head in one write; larger
+    /// bodies, and bodies without a declared length, stream. The upstream then sees each small
+    /// request complete at once: one that answers before reading the body (a 405 or 401 from
+    /// its router) can read it and keep the connection, instead of closing it while the gateway
+    /// is still writing the body, which failed such requests with 502. 0 streams every body.
+    #[serde(default = "default_buffer_body_bytes")]
+    pub buffer_body_bytes: u64,
+}
+
+fn default_buffer_body_bytes() -> u64 {
+    64 * 1024
 }
 
 impl Default for UpstreamConfig {
-    /// Connect within 1 s, answer within 10 s, idle connections kept 90 s, up to 64 per instance
-    /// (the values of `config/default.yaml`).
+    /// Connect within 1 s, answer within 10 s, idle connections kept 90 s, up to 64 per instance,
+    /// bodies up to 64 KiB read before they are sent (the values of `config/default.yaml`).
     fn default() -> Self {
         Self {
             connect_timeout_ms: 1_000,
             timeout_ms: 10_000,
             pool_idle_timeout_ms: 90_000,
             pool_max_idle_per_host: 64,
+            buffer_body_bytes: default_buffer_body_bytes(),
         }
     }
 }
@@ -451,9 +464,17 @@ impl GatewayConfig {
         .chain(limits)
         .filter(|(_, value)| *value == 0)
         .map(|(key, _)| format!("gateway.{key} must be greater than 0"))
+        .chain((upstream.buffer_body_bytes > MAX_BUFFER_BODY_BYTES).then(|| {
+            format!(
+                "gateway.upstream.buffer_body_bytes must be at most {MAX_BUFFER_BODY_BYTES} (each request in flight may hold that much); larger bodies stream"
+            )
+        }))
         .collect()
     }
 }
+
+/// Largest `gateway.upstream.buffer_body_bytes`: 1 MiB.
+const MAX_BUFFER_BODY_BYTES: u64 = 1024 * 1024;
 
 fn default_body_limit_bytes() -> u64 {
     DEFAULT_BODY_LIMIT_BYTES

@@ -73,6 +73,19 @@ pub(crate) enum ProxyError {
         /// The route's limit.
         limit: u64,
     },
+    /// The client's request body broke off (or failed) while the gateway was reading it to send
+    /// it whole (`gateway.upstream.buffer_body_bytes`).
+    #[error("the request body could not be read: {source}")]
+    ClientBody {
+        /// What the server reported.
+        source: axum::Error,
+    },
+    /// The client did not send its declared request body within the route's timeout.
+    #[error("the request body did not arrive within {} ms", .after.as_millis())]
+    ClientBodyTimeout {
+        /// The route's timeout.
+        after: Duration,
+    },
     /// The route's service has no healthy instance with an `http` port.
     #[error("no healthy instance of `{service}`")]
     NoInstance {
@@ -131,7 +144,9 @@ impl ProxyError {
             | Self::DotSegment
             | Self::TooManyHeaders { .. }
             | Self::HeadersTooLarge { .. }
-            | Self::BodyTooLarge { .. } => None,
+            | Self::BodyTooLarge { .. }
+            | Self::ClientBody { .. }
+            | Self::ClientBodyTimeout { .. } => None,
             Self::NoInstance { .. } => Some("no_instance"),
             Self::BadTarget { .. } => Some("bad_target"),
             Self::Connect { .. } => Some("connect"),
@@ -155,6 +170,14 @@ impl ProxyError {
             )),
             Self::BodyTooLarge { limit } => {
                 Problem::payload_too_large(usize::try_from(*limit).unwrap_or(usize::MAX))
+            }
+            Self::ClientBody { .. } => {
+                Problem::bad_request("the request body ended before its declared Content-Length")
+            }
+            Self::ClientBodyTimeout { after } => {
+                Problem::new(StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout").with_detail(
+                    format!("the request body did not arrive within {} ms", after.as_millis()),
+                )
             }
             Self::NoInstance { service } => {
                 Problem::unavailable(format!("no instance of the {service} service is available"))

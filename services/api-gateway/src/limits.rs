@@ -60,6 +60,8 @@ pub(crate) struct Limited {
     pub(crate) body: Body,
     /// Set when a streamed body passed the limit (`None` when the length was declared).
     pub(crate) tripped: Option<Arc<AtomicBool>>,
+    /// The `Content-Length` the client declared (within the limit), if it declared one.
+    pub(crate) declared: Option<u64>,
 }
 
 impl Limited {
@@ -79,8 +81,16 @@ pub(crate) fn limit_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<
         .and_then(|value| value.parse::<u64>().ok());
     match declared {
         Some(length) if length > limit => Err(ProxyError::BodyTooLarge { limit }),
-        Some(_) => Ok(Limited { body, tripped: None }),
-        None if http_body::Body::is_end_stream(&body) => Ok(Limited { body, tripped: None }),
+        Some(length) => Ok(Limited {
+            body,
+            tripped: None,
+            declared: Some(length),
+        }),
+        None if http_body::Body::is_end_stream(&body) => Ok(Limited {
+            body,
+            tripped: None,
+            declared: None,
+        }),
         None => {
             let tripped = Arc::new(AtomicBool::new(false));
             let counted = CountedBody {
@@ -91,6 +101,7 @@ pub(crate) fn limit_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<
             Ok(Limited {
                 body: Body::new(counted),
                 tripped: Some(tripped),
+                declared: None,
             })
         }
     }
@@ -181,8 +192,9 @@ mod tests {
             limit_body(&declared, Body::from("hello world"), 10),
             Err(ProxyError::BodyTooLarge { limit: 10 })
         ));
-        let within = limit_body(&declared, Body::from("hello world"), 11).map(|l| l.tripped.is_none());
-        assert!(matches!(within, Ok(true)));
+        let within = limit_body(&declared, Body::from("hello world"), 11)
+            .map(|limited| (limited.tripped.is_none(), limited.declared));
+        assert!(matches!(within, Ok((true, Some(11)))));
     }
 
     #[tokio::test]

@@ -1,8 +1,11 @@
 //! The proxy itself: route, check, pick an instance, forward, stream the answer back.
 //!
 //! Why a module of its own: this is the per-request path, the one that must stay fast and never
-//! hang. Bodies are never buffered: the client's request body is handed to the upstream request
-//! as it arrives, and the upstream's response body to the client the same way. Before anything is
+//! hang. Bodies are streamed: the client's request body is handed to the upstream request as it
+//! arrives, and the upstream's response body to the client the same way; only a request body of a
+//! small declared length (`gateway.upstream.buffer_body_bytes`) is read whole first, so the
+//! upstream receives that request in one piece (408 when it does not arrive in time, 400 when it
+//! ends early). Before anything is
 //! sent upstream a request passes the header limits (431), the route's body limit when its length
 //! is declared (413), and the route's authentication and permission (401, 403). Every failure is
 //! answered at once as problem+json: no route 404, no instance 503, unreachable 502, no response
@@ -86,6 +89,8 @@ pub(crate) struct Routing {
     limits: RateLimits,
     header_limits: HeaderLimits,
     trusted_proxies: TrustedProxies,
+    /// `gateway.upstream.buffer_body_bytes`.
+    buffer_body_bytes: u64,
 }
 
 impl Routing {
@@ -104,6 +109,7 @@ impl Routing {
                 max_headers: config.max_headers,
                 max_bytes: config.max_header_bytes,
             },
+            buffer_body_bytes: config.upstream.buffer_body_bytes,
         }
     }
 }
@@ -225,6 +231,15 @@ impl Proxy {
         if let Some(decision) = decision.as_ref().filter(|decision| !decision.allowed) {
             return rate_limited(decision);
         }
+        let body = match body.declared {
+            Some(length @ 1..) if length <= routing.buffer_body_bytes => {
+                match read_whole(body, route.timeout).await {
+                    Ok(body) => body,
+                    Err(error) => return fail(service, &error),
+                }
+            }
+            _ => body,
+        };
         let sent = self.send(route, matched, parts, body, principal.as_deref(), origin);
         let mut response = match sent.await {
             Ok(response) => response,
@@ -336,6 +351,19 @@ fn settle(
             authority: authority(),
             after: route.timeout,
         }),
+    }
+}
+
+/// `body` (of a declared length) read to its end within `timeout`, as one chunk, so that hyper
+/// writes it upstream in the same write as the request head.
+async fn read_whole(body: Limited, timeout: Duration) -> Result<Limited, ProxyError> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body.body, usize::MAX)).await {
+        Ok(Ok(bytes)) => Ok(Limited {
+            body: Body::from(bytes),
+            ..body
+        }),
+        Ok(Err(source)) => Err(ProxyError::ClientBody { source }),
+        Err(_) => Err(ProxyError::ClientBodyTimeout { after: timeout }),
     }
 }
 

@@ -40,6 +40,7 @@ fn the_shipped_gateway_section_loads_and_validates() -> anyhow::Result<()> {
     assert_eq!(config.upstream.timeout_ms, 10_000);
     assert_eq!(config.body_limit_bytes, 10 * 1024 * 1024);
     assert_eq!((config.max_headers, config.max_header_bytes), (100, 32 * 1024));
+    assert_eq!(config.upstream.buffer_body_bytes, 64 * 1024);
     assert!(
         config
             .routes
@@ -61,6 +62,8 @@ async fn bad_policies_and_zero_limits_stop_construction_naming_their_keys() -> a
     ])
     .with_body_limit(0)
     .with_header_limits(0, 0);
+    let mut config = config;
+    config.upstream.buffer_body_bytes = 2 * 1024 * 1024;
     let key = crate::doubles::SigningKey::generate("config");
     let auth = crate::doubles::edge_auth(&key, &Arc::default());
     let message = match Gateway::new(config, registry, auth, None).await {
@@ -74,6 +77,7 @@ async fn bad_policies_and_zero_limits_stop_construction_naming_their_keys() -> a
         "gateway.routes[0].permission `audit` must have the form module.resource.action",
         "gateway.routes[1].auth `public` contradicts gateway.routes[1].permission",
         "gateway.routes[2].body_limit_bytes must be greater than 0",
+        "gateway.upstream.buffer_body_bytes must be at most 1048576",
     ] {
         assert!(message.contains(expected), "missing {expected:?} in {message}");
     }

@@ -2,6 +2,7 @@
 //! registry, behind the gateway served by the keel-http stack, driven by a real HTTP client.
 
 mod balancing;
+mod buffering;
 mod config;
 mod cors;
 mod doubles;

@@ -370,6 +370,11 @@ impl RawResponse {
 pub(crate) async fn raw_exchange(address: SocketAddr, head: &str) -> anyhow::Result<RawResponse> {
     let mut stream = tokio::net::TcpStream::connect(address).await?;
     stream.write_all(format!("{head}\r\n\r\n").as_bytes()).await?;
+    read_raw_response(&mut stream).await
+}
+
+/// Reads one response with a `content-length` off `stream` (5 s at most per read).
+pub(crate) async fn read_raw_response(stream: &mut tokio::net::TcpStream) -> anyhow::Result<RawResponse> {
     let mut received = Vec::new();
     let mut buffer = [0u8; 8192];
     let deadline = Duration::from_secs(5);
