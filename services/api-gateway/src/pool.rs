@@ -18,6 +18,9 @@
 //!   sending the request body of an exchange whose response has already ended; a request that could
 //!   not be written on a connection at all is sent again on another (it never reached the
 //!   upstream);
+//! - a request without a body and with an idempotent method, written on a connection idle for a
+//!   second or more that then ended without an answer (the upstream closed it under its own
+//!   keep-alive timeout as the request went out), is sent once more on a new connection;
 //! - a connection goes back to the pool only when its response ended cleanly; a response the
 //!   client abandoned mid-body closes its connection (hyper cannot reuse it);
 //! - at most `gateway.upstream.pool_max_idle_per_host` idle connections per instance and thread;
@@ -34,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -48,6 +51,47 @@ use crate::connector::CountedConnection;
 /// Longest a request waits for a pooled connection that is not ready at once before it lets that
 /// connection go and takes another.
 const READY_WAIT: Duration = Duration::from_millis(20);
+
+/// Idle time after which a pooled connection may be closing under the upstream's keep-alive
+/// timeout (servers commonly keep idle connections 5 s or more) as a request goes out on it.
+const MAY_BE_STALE: Duration = Duration::from_secs(1);
+
+/// A copy of `request` to send again, when that is safe: an idempotent method (RFC 9110 §9.2.2)
+/// and no body. Headers are copied; extensions are not (nothing upstream reads them).
+fn replayable(request: &Request<Body>) -> Option<Request<Body>> {
+    let idempotent = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    if !idempotent || !HttpBody::is_end_stream(request.body()) {
+        return None;
+    }
+    let mut copy = Request::new(Body::empty());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
+}
+
+/// Whether `error` says the connection ended before any answer to a request written on it: the
+/// upstream closed it (its idle timeout) or reset it as the request arrived.
+fn closed_before_answering(error: &hyper::Error) -> bool {
+    use std::error::Error as _;
+    let io_kind = error
+        .source()
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    error.is_incomplete_message()
+        || matches!(
+            io_kind,
+            Some(
+                std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+            )
+        )
+}
 
 /// Why an upstream exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +167,7 @@ impl UpstreamPools {
         authority: &str,
         mut request: Request<Body>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
-        while let Some(mut sender) = self.checkout(authority) {
+        while let Some((mut sender, idle_for)) = self.checkout(authority) {
             if !sender.is_ready() {
                 // Usually a tick of its connection's task away; but a connection whose response
                 // ended while the request body was still streaming up stays busy until the body
@@ -133,12 +177,25 @@ impl UpstreamPools {
                     Ok(Err(_)) | Err(_) => continue, // closed, or busy: the next one, or a new one
                 }
             }
+            // A connection idle for a while may be closing under the upstream's own idle timeout
+            // as the request goes out: keep what it takes to send it again.
+            let replay = (idle_for >= MAY_BE_STALE).then(|| replayable(&request)).flatten();
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok(self.pooled(authority, sender, response)),
                 Err(mut failed) => match failed.take_message() {
                     // Never written: the connection was closing. Try another.
                     Some(unsent) => request = unsent,
-                    None => return Err(UpstreamError::Exchange(failed.into_error())),
+                    None => {
+                        let error = failed.into_error();
+                        match replay {
+                            Some(again) if closed_before_answering(&error) => {
+                                tracing::debug!(%error, authority, "a kept-alive connection closed under an idempotent request; sending it again on a new connection");
+                                request = again;
+                                break;
+                            }
+                            _ => return Err(UpstreamError::Exchange(error)),
+                        }
+                    }
                 },
             }
         }
@@ -150,17 +207,18 @@ impl UpstreamPools {
         Ok(self.pooled(authority, sender, response))
     }
 
-    /// The most recently used idle connection to `authority` on this thread, dropping any that
-    /// were idle too long or were closed.
-    fn checkout(&self, authority: &str) -> Option<SendRequest<Body>> {
+    /// The most recently used idle connection to `authority` on this thread and how long it was
+    /// idle, dropping any that were idle too long or were closed.
+    fn checkout(&self, authority: &str) -> Option<(SendRequest<Body>, Duration)> {
         let mut pool = self.thread_pool();
         let idle = pool.idle.get_mut(authority)?;
         let now = Instant::now();
         while let Some(connection) = idle.pop() {
-            if now.duration_since(connection.since) >= self.idle_timeout {
+            let idle_for = now.duration_since(connection.since);
+            if idle_for >= self.idle_timeout {
                 idle.clear(); // the rest are older still
             } else if !connection.sender.is_closed() {
-                return Some(connection.sender);
+                return Some((connection.sender, idle_for));
             }
         }
         None

@@ -209,3 +209,80 @@ async fn a_connection_still_sending_an_answered_upload_does_not_hold_up_the_next
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
     Ok(())
 }
+
+/// An HTTP/1.1 upstream that answers the first request of each connection with a keep-alive
+/// `200 ok`, then reads the next request and closes the connection without answering it: what a
+/// server does whose keep-alive timeout fires as a request arrives on an idle connection. Counts
+/// the connections it accepted.
+async fn closes_under_the_second_request() -> anyhow::Result<(u16, Arc<AtomicUsize>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let mut received = Vec::new();
+                while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => received.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let answer = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok";
+                if stream.write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+                // The next request arrives; the connection closes instead of answering.
+                let _ = stream.read(&mut buffer).await;
+                drop(stream);
+            });
+        }
+    });
+    Ok((port, accepted))
+}
+
+#[tokio::test]
+async fn an_idempotent_request_on_a_connection_the_upstream_closes_under_it_is_sent_again()
+-> anyhow::Result<()> {
+    let (port, accepted) = closes_under_the_second_request().await?;
+    let gateway = raw_gateway(port).await?;
+    let first = client().get(gateway.url("/api/v1/raw/first")).send().await?;
+    assert_eq!(first.status(), 200);
+    first.bytes().await?;
+    // Idle long enough that the pool treats the connection as possibly stale.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let again = client().get(gateway.url("/api/v1/raw/second")).send().await?;
+    assert_eq!(again.status(), 200, "the GET was sent again on a new connection");
+    assert_eq!(again.text().await?, "ok");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_with_a_body_on_a_connection_the_upstream_closes_under_it_is_not_sent_again()
+-> anyhow::Result<()> {
+    let (port, accepted) = closes_under_the_second_request().await?;
+    let gateway = raw_gateway(port).await?;
+    let first = client().get(gateway.url("/api/v1/raw/first")).send().await?;
+    assert_eq!(first.status(), 200);
+    first.bytes().await?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // A POST is not idempotent: the upstream may have acted on it, so the client decides.
+    let post = client()
+        .post(gateway.url("/api/v1/raw/second"))
+        .body("payload")
+        .send()
+        .await?;
+    assert_eq!(post.status(), 502);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "no second connection for the POST"
+    );
+    Ok(())
+}
