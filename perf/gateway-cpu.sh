@@ -10,7 +10,8 @@
 #   PERF_SKIP_BUILD=1 perf/gateway-cpu.sh
 #   PERF_GATEWAY_BASELINE=/path/to/older/api-gateway perf/gateway-cpu.sh   # A/B two gateway builds
 #
-# Prints one line per proxy: requests/s, CPU µs per request, and the gateway/nginx CPU ratio.
+# Prints one line per proxy: requests/s, CPU µs, context switches and page faults per request, and
+# the gateway/nginx CPU ratio.
 # Needs `perf` (linux-perf), wrk and nginx (perf/setup.sh installs the last two). Knobs:
 # PERF_SECONDS (6), PERF_WARMUP (2), PERF_UPSTREAM_PORT (18190), PERF_NGINX_PORT (18191),
 # PERF_GATEWAY_PORT (18192), PERF_SKIP_BUILD=1, PERF_GATEWAY_BIN (the gateway binary to measure,
@@ -65,13 +66,16 @@ measure() {
     wrk -t2 -c64 -d"$((seconds + 1))s" "$url" >"$work/wrk-$name.txt" &
     local load=$!
     sleep 0.5
-    perf stat -x, -e task-clock -p "$pid_list" -- sleep "$seconds" 2>"$work/stat-$name.txt"
+    perf stat -x, -e task-clock,context-switches,page-faults -p "$pid_list" -- sleep "$seconds" \
+        2>"$work/stat-$name.txt"
     wait "$load"
-    local rps cpu_ms
+    local rps cpu_ms switches faults
     rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk-$name.txt")
     cpu_ms=$(awk -F, '/task-clock/ {print $1}' "$work/stat-$name.txt")
-    python3 -c 'import sys; name, rps, ms, s = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]); print(f"{name}: {rps:,.0f} req/s, {ms * 1000 / (rps * s):.1f} CPU µs per request")' \
-        "$name" "$rps" "$cpu_ms" "$seconds" | tee -a "$work/lines.txt"
+    switches=$(awk -F, '/context-switches/ {print $1}' "$work/stat-$name.txt")
+    faults=$(awk -F, '/page-faults/ {print $1}' "$work/stat-$name.txt")
+    python3 -c 'import sys; name, rps, ms, s, cs, pf = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]); n = rps * s; print(f"{name}: {rps:,.0f} req/s, {ms * 1000 / n:.1f} CPU µs per request, {cs / n:.3f} context switches and {pf / n:.3f} page faults per request")' \
+        "$name" "$rps" "$cpu_ms" "$seconds" "${switches:-0}" "${faults:-0}" | tee -a "$work/lines.txt"
 }
 
 "$target/release/keel-perf" upstream --listen "127.0.0.1:$upstream_port" 2>"$work/upstream.log" &
