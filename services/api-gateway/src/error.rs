@@ -172,7 +172,7 @@ impl ProxyError {
                 Problem::payload_too_large(usize::try_from(*limit).unwrap_or(usize::MAX))
             }
             Self::ClientBody { .. } => {
-                Problem::bad_request("the request body ended before its declared Content-Length")
+                Problem::bad_request("the request body could not be read to its declared Content-Length")
             }
             Self::ClientBodyTimeout { after } => {
                 Problem::new(StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout").with_detail(
@@ -260,6 +260,20 @@ mod tests {
             (ProxyError::TooManyHeaders { max: 100 }, 431, None),
             (ProxyError::HeadersTooLarge { max_bytes: 32 }, 431, None),
             (ProxyError::BodyTooLarge { limit: 10 }, 413, None),
+            (
+                ProxyError::ClientBody {
+                    source: axum::Error::new(std::io::Error::other("stream reset")),
+                },
+                400,
+                None,
+            ),
+            (
+                ProxyError::ClientBodyTimeout {
+                    after: Duration::from_millis(300),
+                },
+                408,
+                None,
+            ),
             (
                 ProxyError::NoInstance {
                     service: "audit".into(),

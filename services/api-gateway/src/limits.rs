@@ -1,12 +1,12 @@
 //! Size limits on what a client sends: the header section (431) and the request body (413).
 //!
-//! Why a module of its own: the gateway streams bodies instead of reading them, so the HTTP stack's
-//! body limit (which works through extractors, and is one value for the whole server) cannot apply;
-//! each route has its own limit, enforced here on the stream itself. A declared `Content-Length`
-//! over the limit is refused before anything is sent upstream; a body without one (chunked, or
-//! HTTP/2 without the header) is counted as it passes, and the upstream exchange is cut off as soon
-//! as the count passes the limit: the upstream never receives more than the limit, and the client
-//! gets the 413.
+//! Why a module of its own: the gateway streams bodies (all but small ones of a declared length,
+//! which `proxy` reads whole first), so the HTTP stack's body limit (which works through
+//! extractors, and is one value for the whole server) cannot apply; each route has its own limit,
+//! enforced here on the stream itself. A declared `Content-Length` over the limit is refused before
+//! anything is sent upstream; a body without one (chunked, or HTTP/2 without the header) is counted
+//! as it passes, and the upstream exchange is cut off as soon as the count passes the limit: the
+//! upstream never receives more than the limit, and the client gets the 413.
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -55,6 +55,10 @@ pub(crate) fn describe() {
         "Connections opened to an upstream instance, by upstream host:port; a steady value under load means keep-alive works."
     );
     metrics::describe_counter!(
+        crate::pool::UPSTREAM_REPLAYS,
+        "Safe requests sent a second time, on a new connection, because the kept-alive connection they were written on closed under them without an answer, by upstream host:port."
+    );
+    metrics::describe_counter!(
         UPSTREAM_ERRORS,
         "Requests that got no upstream response, by service and kind (no_instance, connect, exchange, timeout, bad_target)."
     );

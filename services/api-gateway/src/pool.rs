@@ -18,9 +18,10 @@
 //!   sending the request body of an exchange whose response has already ended; a request that could
 //!   not be written on a connection at all is sent again on another (it never reached the
 //!   upstream);
-//! - a request without a body and with an idempotent method, written on a connection idle for a
-//!   second or more that then ended without an answer (the upstream closed it under its own
-//!   keep-alive timeout as the request went out), is sent once more on a new connection;
+//! - a request without a body and with a safe method (or an `Idempotency-Key`), written on a
+//!   connection idle for a second or more that ended without an answer within 100 ms (the upstream
+//!   closed it under its own keep-alive timeout as the request went out), is sent once more on a
+//!   new connection and counted in `keel_gateway_upstream_replays_total{upstream}`;
 //! - a connection goes back to the pool only when its response ended cleanly; a response the
 //!   client abandoned mid-body closes its connection (hyper cannot reuse it);
 //! - at most `gateway.upstream.pool_max_idle_per_host` idle connections per instance and thread;
@@ -56,14 +57,25 @@ const READY_WAIT: Duration = Duration::from_millis(20);
 /// timeout (servers commonly keep idle connections 5 s or more) as a request goes out on it.
 const MAY_BE_STALE: Duration = Duration::from_secs(1);
 
-/// A copy of `request` to send again, when that is safe: an idempotent method (RFC 9110 §9.2.2)
-/// and no body. Headers are copied; extensions are not (nothing upstream reads them).
+/// Longest time after a request was written within which a failure of its kept-alive connection
+/// counts as the keep-alive race (the upstream closed the connection as the request arrived),
+/// not as the upstream failing while it handled the request.
+const REPLAY_WINDOW: Duration = Duration::from_millis(100);
+
+/// Replays of requests whose kept-alive connection closed under them, by `upstream`.
+pub(crate) const UPSTREAM_REPLAYS: &str = "keel_gateway_upstream_replays_total";
+
+/// A copy of `request` to send again, when that is safe: no body, and a safe method (`GET`,
+/// `HEAD`, `OPTIONS`, `TRACE`; RFC 9110 §9.2.1), or any method with an `Idempotency-Key` header
+/// (the upstream deduplicates it). Headers are copied; extensions are not (nothing upstream reads
+/// them).
 fn replayable(request: &Request<Body>) -> Option<Request<Body>> {
-    let idempotent = matches!(
+    let safe = matches!(
         *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
     );
-    if !idempotent || !HttpBody::is_end_stream(request.body()) {
+    let deduplicated = request.headers().contains_key("idempotency-key");
+    if !(safe || deduplicated) || !HttpBody::is_end_stream(request.body()) {
         return None;
     }
     let mut copy = Request::new(Body::empty());
@@ -180,6 +192,7 @@ impl UpstreamPools {
             // A connection idle for a while may be closing under the upstream's own idle timeout
             // as the request goes out: keep what it takes to send it again.
             let replay = (idle_for >= MAY_BE_STALE).then(|| replayable(&request)).flatten();
+            let written = Instant::now();
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok(self.pooled(authority, sender, response)),
                 Err(mut failed) => match failed.take_message() {
@@ -187,9 +200,12 @@ impl UpstreamPools {
                     Some(unsent) => request = unsent,
                     None => {
                         let error = failed.into_error();
+                        let raced = written.elapsed() < REPLAY_WINDOW && closed_before_answering(&error);
                         match replay {
-                            Some(again) if closed_before_answering(&error) => {
-                                tracing::debug!(%error, authority, "a kept-alive connection closed under an idempotent request; sending it again on a new connection");
+                            Some(again) if raced => {
+                                tracing::debug!(%error, authority, "a kept-alive connection closed under a safe request; sending it again on a new connection");
+                                metrics::counter!(UPSTREAM_REPLAYS, "upstream" => authority.to_owned())
+                                    .increment(1);
                                 request = again;
                                 break;
                             }

@@ -231,16 +231,27 @@ impl Proxy {
         if let Some(decision) = decision.as_ref().filter(|decision| !decision.allowed) {
             return rate_limited(decision);
         }
+        // One deadline for reading a small body and for the upstream's answer: the route's
+        // timeout bounds both together.
+        let deadline = tokio::time::Instant::now() + route.timeout;
         let body = match body.declared {
             Some(length @ 1..) if length <= routing.buffer_body_bytes => {
-                match read_whole(body, route.timeout).await {
+                match read_whole(body, deadline, route.timeout).await {
                     Ok(body) => body,
                     Err(error) => return fail(service, &error),
                 }
             }
             _ => body,
         };
-        let sent = self.send(route, matched, parts, body, principal.as_deref(), origin);
+        let sent = self.send(
+            route,
+            matched,
+            parts,
+            body,
+            principal.as_deref(),
+            origin,
+            deadline,
+        );
         let mut response = match sent.await {
             Ok(response) => response,
             Err(error) => fail(service, &error),
@@ -253,7 +264,8 @@ impl Proxy {
 
     /// Sends the request to an instance of `route`'s service as `principal` (if any), from
     /// `origin` (`None` when the peer is unknown); `matched` is the length of the path the route's
-    /// prefix matched.
+    /// prefix matched. The response head must arrive by `deadline`.
+    #[allow(clippy::too_many_arguments)] // one call site; each argument is a distinct input
     async fn send(
         &self,
         route: &Route,
@@ -262,6 +274,7 @@ impl Proxy {
         body: Limited,
         principal: Option<&Principal>,
         origin: Option<Origin>,
+        deadline: tokio::time::Instant,
     ) -> Result<Response, ProxyError> {
         let service = route.upstream.service();
         let pick = route
@@ -297,9 +310,7 @@ impl Proxy {
 
         let started = Instant::now();
         let exchange = self.pools.send(authority, Request::from_parts(parts, body.body));
-        let sent = tokio::time::timeout(route.timeout, exchange)
-            .instrument(span)
-            .await;
+        let sent = tokio::time::timeout_at(deadline, exchange).instrument(span).await;
         metrics::upstream_duration(service, started.elapsed());
         settle(sent, &pick, route, body.tripped.as_ref(), upgrade)
     }
@@ -354,10 +365,19 @@ fn settle(
     }
 }
 
-/// `body` (of a declared length) read to its end within `timeout`, as one chunk, so that hyper
-/// writes it upstream in the same write as the request head.
-async fn read_whole(body: Limited, timeout: Duration) -> Result<Limited, ProxyError> {
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body.body, usize::MAX)).await {
+/// `body` (of a declared length) read to its end by `deadline` (the route's `timeout` from the
+/// request's arrival), as one chunk, so that hyper writes it upstream in the same write as the
+/// request head.
+async fn read_whole(
+    body: Limited,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> Result<Limited, ProxyError> {
+    let limit = body
+        .declared
+        .and_then(|length| usize::try_from(length).ok())
+        .unwrap_or(usize::MAX);
+    match tokio::time::timeout_at(deadline, axum::body::to_bytes(body.body, limit)).await {
         Ok(Ok(bytes)) => Ok(Limited {
             body: Body::from(bytes),
             ..body

@@ -40,7 +40,7 @@ fn the_shipped_gateway_section_loads_and_validates() -> anyhow::Result<()> {
     assert_eq!(config.upstream.timeout_ms, 10_000);
     assert_eq!(config.body_limit_bytes, 10 * 1024 * 1024);
     assert_eq!((config.max_headers, config.max_header_bytes), (100, 32 * 1024));
-    assert_eq!(config.upstream.buffer_body_bytes, 64 * 1024);
+    assert_eq!(config.upstream.buffer_body_bytes, 16 * 1024);
     assert!(
         config
             .routes

@@ -244,45 +244,62 @@ async fn closes_under_the_second_request() -> anyhow::Result<(u16, Arc<AtomicUsi
     Ok((port, accepted))
 }
 
-#[tokio::test]
-async fn an_idempotent_request_on_a_connection_the_upstream_closes_under_it_is_sent_again()
--> anyhow::Result<()> {
+/// Through a gateway to [`closes_under_the_second_request`]: a first GET, a pause of `idle`, then
+/// `second` on the same kept-alive connection, which the upstream closes under it. Answers the
+/// second request's status and the connections the upstream accepted, and the upstream's port.
+async fn second_request_after(
+    idle: Duration,
+    second: impl FnOnce(&reqwest::Client, String) -> reqwest::RequestBuilder,
+) -> anyhow::Result<((u16, usize), u16)> {
     let (port, accepted) = closes_under_the_second_request().await?;
     let gateway = raw_gateway(port).await?;
-    let first = client().get(gateway.url("/api/v1/raw/first")).send().await?;
+    let client = client();
+    let first = client.get(gateway.url("/api/v1/raw/first")).send().await?;
     assert_eq!(first.status(), 200);
     first.bytes().await?;
-    // Idle long enough that the pool treats the connection as possibly stale.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(idle).await;
+    let response = second(&client, gateway.url("/api/v1/raw/second")).send().await?;
+    let status = response.status().as_u16();
+    response.bytes().await?;
+    Ok(((status, accepted.load(Ordering::SeqCst)), port))
+}
 
-    let again = client().get(gateway.url("/api/v1/raw/second")).send().await?;
-    assert_eq!(again.status(), 200, "the GET was sent again on a new connection");
-    assert_eq!(again.text().await?, "ok");
-    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+/// Idle long enough that the pool treats the connection as possibly stale.
+const IDLE: Duration = Duration::from_millis(1100);
+
+#[tokio::test]
+async fn a_safe_request_on_an_idle_connection_the_upstream_closes_under_it_is_sent_again()
+-> anyhow::Result<()> {
+    keel_telemetry::metrics::install();
+    let (outcome, port) = second_request_after(IDLE, |client, url| client.get(url)).await?;
+    assert_eq!(outcome, (200, 2), "the GET was sent again on a new connection");
+    let replays = per_upstream("keel_gateway_upstream_replays_total", port);
+    assert_eq!(replays.as_deref(), Some("1"), "the replay is counted");
     Ok(())
 }
 
 #[tokio::test]
-async fn a_request_with_a_body_on_a_connection_the_upstream_closes_under_it_is_not_sent_again()
--> anyhow::Result<()> {
-    let (port, accepted) = closes_under_the_second_request().await?;
-    let gateway = raw_gateway(port).await?;
-    let first = client().get(gateway.url("/api/v1/raw/first")).send().await?;
-    assert_eq!(first.status(), 200);
-    first.bytes().await?;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-
-    // A POST is not idempotent: the upstream may have acted on it, so the client decides.
-    let post = client()
-        .post(gateway.url("/api/v1/raw/second"))
-        .body("payload")
-        .send()
-        .await?;
-    assert_eq!(post.status(), 502);
+async fn a_delete_is_sent_again_only_with_an_idempotency_key() -> anyhow::Result<()> {
+    let keyed = |client: &reqwest::Client, url: String| client.delete(url).header("idempotency-key", "k-1");
+    assert_eq!(second_request_after(IDLE, keyed).await?.0, (200, 2));
+    let plain = |client: &reqwest::Client, url: String| client.delete(url);
     assert_eq!(
-        accepted.load(Ordering::SeqCst),
-        1,
-        "no second connection for the POST"
+        second_request_after(IDLE, plain).await?.0,
+        (502, 1),
+        "a DELETE may have acted"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_with_a_body_or_on_a_busy_connection_is_not_sent_again() -> anyhow::Result<()> {
+    // A body is never sent twice, even with a safe-looking method or a key.
+    let with_body = |client: &reqwest::Client, url: String| {
+        client.put(url).header("idempotency-key", "k-2").body("payload")
+    };
+    assert_eq!(second_request_after(IDLE, with_body).await?.0, (502, 1));
+    // A connection reused at once is not the keep-alive race: the upstream failed the request.
+    let at_once = |client: &reqwest::Client, url: String| client.get(url);
+    assert_eq!(second_request_after(Duration::ZERO, at_once).await?.0, (502, 1));
     Ok(())
 }
