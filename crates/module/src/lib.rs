@@ -35,7 +35,7 @@ mod names;
 mod resolve;
 
 pub use manifest::{Dependency, Manifest, ManifestError, Method, PathSegment, RoutePath, RouteSpec};
-pub use names::check_permission_name;
+pub use names::{PermissionNameError, check_permission_name};
 pub use resolve::{CORE_MODULE, ModuleSet, ResolveError};
 /// Versions and version requirements, as manifests write them.
 pub use semver::{Version, VersionReq};

@@ -1,12 +1,13 @@
 //! The shapes of the names a manifest uses: module names and permission names.
 //!
-//! Why a module of its own: the manifest's checks and the set's checks both need them, and they
-//! must agree with what the authz service accepts (`services/authz/src/names.rs`): a permission is
-//! `module.resource.action`, each segment a lowercase identifier, at most 128 bytes.
+//! Why a module of its own: the manifest's checks and the set's checks both need them, and the
+//! authz service and the gateway check permission names with [`check_permission_name`] too, so
+//! every part of the platform accepts the same names: a permission is `module.resource.action`,
+//! each segment a lowercase identifier, at most 128 bytes.
 
 /// Longest module name, in bytes.
 const MAX_MODULE_NAME_LEN: usize = 64;
-/// Longest permission name, in bytes (authz's limit).
+/// Longest permission name, in bytes.
 const MAX_PERMISSION_LEN: usize = 128;
 
 /// Whether `text` is a lowercase identifier: a lowercase ASCII letter, then lowercase letters,
@@ -31,23 +32,40 @@ pub(crate) fn module_name_problem(name: &str) -> Option<String> {
     None
 }
 
-/// Checks a permission name as the authz service parses it: `module.resource.action`,
-/// optionally with more segments, each a lowercase letter then lowercase letters, digits and `_`,
-/// at most 128 bytes. The reason reads after the name (`` `audit` must have the form … ``).
-pub fn check_permission_name(name: &str) -> Result<(), &'static str> {
+/// Why a name is not a permission name; the message reads after the name (`` `audit` must have
+/// the form … ``).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PermissionNameError {
+    /// Longer than 128 bytes.
+    #[error("is longer than 128 bytes")]
+    TooLong,
+    /// Fewer than three dot-separated segments.
+    #[error("must have the form module.resource.action, e.g. platform.audit.read")]
+    TooFewSegments,
+    /// A segment that is not a lowercase identifier.
+    #[error(
+        "has a segment that does not start with a lowercase letter or has characters other than \
+         lowercase letters, digits and _"
+    )]
+    BadSegment,
+}
+
+/// Checks a permission name: `module.resource.action`, optionally with more segments, each a
+/// lowercase letter then lowercase letters, digits and `_`, at most 128 bytes. The one rule for
+/// every place a permission name enters: the authz service's API, module manifests and the
+/// gateway's routes.
+pub fn check_permission_name(name: &str) -> Result<(), PermissionNameError> {
     if name.len() > MAX_PERMISSION_LEN {
-        return Err("is longer than 128 bytes");
+        return Err(PermissionNameError::TooLong);
     }
     let segments: Vec<&str> = name.split('.').collect();
     if segments.len() < 3 {
-        return Err("must have the form module.resource.action, e.g. platform.audit.read");
+        return Err(PermissionNameError::TooFewSegments);
     }
     match segments.iter().all(|segment| is_identifier(segment)) {
         true => Ok(()),
-        false => Err(
-            "has a segment that does not start with a lowercase letter or has characters other \
-             than lowercase letters, digits and _",
-        ),
+        false => Err(PermissionNameError::BadSegment),
     }
 }
 

@@ -7,8 +7,6 @@
 
 use keel_clients::FieldViolation;
 
-/// Longest permission name, in bytes.
-const MAX_PERMISSION_LEN: usize = 128;
 /// Longest role name, in bytes.
 const MAX_ROLE_NAME_LEN: usize = 64;
 /// Longest description, in characters.
@@ -23,26 +21,23 @@ pub(crate) struct PermissionName(String);
 impl PermissionName {
     /// Parses `raw`, reporting a violation at `field` when it is malformed.
     pub(crate) fn parse(raw: &str, field: &str) -> Result<Self, FieldViolation> {
-        let invalid = |message: &str| violation(field, "invalid_format", message);
+        use keel_module::PermissionNameError;
         if raw.is_empty() {
             return Err(violation(field, "required", "a permission name is required"));
         }
-        if raw.len() > MAX_PERMISSION_LEN {
-            return Err(invalid("a permission name is at most 128 characters long"));
-        }
-        let segments: Vec<&str> = raw.split('.').collect();
-        if segments.len() < 3 {
-            return Err(invalid(
-                "a permission name has the form module.resource.action, e.g. platform.user.read",
-            ));
-        }
-        if !segments.iter().all(|segment| is_identifier(segment)) {
-            return Err(invalid(
+        // The platform's one rule (`keel_module`), worded here for API clients.
+        let message = match keel_module::check_permission_name(raw) {
+            Ok(()) => return Ok(Self(raw.to_owned())),
+            Err(PermissionNameError::TooLong) => "a permission name is at most 128 characters long",
+            Err(PermissionNameError::TooFewSegments) => {
+                "a permission name has the form module.resource.action, e.g. platform.user.read"
+            }
+            Err(_) => {
                 "each segment of a permission name starts with a lowercase letter and has only \
-                 lowercase letters, digits and _",
-            ));
-        }
-        Ok(Self(raw.to_owned()))
+                 lowercase letters, digits and _"
+            }
+        };
+        Err(violation(field, "invalid_format", message))
     }
 
     /// The module that owns the permission: its first segment.
@@ -148,12 +143,6 @@ pub(crate) fn violation(field: &str, code: &str, message: &str) -> FieldViolatio
         code: code.to_owned(),
         message: message.to_owned(),
     }
-}
-
-fn is_identifier(segment: &str) -> bool {
-    let mut bytes = segment.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_lowercase())
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 #[cfg(test)]
