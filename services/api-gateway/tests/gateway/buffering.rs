@@ -8,7 +8,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use keel_gateway::RouteConfig;
-use keel_registry::{ServiceInstance, ServiceRegistry, StaticRegistry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -68,13 +67,11 @@ async fn first_read_upstream() -> anyhow::Result<(u16, mpsc::UnboundedReceiver<V
 
 /// A gateway routing `/api/v1/raw` to `service`'s instance on `port`, with `timeout` per route.
 async fn gateway_to(service: &str, port: u16, timeout: Duration) -> anyhow::Result<TestGateway> {
-    let route = RouteConfig::new("/api/v1/raw", service).with_timeout(timeout);
-    let gateway = TestGateway::start(vec![route], StaticRegistry::new()).await?;
-    let instance = ServiceInstance::new(service, format!("{service}-1"), "127.0.0.1")
-        .with_port(ServiceInstance::HTTP, port)
-        .with_port(ServiceInstance::GRPC, 1);
-    let _ = gateway.registry.register(instance).await?;
-    Ok(gateway)
+    TestGateway::routing_to(
+        RouteConfig::new("/api/v1/raw", service).with_timeout(timeout),
+        port,
+    )
+    .await
 }
 
 #[tokio::test]

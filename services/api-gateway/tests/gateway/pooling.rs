@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use keel_gateway::{GatewayConfig, RouteConfig};
-use keel_registry::{ServiceInstance, ServiceRegistry, StaticRegistry};
+use keel_registry::StaticRegistry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -32,6 +32,9 @@ enum AfterAnswer {
     Close,
     /// Keep it open and discard whatever else arrives (the rest of a request body it did not want).
     Discard,
+    /// Read the next request, then close without answering it: what a server does whose
+    /// keep-alive timeout fires as a request arrives on an idle connection.
+    CloseUnderNextRequest,
 }
 
 /// An HTTP/1.1 upstream that answers the first request of each connection as soon as its head
@@ -61,6 +64,9 @@ async fn raw_upstream(after: AfterAnswer) -> anyhow::Result<(u16, Arc<AtomicUsiz
                         let _ = stream.shutdown().await;
                     }
                     AfterAnswer::Discard => while let Ok(1..) = stream.read(&mut buffer).await {},
+                    AfterAnswer::CloseUnderNextRequest => {
+                        let _ = stream.read(&mut buffer).await;
+                    }
                 }
             });
         }
@@ -70,16 +76,7 @@ async fn raw_upstream(after: AfterAnswer) -> anyhow::Result<(u16, Arc<AtomicUsiz
 
 /// A gateway routing `/api/v1/raw` to one instance at `port`.
 async fn raw_gateway(port: u16) -> anyhow::Result<TestGateway> {
-    let gateway = TestGateway::start(
-        vec![RouteConfig::new("/api/v1/raw", "raw")],
-        StaticRegistry::new(),
-    )
-    .await?;
-    let instance = ServiceInstance::new("raw", "raw-1", "127.0.0.1")
-        .with_port(ServiceInstance::HTTP, port)
-        .with_port(ServiceInstance::GRPC, 1);
-    let _ = gateway.registry.register(instance).await?;
-    Ok(gateway)
+    TestGateway::routing_to(RouteConfig::new("/api/v1/raw", "raw"), port).await
 }
 
 #[tokio::test]
@@ -210,48 +207,14 @@ async fn a_connection_still_sending_an_answered_upload_does_not_hold_up_the_next
     Ok(())
 }
 
-/// An HTTP/1.1 upstream that answers the first request of each connection with a keep-alive
-/// `200 ok`, then reads the next request and closes the connection without answering it: what a
-/// server does whose keep-alive timeout fires as a request arrives on an idle connection. Counts
-/// the connections it accepted.
-async fn closes_under_the_second_request() -> anyhow::Result<(u16, Arc<AtomicUsize>)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buffer = [0u8; 4096];
-                let mut received = Vec::new();
-                while !received.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => received.extend_from_slice(&buffer[..n]),
-                    }
-                }
-                let answer = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok";
-                if stream.write_all(answer.as_bytes()).await.is_err() {
-                    return;
-                }
-                // The next request arrives; the connection closes instead of answering.
-                let _ = stream.read(&mut buffer).await;
-                drop(stream);
-            });
-        }
-    });
-    Ok((port, accepted))
-}
-
-/// Through a gateway to [`closes_under_the_second_request`]: a first GET, a pause of `idle`, then
+/// Through a gateway to a [`raw_upstream`] that closes under the next request: a first GET, a pause of `idle`, then
 /// `second` on the same kept-alive connection, which the upstream closes under it. Answers the
 /// second request's status and the connections the upstream accepted, and the upstream's port.
 async fn second_request_after(
     idle: Duration,
     second: impl FnOnce(&reqwest::Client, String) -> reqwest::RequestBuilder,
 ) -> anyhow::Result<((u16, usize), u16)> {
-    let (port, accepted) = closes_under_the_second_request().await?;
+    let (port, accepted) = raw_upstream(AfterAnswer::CloseUnderNextRequest).await?;
     let gateway = raw_gateway(port).await?;
     let client = client();
     let first = client.get(gateway.url("/api/v1/raw/first")).send().await?;

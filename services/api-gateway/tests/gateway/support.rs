@@ -311,6 +311,18 @@ impl TestGateway {
         })
     }
 
+    /// A gateway with the one route `route`, its service's one instance (`<service>-1`) on
+    /// `port` of 127.0.0.1.
+    pub(crate) async fn routing_to(route: RouteConfig, port: u16) -> anyhow::Result<Self> {
+        let service = route.service.clone();
+        let gateway = Self::start(vec![route], StaticRegistry::new()).await?;
+        let instance = ServiceInstance::new(&service, format!("{service}-1"), "127.0.0.1")
+            .with_port(ServiceInstance::HTTP, port)
+            .with_port(ServiceInstance::GRPC, 1);
+        let _ = gateway.registry.register(instance).await?;
+        Ok(gateway)
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
