@@ -62,6 +62,9 @@ pub(crate) struct Limited {
     pub(crate) tripped: Option<Arc<AtomicBool>>,
     /// The `Content-Length` the client declared (within the limit), if it declared one.
     pub(crate) declared: Option<u64>,
+    /// The whole body, when it was read before sending (small, of a declared length): what a
+    /// replay sends again.
+    pub(crate) whole: Option<Bytes>,
 }
 
 impl Limited {
@@ -85,11 +88,13 @@ pub(crate) fn limit_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<
             body,
             tripped: None,
             declared: Some(length),
+            whole: None,
         }),
         None if http_body::Body::is_end_stream(&body) => Ok(Limited {
             body,
             tripped: None,
             declared: None,
+            whole: None,
         }),
         None => {
             let tripped = Arc::new(AtomicBool::new(false));
@@ -102,6 +107,7 @@ pub(crate) fn limit_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<
                 body: Body::new(counted),
                 tripped: Some(tripped),
                 declared: None,
+                whole: None,
             })
         }
     }

@@ -18,10 +18,11 @@
 //!   sending the request body of an exchange whose response has already ended; a request that could
 //!   not be written on a connection at all is sent again on another (it never reached the
 //!   upstream);
-//! - a request without a body and with a safe method (or an `Idempotency-Key`), written on a
-//!   connection idle for a second or more that ended without an answer within 100 ms (the upstream
-//!   closed it under its own keep-alive timeout as the request went out), is sent once more on a
-//!   new connection and counted in `keel_gateway_upstream_replays_total{upstream}`;
+//! - a request with a safe method (or an `Idempotency-Key`) and no body or one read whole before
+//!   sending, written on a connection idle for a second or more that ended without an answer
+//!   within 100 ms (the upstream closed it under its own keep-alive timeout as the request went
+//!   out), is sent once more on a new connection and counted in
+//!   `keel_gateway_upstream_replays_total{upstream}`;
 //! - a connection goes back to the pool only when its response ended cleanly; a response the
 //!   client abandoned mid-body closes its connection (hyper cannot reuse it);
 //! - at most `gateway.upstream.pool_max_idle_per_host` idle connections per instance and thread;
@@ -65,20 +66,26 @@ const REPLAY_WINDOW: Duration = Duration::from_millis(100);
 /// Replays of requests whose kept-alive connection closed under them, by `upstream`.
 pub(crate) const UPSTREAM_REPLAYS: &str = "keel_gateway_upstream_replays_total";
 
-/// A copy of `request` to send again, when that is safe: no body, and a safe method (`GET`,
-/// `HEAD`, `OPTIONS`, `TRACE`; RFC 9110 §9.2.1), or any method with an `Idempotency-Key` header
-/// (the upstream deduplicates it). Headers are copied; extensions are not (nothing upstream reads
-/// them).
-fn replayable(request: &Request<Body>) -> Option<Request<Body>> {
+/// A copy of `request` to send again, when that is safe: a safe method (`GET`, `HEAD`,
+/// `OPTIONS`, `TRACE`, RFC 9110 §9.2.1; `QUERY`), or any method with an `Idempotency-Key` header
+/// (the upstream deduplicates it); and a body that can be sent again: none, or `whole`, the body
+/// read before sending (never a streamed one). Headers are copied; extensions are not (nothing
+/// upstream reads them).
+fn replayable(request: &Request<Body>, whole: Option<&Bytes>) -> Option<Request<Body>> {
     let safe = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    );
+    ) || request.method().as_str() == "QUERY";
     let deduplicated = request.headers().contains_key("idempotency-key");
-    if !(safe || deduplicated) || !HttpBody::is_end_stream(request.body()) {
+    if !(safe || deduplicated) {
         return None;
     }
-    let mut copy = Request::new(Body::empty());
+    let body = match whole {
+        Some(bytes) => Body::from(bytes.clone()),
+        None if HttpBody::is_end_stream(request.body()) => Body::empty(),
+        None => return None,
+    };
+    let mut copy = Request::new(body);
     *copy.method_mut() = request.method().clone();
     *copy.uri_mut() = request.uri().clone();
     *copy.version_mut() = request.version();
@@ -173,11 +180,13 @@ impl UpstreamPools {
 
     /// Sends `request` (origin-form URI, `Host` set) to the instance at `authority` on a pooled
     /// connection or a new one, and answers the response head; its body hands the connection
-    /// back to the pool when it ends.
+    /// back to the pool when it ends. `whole` is the request's body when it was read whole before
+    /// sending (it can then be sent again, see [`replayable`]).
     pub(crate) async fn send(
         self: &Arc<Self>,
         authority: &str,
         mut request: Request<Body>,
+        whole: Option<Bytes>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
         while let Some((mut sender, idle_for)) = self.checkout(authority) {
             if !sender.is_ready() {
@@ -191,7 +200,9 @@ impl UpstreamPools {
             }
             // A connection idle for a while may be closing under the upstream's own idle timeout
             // as the request goes out: keep what it takes to send it again.
-            let replay = (idle_for >= MAY_BE_STALE).then(|| replayable(&request)).flatten();
+            let replay = (idle_for >= MAY_BE_STALE)
+                .then(|| replayable(&request, whole.as_ref()))
+                .flatten();
             let written = Instant::now();
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok(self.pooled(authority, sender, response)),

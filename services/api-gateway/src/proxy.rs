@@ -309,7 +309,9 @@ impl Proxy {
         }
 
         let started = Instant::now();
-        let exchange = self.pools.send(authority, Request::from_parts(parts, body.body));
+        let exchange = self
+            .pools
+            .send(authority, Request::from_parts(parts, body.body), body.whole);
         let sent = tokio::time::timeout_at(deadline, exchange).instrument(span).await;
         metrics::upstream_duration(service, started.elapsed());
         settle(sent, &pick, route, body.tripped.as_ref(), upgrade)
@@ -379,7 +381,8 @@ async fn read_whole(
         .unwrap_or(usize::MAX);
     match tokio::time::timeout_at(deadline, axum::body::to_bytes(body.body, limit)).await {
         Ok(Ok(bytes)) => Ok(Limited {
-            body: Body::from(bytes),
+            body: Body::from(bytes.clone()),
+            whole: Some(bytes),
             ..body
         }),
         Ok(Err(source)) => Err(ProxyError::ClientBody { source }),
