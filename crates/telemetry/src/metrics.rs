@@ -40,13 +40,18 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// The handles of one kind a thread has registered, by [`cache_key`]. Hashed with foldhash
+/// rather than SipHash: the keys are metric names and label values the code chooses, and this
+/// lookup runs for every metric a request records.
+type HandleCache<H> = HashMap<String, H, foldhash::fast::RandomState>;
+
 /// The handles a thread has registered, by name and label values (see [`cache_key`]).
 #[derive(Default)]
 struct Handles {
     /// Reused to build each lookup's key, so a lookup that finds its handle allocates nothing.
     key: String,
-    counters: HashMap<String, metrics::Counter>,
-    histograms: HashMap<String, metrics::Histogram>,
+    counters: HandleCache<metrics::Counter>,
+    histograms: HandleCache<metrics::Histogram>,
 }
 
 thread_local! {
@@ -58,11 +63,17 @@ thread_local! {
 /// Writes `name` and the labels into `key`, each value preceded by its length, so no two label
 /// sets share a key whatever characters their values hold.
 fn cache_key(key: &mut String, name: &str, labels: &[(&'static str, &str)]) {
-    use std::fmt::Write as _;
+    // Pushed piece by piece: `write!` through `fmt` cost more than the lookup itself.
+    let mut digits = itoa::Buffer::new();
     key.clear();
     key.push_str(name);
     for (label, value) in labels {
-        let _ = write!(key, "\u{1f}{label}={}:{value}", value.len());
+        key.push('\u{1f}');
+        key.push_str(label);
+        key.push('=');
+        key.push_str(digits.format(value.len()));
+        key.push(':');
+        key.push_str(value);
     }
 }
 
@@ -78,7 +89,7 @@ fn owned(labels: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
 /// with `register` on first use. While no recorder of ours is installed the handle is registered
 /// every time and not kept: a handle taken then could stay a no-op one forever.
 fn with_cached_handle<H>(
-    cache: fn(&mut Handles) -> &mut HashMap<String, H>,
+    cache: fn(&mut Handles) -> &mut HandleCache<H>,
     name: &'static str,
     labels: &[(&'static str, &str)],
     register: impl FnOnce(Vec<(&'static str, String)>) -> H,
