@@ -41,8 +41,9 @@ pub fn install() -> PrometheusHandle {
 }
 
 /// The handles of one kind a thread has registered, by [`cache_key`]. Hashed with foldhash
-/// rather than SipHash: the keys are metric names and label values the code chooses, and this
-/// lookup runs for every metric a request records.
+/// rather than SipHash: this lookup runs for every metric a request records, and its keys come
+/// from bounded label sets (callers must never label with a value a client chooses freely: every
+/// distinct value is a series kept for the process's life, here and in the exporter).
 type HandleCache<H> = HashMap<String, H, foldhash::fast::RandomState>;
 
 /// The handles a thread has registered, by name and label values (see [`cache_key`]).
@@ -194,6 +195,19 @@ fn describe() {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cache_keys_of_different_label_sets_differ() {
+        let key = |labels: &[(&'static str, &str)]| {
+            let mut key = String::new();
+            super::cache_key(&mut key, "m", labels);
+            key
+        };
+        // A value that looks like the rest of a key cannot collide with a split label set.
+        assert_ne!(key(&[("a", "1:b")]), key(&[("a", "1"), ("b", "")]));
+        assert_ne!(key(&[("a", "x\u{1f}b=0:")]), key(&[("a", "x"), ("b", "")]));
+        assert_eq!(key(&[("a", "v")]), "m\u{1f}a=1:v");
+    }
+
     use super::*;
 
     #[test]

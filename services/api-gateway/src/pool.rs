@@ -18,11 +18,10 @@
 //!   sending the request body of an exchange whose response has already ended; a request that could
 //!   not be written on a connection at all is sent again on another (it never reached the
 //!   upstream);
-//! - a request with a safe method (or an `Idempotency-Key`) and no body or one read whole before
-//!   sending, written on a connection idle for a second or more that ended without an answer
-//!   within 100 ms (the upstream closed it under its own keep-alive timeout as the request went
-//!   out), is sent once more on a new connection and counted in
-//!   `keel_gateway_upstream_replays_total{upstream}`;
+//! - a request with a safe method and no body or one read whole before sending, written on a
+//!   connection idle for a second or more that ended without an answer within 100 ms (the
+//!   upstream closed it under its own keep-alive timeout as the request went out), is sent once
+//!   more on a new connection and counted in `keel_gateway_upstream_replays_total{upstream}`;
 //! - a connection goes back to the pool only when its response ended cleanly; a response the
 //!   client abandoned mid-body closes its connection (hyper cannot reuse it);
 //! - at most `gateway.upstream.pool_max_idle_per_host` idle connections per instance and thread;
@@ -67,17 +66,17 @@ const REPLAY_WINDOW: Duration = Duration::from_millis(100);
 pub(crate) const UPSTREAM_REPLAYS: &str = "keel_gateway_upstream_replays_total";
 
 /// A copy of `request` to send again, when that is safe: a safe method (`GET`, `HEAD`,
-/// `OPTIONS`, `TRACE`, RFC 9110 §9.2.1; `QUERY`), or any method with an `Idempotency-Key` header
-/// (the upstream deduplicates it); and a body that can be sent again: none, or `whole`, the body
-/// read before sending (never a streamed one). Headers are copied; extensions are not (nothing
-/// upstream reads them).
+/// `OPTIONS`, `TRACE`, RFC 9110 §9.2.1; `QUERY`), which changes nothing upstream however often
+/// it runs, and a body that can be sent again: none, or `whole`, the body read before sending
+/// (never a streamed one). Nothing else, not even with an `Idempotency-Key` header: no Keel
+/// service deduplicates on it, and a refresh or verification sent twice fails the second time.
+/// Headers are copied; extensions are not (nothing upstream reads them).
 fn replayable(request: &Request<Body>, whole: Option<&Bytes>) -> Option<Request<Body>> {
     let safe = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
     ) || request.method().as_str() == "QUERY";
-    let deduplicated = request.headers().contains_key("idempotency-key");
-    if !(safe || deduplicated) {
+    if !safe {
         return None;
     }
     let body = match whole {

@@ -368,7 +368,7 @@ fn settle(
 }
 
 /// `body` (of a declared length) read to its end by `deadline` (the route's `timeout` from the
-/// request's arrival), as one chunk, so that hyper writes it upstream in the same write as the
+/// moment the request was checked, authenticated and counted), as one chunk, so that hyper writes it upstream in the same write as the
 /// request head.
 async fn read_whole(
     body: Limited,

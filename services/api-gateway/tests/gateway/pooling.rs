@@ -35,6 +35,9 @@ enum AfterAnswer {
     /// Read the next request, then close without answering it: what a server does whose
     /// keep-alive timeout fires as a request arrives on an idle connection.
     CloseUnderNextRequest,
+    /// Read the next request, then close 200 ms later without answering: an instance failing a
+    /// request it was handling.
+    CloseLateUnderNextRequest,
 }
 
 /// An HTTP/1.1 upstream that answers the first request of each connection as soon as its head
@@ -66,6 +69,10 @@ async fn raw_upstream(after: AfterAnswer) -> anyhow::Result<(u16, Arc<AtomicUsiz
                     AfterAnswer::Discard => while let Ok(1..) = stream.read(&mut buffer).await {},
                     AfterAnswer::CloseUnderNextRequest => {
                         let _ = stream.read(&mut buffer).await;
+                    }
+                    AfterAnswer::CloseLateUnderNextRequest => {
+                        let _ = stream.read(&mut buffer).await;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }
             });
@@ -242,44 +249,55 @@ async fn a_safe_request_on_an_idle_connection_the_upstream_closes_under_it_is_se
 }
 
 #[tokio::test]
-async fn a_delete_is_sent_again_only_with_an_idempotency_key() -> anyhow::Result<()> {
-    let keyed = |client: &reqwest::Client, url: String| client.delete(url).header("idempotency-key", "k-1");
-    assert_eq!(second_request_after(IDLE, keyed).await?.0, (200, 2));
-    let plain = |client: &reqwest::Client, url: String| client.delete(url);
-    assert_eq!(
-        second_request_after(IDLE, plain).await?.0,
-        (502, 1),
-        "a DELETE may have acted"
-    );
+async fn a_request_that_may_change_something_is_never_sent_again() -> anyhow::Result<()> {
+    // The instance may have acted on it: a second DELETE would answer 404 for a deletion that
+    // succeeded. An Idempotency-Key does not change that (no Keel service deduplicates on it).
+    let delete = |client: &reqwest::Client, url: String| client.delete(url);
+    assert_eq!(second_request_after(IDLE, delete).await?.0, (502, 1));
+    let keyed = |client: &reqwest::Client, url: String| {
+        client.post(url).header("idempotency-key", "k-1").body("payload")
+    };
+    assert_eq!(second_request_after(IDLE, keyed).await?.0, (502, 1));
     Ok(())
 }
 
 #[tokio::test]
 async fn a_small_body_read_first_is_sent_again_with_its_request_and_a_streamed_one_is_not()
 -> anyhow::Result<()> {
+    let query = http::Method::from_bytes(b"QUERY")?;
     // Small bodies are read whole before sending (`buffer_body_bytes`), so they can go again.
-    let small = |client: &reqwest::Client, url: String| {
-        client.put(url).header("idempotency-key", "k-2").body("payload")
-    };
+    let small = |client: &reqwest::Client, url: String| client.request(query.clone(), url).body("payload");
     assert_eq!(second_request_after(IDLE, small).await?.0, (200, 2));
     // A body over the buffer streams, and a streamed body is never sent twice.
     let streamed = |client: &reqwest::Client, url: String| {
-        client
-            .put(url)
-            .header("idempotency-key", "k-3")
-            .body(vec![b'x'; 20 * 1024])
+        client.request(query.clone(), url).body(vec![b'x'; 20 * 1024])
     };
     assert_eq!(second_request_after(IDLE, streamed).await?.0, (502, 1));
-    // Without a key a POST may have acted: not sent again.
-    let post = |client: &reqwest::Client, url: String| client.post(url).body("payload");
-    assert_eq!(second_request_after(IDLE, post).await?.0, (502, 1));
     Ok(())
 }
 
 #[tokio::test]
 async fn a_request_on_a_connection_reused_at_once_is_not_sent_again() -> anyhow::Result<()> {
-    // A connection reused at once is not the keep-alive race: the upstream failed the request.
+    // A connection reused within the second is not suspected of the keep-alive race, so no copy
+    // is kept to send again: the upstream's failure is the answer.
     let at_once = |client: &reqwest::Client, url: String| client.get(url);
     assert_eq!(second_request_after(Duration::ZERO, at_once).await?.0, (502, 1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_connection_that_fails_well_after_the_request_went_out_is_not_the_race() -> anyhow::Result<()> {
+    // The instance read the request and failed 200 ms later: it was handling it, so it is not
+    // sent again even though the method is safe and the connection had been idle.
+    let (port, accepted) = raw_upstream(AfterAnswer::CloseLateUnderNextRequest).await?;
+    let gateway = raw_gateway(port).await?;
+    let client = client();
+    let first = client.get(gateway.url("/api/v1/raw/first")).send().await?;
+    assert_eq!(first.status(), 200);
+    first.bytes().await?;
+    tokio::time::sleep(IDLE).await;
+    let second = client.get(gateway.url("/api/v1/raw/second")).send().await?;
+    assert_eq!(second.status(), 502);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
     Ok(())
 }
