@@ -13,6 +13,9 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
+/// The `service` and `method` labels of a served call to something the server does not have.
+const UNKNOWN: &str = "unknown";
+
 /// Which side of the call is recording.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Side {
@@ -65,9 +68,15 @@ impl CallRecorder {
                 "keel_grpc_client_request_duration_seconds",
             ),
         };
+        // A served call the server does not implement names a service and method its caller
+        // made up: labelled as such, they would add a series per made-up name.
+        let (service, method) = match (self.side, code) {
+            (Side::Server, tonic::Code::Unimplemented) => (UNKNOWN.to_owned(), UNKNOWN.to_owned()),
+            _ => (self.service.clone(), self.method.clone()),
+        };
         let labels = [
-            ("service", self.service.clone()),
-            ("method", self.method.clone()),
+            ("service", service),
+            ("method", method),
             ("code", format!("{code:?}")),
         ];
         metrics::counter!(count, &labels).increment(1);

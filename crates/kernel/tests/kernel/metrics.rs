@@ -47,6 +47,7 @@ async fn metrics_use_route_templates_and_pass_promtool() {
     }
     let channel =
         keel_grpc::connect_lazy(&format!("http://{grpc_address}"), &config.kernel().grpc).expect("channel");
+    let health_channel = channel.clone();
     let mut health = HealthClient::new(channel);
     let answer = health
         .check(HealthCheckRequest {
@@ -55,6 +56,29 @@ async fn metrics_use_route_templates_and_pass_promtool() {
         .await
         .expect("health check");
     assert_eq!(answer.into_inner().status, 1, "SERVING");
+    // A call to a service the server does not have: its made-up names must not become labels.
+    let mut raw = tonic::client::Grpc::new(health_channel.clone());
+    raw.ready().await.expect("channel ready");
+    let unimplemented = raw
+        .unary(
+            tonic::Request::new(HealthCheckRequest {
+                service: String::new(),
+            }),
+            http::uri::PathAndQuery::from_static("/made.up.Service/Nothing"),
+            tonic_prost::ProstCodec::<HealthCheckRequest, tonic_health::pb::HealthCheckResponse>::default(),
+        )
+        .await;
+    assert_eq!(
+        unimplemented.map(drop).map_err(|status| status.code()),
+        Err(tonic::Code::Unimplemented)
+    );
+    // Nor may a made-up HTTP method.
+    let made_up = reqwest::Method::from_bytes(b"FOO1").expect("a token");
+    client()
+        .request(made_up, format!("{base}/items/1"))
+        .send()
+        .await
+        .expect("request");
     handle
         .error_bus()
         .publish(keel_errorbus::ErrorRecord::new("test", "counted"));
@@ -89,6 +113,16 @@ async fn metrics_use_route_templates_and_pass_promtool() {
         "{text}"
     );
     assert!(text.contains(r#"keel_errors_total{kind="test"}"#), "{text}");
+    assert!(
+        text.contains(r#"keel_grpc_requests_total{service="unknown",method="unknown",code="Unimplemented"}"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains(r#"keel_grpc_requests_total{service="made.up.Service""#),
+        "a caller's made-up gRPC names never become the server's labels"
+    );
+    assert!(text.contains(r#"method="other""#), "{text}");
+    assert!(!text.contains("FOO1"), "made-up HTTP methods never become labels");
 
     if let Some(promtool) = keel_testkit::tool("promtool") {
         let mut child = tokio::process::Command::new(promtool)
