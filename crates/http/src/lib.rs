@@ -32,4 +32,4 @@ pub use ops::ops_router;
 pub use path::Path;
 pub use problem::{FieldError, Problem};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
-pub use server::{ConnectionLimits, HttpError, HttpServer};
+pub use server::{ConnectionLimits, ConnectionTasks, HttpError, HttpServer};

@@ -31,6 +31,50 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+/// Work a handler starts that outlives its request but belongs to its connection, such as the
+/// tunnel of an upgraded connection (the gateway's WebSocket tunnels): found in the extensions of
+/// every request that asks to upgrade (has an `Upgrade` header). The server drains these tasks at shutdown like connections: they get the same
+/// grace period to end by themselves and are dropped when it is over. A task spawned with
+/// `tokio::spawn` instead would be cut the moment its connection's worker stops, or outlive the
+/// server on the caller's runtime.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionTasks {
+    tracker: tokio_util::task::TaskTracker,
+    over: CancellationToken,
+}
+
+impl ConnectionTasks {
+    /// Spawns `task` on the current runtime (the connection's), tracked by the server.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let over = self.over.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = task => {}
+                () = over.cancelled() => {}
+            }
+        });
+    }
+
+    /// Waits, until `deadline`, for every task to end; then ends the rest.
+    async fn drain(&self, deadline: tokio::time::Instant) {
+        self.tracker.close();
+        if tokio::time::timeout_at(deadline, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = self.tracker.len(),
+                "grace period over; ending connection tasks still running (tunnels)"
+            );
+            self.over.cancel();
+            self.tracker.wait().await;
+        }
+    }
+}
+
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -195,6 +239,7 @@ impl HttpServer {
         tracing::info!(%address, "HTTP server listening");
         let builder = Arc::new(self.limits.builder());
         let mut connections = JoinSet::new();
+        let tasks = ConnectionTasks::default();
         loop {
             let accepted = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -203,14 +248,16 @@ impl HttpServer {
             while connections.try_join_next().is_some() {}
             match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(&builder, &router, stream, peer, &shutdown));
+                    connections.spawn(serve_connection(
+                        &builder, &router, stream, peer, &shutdown, &tasks,
+                    ));
                 }
                 Err(error) => accept_failed(&error).await,
             }
         }
         drop(self.listener);
         tracing::info!(%address, grace_ms = grace.as_millis() as u64, "HTTP server draining");
-        drain(&mut connections, grace).await;
+        drain(&mut connections, &tasks, grace).await;
         Ok(())
     }
 }
@@ -348,6 +395,8 @@ async fn serve_worker(
     grace: Duration,
 ) {
     let mut connections = JoinSet::new();
+    // Per worker: the handle each request carries is cloned without touching another thread's.
+    let tasks = ConnectionTasks::default();
     loop {
         let next = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -363,7 +412,7 @@ async fn serve_worker(
                 continue;
             }
         };
-        let connection = serve_connection(&builder, &router, stream, peer, &shutdown);
+        let connection = serve_connection(&builder, &router, stream, peer, &shutdown, &tasks);
         let open = Arc::clone(&open);
         connections.spawn(async move {
             connection.await;
@@ -372,17 +421,22 @@ async fn serve_worker(
     }
     // Connections still queued were never served; dropping them closes them.
     received.close();
-    drain(&mut connections, grace).await;
+    drain(&mut connections, &tasks, grace).await;
 }
 
-/// Waits up to `grace` for `connections` to finish, then drops the ones still in flight.
-async fn drain(connections: &mut JoinSet<()>, grace: Duration) {
-    let drained =
-        tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
+/// Waits up to `grace` for `connections` and the connection `tasks` to finish, then drops the
+/// ones still in flight.
+async fn drain(connections: &mut JoinSet<()>, tasks: &ConnectionTasks, grace: Duration) {
+    let deadline = tokio::time::Instant::now() + grace;
+    let drained = tokio::time::timeout_at(deadline, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
     if drained.is_err() {
         tracing::warn!("grace period over; dropping connections still in flight");
         connections.abort_all();
     }
+    tasks.drain(deadline).await;
 }
 
 /// Serves one connection until it closes; once `shutdown` is cancelled, finishes the request in
@@ -393,8 +447,10 @@ fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     shutdown: &CancellationToken,
+    tasks: &ConnectionTasks,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let (builder, router, shutdown) = (Arc::clone(builder), router.clone(), shutdown.clone());
+    let tasks = tasks.clone();
     async move {
         // Responses are written whole or streamed by hyper; Nagle's delay only adds latency.
         if let Err(error) = stream.set_nodelay(true) {
@@ -402,6 +458,10 @@ fn serve_connection(
         }
         let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            // Only requests that may take their connection over need it (no cost for the rest).
+            if request.headers().contains_key(http::header::UPGRADE) {
+                request.extensions_mut().insert(tasks.clone());
+            }
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);

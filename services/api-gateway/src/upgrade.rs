@@ -9,8 +9,9 @@
 //!
 //! Only HTTP/1.1 upgrades are tunnelled (the WebSocket handshake of RFC 6455); an HTTP/2 client
 //! gets the upstream's ordinary answer to its request. A tunnel is not an HTTP exchange any more:
-//! the route's timeout covers the upstream's `101` only, and a graceful shutdown does not wait for
-//! open tunnels (they end when the process does, or when either side closes).
+//! the route's timeout covers the upstream's `101` only. A graceful shutdown drains open tunnels
+//! like connections (`keel_http::ConnectionTasks`): they run on through the grace period, unless
+//! either side closes first, and are closed when it is over.
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
@@ -27,6 +28,9 @@ use crate::{headers, metrics};
 pub(crate) struct ClientUpgrade {
     protocol: HeaderValue,
     connection: OnUpgrade,
+    /// Where the tunnel runs: the server's tasks of this connection, drained at shutdown
+    /// (`None` when served outside `keel_http::HttpServer`).
+    tasks: Option<keel_http::ConnectionTasks>,
 }
 
 impl ClientUpgrade {
@@ -39,7 +43,12 @@ impl ClientUpgrade {
         }
         let protocol = parts.headers.get(header::UPGRADE)?.clone();
         let connection = parts.extensions.remove::<OnUpgrade>()?;
-        Some(Self { protocol, connection })
+        let tasks = parts.extensions.remove::<keel_http::ConnectionTasks>();
+        Some(Self {
+            protocol,
+            connection,
+            tasks,
+        })
     }
 
     /// Puts the upgrade request headers back on the upstream request, after the header rewrite
@@ -66,7 +75,11 @@ impl ClientUpgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, protocol);
         let span = tracing::debug_span!("gateway.tunnel", service);
-        tokio::spawn(tunnel(self.connection, upstream, service.to_owned()).instrument(span));
+        let tunnel = tunnel(self.connection, upstream, service.to_owned()).instrument(span);
+        match self.tasks {
+            Some(tasks) => tasks.spawn(tunnel),
+            None => drop(tokio::spawn(tunnel)),
+        }
         response
     }
 }

@@ -242,6 +242,8 @@ pub(crate) struct TestGateway {
     pub(crate) authz: Arc<TestAuthz>,
     /// The gateway being served (for reloads).
     pub(crate) gateway: Gateway,
+    /// Cancelled by [`TestGateway::stop_serving`].
+    stopping: CancellationToken,
     _stop: DropGuard,
 }
 
@@ -307,6 +309,7 @@ impl TestGateway {
             key,
             authz,
             gateway,
+            stopping: stop.clone(),
             _stop: stop.drop_guard(),
         })
     }
@@ -321,6 +324,11 @@ impl TestGateway {
             .with_port(ServiceInstance::GRPC, 1);
         let _ = gateway.registry.register(instance).await?;
         Ok(gateway)
+    }
+
+    /// Starts the server's graceful shutdown (a grace period of 1 s), as SIGTERM would.
+    pub(crate) fn stop_serving(&self) {
+        self.stopping.cancel();
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

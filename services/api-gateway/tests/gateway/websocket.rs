@@ -195,3 +195,39 @@ async fn sockets_tunnel_through_a_gateway_served_on_its_own_worker_threads() -> 
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_graceful_shutdown_lets_open_tunnels_run_through_the_grace_period_then_closes_them()
+-> anyhow::Result<()> {
+    // On the test's runtime (0) and on worker threads of its own (1), as the binaries serve it.
+    for worker_threads in [0, 1] {
+        let (gateway, _upstream) = live_gateway_on(worker_threads).await?;
+        let mut socket = open(&gateway, "/api/v1/live/ws", &[]).await?;
+        handshake_seen(&mut socket).await?;
+
+        gateway.stop_serving(); // a grace period of 1 s
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        socket.send(Message::text("still here")).await?;
+        assert_eq!(
+            next_message(&mut socket).await?,
+            Message::text("still here"),
+            "the tunnel runs on during the grace period ({worker_threads} worker threads)"
+        );
+
+        // Once the grace period is over the tunnel is closed: the socket ends.
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                match socket.next().await {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await;
+        assert!(
+            ended.is_ok(),
+            "the tunnel was closed after the grace period ({worker_threads} worker threads)"
+        );
+    }
+    Ok(())
+}
