@@ -214,14 +214,24 @@ async fn a_connection_still_sending_an_answered_upload_does_not_hold_up_the_next
     Ok(())
 }
 
-/// Through a gateway to a [`raw_upstream`] that closes under the next request: a first GET, a pause of `idle`, then
-/// `second` on the same kept-alive connection, which the upstream closes under it. Answers the
-/// second request's status and the connections the upstream accepted, and the upstream's port.
+/// Through a gateway to a [`raw_upstream`] that closes under the next request: a first GET, a
+/// pause of `idle`, then `second` on the same kept-alive connection, which the upstream closes
+/// under it. Answers the second request's status and the connections the upstream accepted, and
+/// the upstream's port.
 async fn second_request_after(
     idle: Duration,
     second: impl FnOnce(&reqwest::Client, String) -> reqwest::RequestBuilder,
 ) -> anyhow::Result<((u16, usize), u16)> {
-    let (port, accepted) = raw_upstream(AfterAnswer::CloseUnderNextRequest).await?;
+    second_request_to(AfterAnswer::CloseUnderNextRequest, idle, second).await
+}
+
+/// [`second_request_after`] with an upstream that does `after` once it has answered the first.
+async fn second_request_to(
+    after: AfterAnswer,
+    idle: Duration,
+    second: impl FnOnce(&reqwest::Client, String) -> reqwest::RequestBuilder,
+) -> anyhow::Result<((u16, usize), u16)> {
+    let (port, accepted) = raw_upstream(after).await?;
     let gateway = raw_gateway(port).await?;
     let client = client();
     let first = client.get(gateway.url("/api/v1/raw/first")).send().await?;
@@ -289,15 +299,8 @@ async fn a_request_on_a_connection_reused_at_once_is_not_sent_again() -> anyhow:
 async fn a_connection_that_fails_well_after_the_request_went_out_is_not_the_race() -> anyhow::Result<()> {
     // The instance read the request and failed 200 ms later: it was handling it, so it is not
     // sent again even though the method is safe and the connection had been idle.
-    let (port, accepted) = raw_upstream(AfterAnswer::CloseLateUnderNextRequest).await?;
-    let gateway = raw_gateway(port).await?;
-    let client = client();
-    let first = client.get(gateway.url("/api/v1/raw/first")).send().await?;
-    assert_eq!(first.status(), 200);
-    first.bytes().await?;
-    tokio::time::sleep(IDLE).await;
-    let second = client.get(gateway.url("/api/v1/raw/second")).send().await?;
-    assert_eq!(second.status(), 502);
-    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    let get = |client: &reqwest::Client, url: String| client.get(url);
+    let (outcome, _) = second_request_to(AfterAnswer::CloseLateUnderNextRequest, IDLE, get).await?;
+    assert_eq!(outcome, (502, 1));
     Ok(())
 }
