@@ -169,6 +169,56 @@ mod tests {
     }
 
     #[test]
+    fn each_malformed_permission_name_gets_its_code_and_message_at_its_field() {
+        let cases = [
+            ("", "required", "a permission name is required"),
+            (
+                "platform.user",
+                "invalid_format",
+                "a permission name has the form module.resource.action, e.g. platform.user.read",
+            ),
+            (
+                "platform.User.read",
+                "invalid_format",
+                "each segment of a permission name starts with a lowercase letter and has only \
+                 lowercase letters, digits and _",
+            ),
+            (
+                "plätform.user.read",
+                "invalid_format",
+                "each segment of a permission name starts with a lowercase letter and has only \
+                 lowercase letters, digits and _",
+            ),
+        ];
+        for (raw, code, message) in cases {
+            match PermissionName::parse(raw, "permissions[2]") {
+                Ok(_) => panic!("{raw:?} was accepted"),
+                Err(violation) => {
+                    assert_eq!(violation.field, "permissions[2]", "{raw:?}");
+                    assert_eq!(
+                        (violation.code.as_str(), violation.message.as_str()),
+                        (code, message),
+                        "{raw:?}"
+                    );
+                }
+            }
+        }
+        let long = format!("a.b.{}", "c".repeat(125)); // 129 bytes
+        match PermissionName::parse(&long, "p") {
+            Ok(_) => panic!("a 129-byte name was accepted"),
+            Err(violation) => assert_eq!(
+                (violation.code.as_str(), violation.message.as_str()),
+                (
+                    "invalid_format",
+                    "a permission name is at most 128 characters long"
+                )
+            ),
+        }
+        // 128 bytes is the limit, not past it.
+        assert!(PermissionName::parse(&format!("a.b.{}", "c".repeat(124)), "p").is_ok());
+    }
+
+    #[test]
     fn a_permission_belongs_to_the_module_of_its_first_segment() {
         let name = PermissionName::parse("blog.post.create", "p").expect("well formed");
         assert_eq!(name.module(), "blog");
