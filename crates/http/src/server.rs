@@ -33,10 +33,10 @@ use tower::ServiceExt;
 
 /// Work a handler starts that outlives its request but belongs to its connection, such as the
 /// tunnel of an upgraded connection (the gateway's WebSocket tunnels): found in the extensions of
-/// every request that asks to upgrade (has an `Upgrade` header). The server drains these tasks at shutdown like connections: they get the same
-/// grace period to end by themselves and are dropped when it is over. A task spawned with
-/// `tokio::spawn` instead would be cut the moment its connection's worker stops, or outlive the
-/// server on the caller's runtime.
+/// every request that asks to upgrade (has an `Upgrade` header). The server drains these tasks at
+/// shutdown like connections: they get the same grace period to end by themselves and are dropped
+/// when it is over. A task spawned with `tokio::spawn` instead would be cut the moment its
+/// connection's worker stops, or outlive the server on the caller's runtime.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionTasks {
     tracker: tokio_util::task::TaskTracker,

@@ -195,11 +195,13 @@ fn describe() {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn cache_keys_of_different_label_sets_differ() {
         let key = |labels: &[(&'static str, &str)]| {
             let mut key = String::new();
-            super::cache_key(&mut key, "m", labels);
+            cache_key(&mut key, "m", labels);
             key
         };
         // A value that looks like the rest of a key cannot collide with a split label set.
@@ -207,8 +209,6 @@ mod tests {
         assert_ne!(key(&[("a", "x\u{1f}b=0:")]), key(&[("a", "x"), ("b", "")]));
         assert_eq!(key(&[("a", "v")]), "m\u{1f}a=1:v");
     }
-
-    use super::*;
 
     #[test]
     fn cached_handles_count_per_label_set_as_the_macros_do() {

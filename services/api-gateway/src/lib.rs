@@ -46,6 +46,7 @@
 //! # }
 //! ```
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -180,18 +181,16 @@ impl Reloader {
     /// The routing `config` describes, validated, with its services watched. A `config` without
     /// modules given in code (one read from the files) gets those given at construction.
     async fn routing(&self, config: &GatewayConfig) -> Result<Routing, GatewayError> {
-        let with_code_modules;
         let config = match config.modules.given().is_empty() && !self.code_modules.is_empty() {
-            true => {
-                with_code_modules = self
-                    .code_modules
+            true => Cow::Owned(
+                self.code_modules
                     .iter()
                     .cloned()
-                    .fold(config.clone(), GatewayConfig::with_module);
-                &with_code_modules
-            }
-            false => config,
+                    .fold(config.clone(), GatewayConfig::with_module),
+            ),
+            false => Cow::Borrowed(config),
         };
+        let config = config.as_ref();
         let table = config.route_table()?;
         let limits = rate_limit::RateLimits::new(&config.rate_limits, self.limiter.clone());
         let mut known = self.upstreams.lock().await;

@@ -5,9 +5,9 @@
 //! arrives, and the upstream's response body to the client the same way; only a request body of a
 //! small declared length (`gateway.upstream.buffer_body_bytes`) is read whole first, so the
 //! upstream receives that request in one piece (408 when it does not arrive in time, 400 when it
-//! ends early). Before anything is
-//! sent upstream a request passes the header limits (431), the route's body limit when its length
-//! is declared (413), and the route's authentication and permission (401, 403). Every failure is
+//! ends early). Before anything is sent upstream a request passes the header limits (431), the
+//! route's body limit when its length is declared (413), and the route's authentication and
+//! permission (401, 403). Every failure is
 //! answered at once as problem+json: no route 404, no instance 503, unreachable 502, no response
 //! head within the route's timeout 504, a streamed body passing the limit 413.
 
@@ -368,8 +368,8 @@ fn settle(
 }
 
 /// `body` (of a declared length) read to its end by `deadline` (the route's `timeout` from the
-/// moment the request was checked, authenticated and counted), as one chunk, so that hyper writes it upstream in the same write as the
-/// request head.
+/// moment the request was checked, authenticated and counted), as one chunk, so that hyper writes
+/// it upstream in the same write as the request head.
 async fn read_whole(
     body: Limited,
     deadline: tokio::time::Instant,
