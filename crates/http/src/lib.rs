@@ -8,10 +8,12 @@
 //!   whose rejections are problems with field paths.
 //! - [`Stack`] wraps a service's `Router` in the middleware stack, in a documented order.
 //! - [`HttpServer`] binds, serves HTTP/1.1 and HTTP/2 (h2c) with graceful shutdown and a drain
-//!   deadline, within [`ConnectionLimits`] (header read timeout, header parser limits).
+//!   deadline, within [`ConnectionLimits`] (header read timeout, header parser limits); a
+//!   [`ConnectionFront`] may serve a connection's plain HTTP/1.1 requests before the router does.
 //! - [`ops_router`] serves `/healthz`, `/ready` and `/metrics`; [`openapi_router`] a service's
 //!   OpenAPI document at `/api/v1/<service>/openapi.json`.
 
+mod front;
 mod json;
 mod middleware;
 mod objects_only;
@@ -22,13 +24,14 @@ mod problem;
 mod request_id;
 mod server;
 
+pub use front::{ConnectionFront, FrontConnection, Handover};
 pub use json::Json;
-pub use middleware::Stack;
+pub use middleware::{ObservedRequest, SecurityHeaders, Stack, request_timeout_problem, security_headers_of};
 pub use openapi::{
     BEARER_SCHEME, InternalError, JsonBodyErrors, Unauthenticated, openapi_path, openapi_router,
     problem_response,
 };
-pub use ops::ops_router;
+pub use ops::{OPS_PATHS, ops_router};
 pub use path::Path;
 pub use problem::{FieldError, Problem};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};

@@ -138,57 +138,115 @@ async fn edge(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let sent = request.headers().get(REQUEST_ID_HEADER);
-    let (id, honoured) = RequestId::from_header(sent);
-    let replaced = sent.is_some() && !honoured;
-    let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id.0,
-        trace_id = tracing::field::Empty,
-        user_id = tracing::field::Empty,
-        method = %method,
-        route = %route,
-    );
-    keel_telemetry::propagation::continue_trace(&span, request.headers());
-    if replaced {
-        span.in_scope(|| tracing::debug!("replaced an unusable X-Request-ID with a fresh one"));
-    }
-    let header_value = HeaderValue::from_str(&id.0).ok();
-    if let Some(value) = &header_value {
-        request.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
-    }
-    let context = RequestContext::new(id.0.clone());
-    request.extensions_mut().insert(id);
-
-    let started = Instant::now();
-    let mut response = context::scope(context, next.run(request))
-        .instrument(span.clone())
-        .await;
+    let method = request.method().clone();
+    let observed = ObservedRequest::begin(&method, route, request.headers_mut());
+    let (span, context) = (observed.span.clone(), observed.context.clone());
+    request.extensions_mut().insert(observed.id.clone());
+    let mut response = context::scope(context, next.run(request)).instrument(span).await;
     let status = response.status();
-    let elapsed = started.elapsed();
-    record_request(&method, route, status, elapsed);
-    span.in_scope(|| {
-        let latency_ms = elapsed.as_secs_f64() * 1000.0;
-        let status = status.as_u16();
-        if QUIET_ROUTES.contains(&route) {
-            tracing::debug!(status, latency_ms, "request completed");
-        } else {
-            tracing::info!(status, latency_ms, "request completed");
-        }
-    });
-    let headers = response.headers_mut();
-    for (name, value) in security_headers.iter() {
-        if !headers.contains_key(name) {
-            headers.insert(name.clone(), value.clone());
-        }
-    }
-    if let Some(value) = header_value {
-        headers.insert(REQUEST_ID_HEADER, value);
-    }
+    observed.finish(route, status, &security_headers, response.headers_mut());
     response
+}
+
+/// What the stack's outermost layer (step 1) does for one request, for code that answers
+/// requests without the router, such as a [`crate::ConnectionFront`]: the same request id,
+/// span, access log line, metrics and response headers as a routed request gets.
+#[derive(Debug)]
+pub struct ObservedRequest {
+    /// The request's id (the client's when usable, else a fresh one).
+    pub id: RequestId,
+    /// The request span: run the request's work inside it.
+    pub span: tracing::Span,
+    /// The request context: run the request's work inside it (`keel_telemetry::context::scope`).
+    pub context: RequestContext,
+    header_value: Option<HeaderValue>,
+    method: Method,
+    started: Instant,
+}
+
+impl ObservedRequest {
+    /// Starts observing a request of `method` to `route` (its route template, the metric label)
+    /// with the request `headers`, whose `X-Request-ID` it sets to the request's id.
+    pub fn begin(method: &Method, route: &str, headers: &mut http::HeaderMap) -> Self {
+        let sent = headers.get(REQUEST_ID_HEADER);
+        let (id, honoured) = RequestId::from_header(sent);
+        let replaced = sent.is_some() && !honoured;
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id.0,
+            trace_id = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            method = %method,
+            route = %route,
+        );
+        keel_telemetry::propagation::continue_trace(&span, headers);
+        if replaced {
+            span.in_scope(|| tracing::debug!("replaced an unusable X-Request-ID with a fresh one"));
+        }
+        let header_value = HeaderValue::from_str(&id.0).ok();
+        if let Some(value) = &header_value {
+            headers.insert(REQUEST_ID_HEADER, value.clone());
+        }
+        Self {
+            context: RequestContext::new(id.0.clone()),
+            id,
+            span,
+            header_value,
+            method: method.clone(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Ends the request to `route` (as given to [`ObservedRequest::begin`]) with `status`:
+    /// counts it, logs its completion, and adds `security_headers` (those not already set) and
+    /// `X-Request-ID` to the response `headers`.
+    pub fn finish(
+        self,
+        route: &str,
+        status: http::StatusCode,
+        security_headers: &SecurityHeaders,
+        headers: &mut http::HeaderMap,
+    ) {
+        let elapsed = self.started.elapsed();
+        record_request(&self.method, route, status, elapsed);
+        self.span.in_scope(|| {
+            let latency_ms = elapsed.as_secs_f64() * 1000.0;
+            let status = status.as_u16();
+            if QUIET_ROUTES.contains(&route) {
+                tracing::debug!(status, latency_ms, "request completed");
+            } else {
+                tracing::info!(status, latency_ms, "request completed");
+            }
+        });
+        for (name, value) in security_headers.iter() {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        if let Some(value) = self.header_value {
+            headers.insert(REQUEST_ID_HEADER, value);
+        }
+    }
+}
+
+/// The security headers every response gets (`http.security_headers`), computed once.
+pub type SecurityHeaders = Arc<[(HeaderName, HeaderValue)]>;
+
+/// The security headers `config` asks for, as [`ObservedRequest::finish`] adds them.
+pub fn security_headers_of(config: &HttpConfig) -> SecurityHeaders {
+    security_headers(config)
+}
+
+/// The 503 problem a request gets when it does not complete within `timeout`
+/// (`http.request_timeout_ms`, step 4).
+pub fn request_timeout_problem(timeout: Duration) -> Problem {
+    Problem::unavailable(format!(
+        "the request did not complete within {} ms",
+        timeout.as_millis()
+    ))
+    .with_retry_after(1)
 }
 
 /// Counts one request and records its latency (`keel_http_requests_total`,
@@ -250,12 +308,7 @@ async fn enforce_timeout(timeout: Duration, request: Request, next: Next) -> Res
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
-            Problem::unavailable(format!(
-                "the request did not complete within {} ms",
-                timeout.as_millis()
-            ))
-            .with_retry_after(1)
-            .into_response()
+            request_timeout_problem(timeout).into_response()
         }
     }
 }
@@ -315,7 +368,7 @@ fn cors(config: &CorsConfig) -> Option<CorsLayer> {
 }
 
 /// Step 1: the security headers of `config`, computed once.
-fn security_headers(config: &HttpConfig) -> Arc<[(HeaderName, HeaderValue)]> {
+fn security_headers(config: &HttpConfig) -> SecurityHeaders {
     let settings = &config.security_headers;
     if !settings.enabled {
         return Arc::new([]);

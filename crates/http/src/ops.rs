@@ -14,6 +14,9 @@ struct OpsState {
     metrics: PrometheusHandle,
 }
 
+/// The paths [`ops_router`] serves.
+pub const OPS_PATHS: &[&str] = &["/healthz", "/ready", "/metrics"];
+
 /// The operational routes, to merge into a service's router before [`crate::Stack::apply`]:
 /// - `GET /healthz`: 200 `{"status":"up"}` while the process runs (touches no dependency);
 /// - `GET /ready`: every registered check, 200 when ready, 503 when a critical one fails;

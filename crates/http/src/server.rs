@@ -31,6 +31,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use crate::front::{ConnectionFront, FrontConnection, Prefixed};
+
 /// Work a handler starts that outlives its request but belongs to its connection, such as the
 /// tunnel of an upgraded connection (the gateway's WebSocket tunnels): found in the extensions of
 /// every request that asks to upgrade (has an `Upgrade` header). The server drains these tasks at
@@ -178,6 +180,14 @@ pub struct HttpServer {
     address: SocketAddr,
     limits: ConnectionLimits,
     worker_threads: usize,
+    front: Option<Arc<dyn ConnectionFront>>,
+}
+
+/// How every connection of one server is served: the front, then hyper with these settings.
+struct Serving {
+    builder: Builder<TokioExecutor>,
+    front: Option<Arc<dyn ConnectionFront>>,
+    limits: ConnectionLimits,
 }
 
 impl HttpServer {
@@ -194,6 +204,7 @@ impl HttpServer {
             address,
             limits: ConnectionLimits::default(),
             worker_threads: 0,
+            front: None,
         })
     }
 
@@ -213,6 +224,23 @@ impl HttpServer {
     pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// Has `front` serve each connection first (see [`ConnectionFront`]): the router serves what
+    /// the front hands over. `None` keeps (or puts back) the router alone.
+    #[must_use]
+    pub fn with_front(mut self, front: impl Into<Option<Arc<dyn ConnectionFront>>>) -> Self {
+        self.front = front.into();
+        self
+    }
+
+    /// What serving a connection takes, shared by every connection.
+    fn serving(&self) -> Arc<Serving> {
+        Arc::new(Serving {
+            builder: self.limits.builder(),
+            front: self.front.clone(),
+            limits: self.limits,
+        })
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -237,7 +265,7 @@ impl HttpServer {
         }
         let address = self.address;
         tracing::info!(%address, "HTTP server listening");
-        let builder = Arc::new(self.limits.builder());
+        let serving = self.serving();
         let mut connections = JoinSet::new();
         let tasks = ConnectionTasks::default();
         loop {
@@ -249,7 +277,7 @@ impl HttpServer {
             match accepted {
                 Ok((stream, peer)) => {
                     connections.spawn(serve_connection(
-                        &builder, &router, stream, peer, &shutdown, &tasks,
+                        &serving, &router, stream, peer, &shutdown, &tasks,
                     ));
                 }
                 Err(error) => accept_failed(&error).await,
@@ -271,10 +299,10 @@ impl HttpServer {
         grace: Duration,
     ) -> Result<(), HttpError> {
         let address = self.address;
-        let builder = Arc::new(self.limits.builder());
+        let serving = self.serving();
         let mut workers = Vec::with_capacity(self.worker_threads);
         for index in 0..self.worker_threads {
-            let worker = Worker::start(index, &builder, &router, &shutdown, grace);
+            let worker = Worker::start(index, &serving, &router, &shutdown, grace);
             match worker {
                 Ok(worker) => workers.push(worker),
                 Err(error) => {
@@ -340,7 +368,7 @@ impl Worker {
     /// the connections sent to it, until `shutdown` (then drains for up to `grace`).
     fn start(
         index: usize,
-        builder: &Arc<Builder<TokioExecutor>>,
+        serving: &Arc<Serving>,
         router: &Router,
         shutdown: &CancellationToken,
         grace: Duration,
@@ -354,7 +382,7 @@ impl Worker {
         let (finished, done) = oneshot::channel();
         let serving = serve_worker(
             received,
-            Arc::clone(builder),
+            Arc::clone(serving),
             router.clone(),
             Arc::clone(&open),
             shutdown.clone(),
@@ -388,7 +416,7 @@ impl Worker {
 /// cancelled or the accepting side is gone, then drains for up to `grace`.
 async fn serve_worker(
     mut received: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
-    builder: Arc<Builder<TokioExecutor>>,
+    serving: Arc<Serving>,
     router: Router,
     open: Arc<AtomicUsize>,
     shutdown: CancellationToken,
@@ -412,7 +440,7 @@ async fn serve_worker(
                 continue;
             }
         };
-        let connection = serve_connection(&builder, &router, stream, peer, &shutdown, &tasks);
+        let connection = serve_connection(&serving, &router, stream, peer, &shutdown, &tasks);
         let open = Arc::clone(&open);
         connections.spawn(async move {
             connection.await;
@@ -442,20 +470,35 @@ async fn drain(connections: &mut JoinSet<()>, tasks: &ConnectionTasks, grace: Du
 /// Serves one connection until it closes; once `shutdown` is cancelled, finishes the request in
 /// flight and closes.
 fn serve_connection(
-    builder: &Arc<Builder<TokioExecutor>>,
+    serving: &Arc<Serving>,
     router: &Router,
     stream: TcpStream,
     peer: SocketAddr,
     shutdown: &CancellationToken,
     tasks: &ConnectionTasks,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let (builder, router, shutdown) = (Arc::clone(builder), router.clone(), shutdown.clone());
+    let (serving, router, shutdown) = (Arc::clone(serving), router.clone(), shutdown.clone());
     let tasks = tasks.clone();
     async move {
         // Responses are written whole or streamed by hyper; Nagle's delay only adds latency.
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
         }
+        let io = match &serving.front {
+            None => Prefixed::from(stream),
+            Some(front) => {
+                let connection = FrontConnection {
+                    stream,
+                    peer,
+                    shutdown: shutdown.clone(),
+                    limits: serving.limits,
+                };
+                match front.serve(connection).await {
+                    Some(handover) => handover.into_io(),
+                    None => return,
+                }
+            }
+        };
         let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             // Only requests that may take their connection over need it (no cost for the rest).
@@ -464,7 +507,9 @@ fn serve_connection(
             }
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let connection = serving
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(connection);
         let outcome = tokio::select! {
             outcome = connection.as_mut() => outcome,
