@@ -4,8 +4,8 @@
 //! is `allowed`, `denied` or `unavailable` (the store could not decide; whether the request then
 //! went through is the caller's policy, which the caller reports).
 //!
-//! Every label is a literal at its call site: the `metrics` macros then build the key statically,
-//! with no allocation per check (this runs on every request through the gateway).
+//! Counted through `keel_telemetry::metrics`, whose per-thread handle cache spares the recorder's
+//! registry lookup on every check (this runs on every request through the gateway).
 
 use crate::{Decision, RateLimitError};
 
@@ -20,26 +20,17 @@ pub(crate) enum Backend {
 
 /// Counts one check's outcome.
 pub(crate) fn record(backend: Backend, outcome: &Result<Decision, RateLimitError>) {
-    use metrics::counter;
-    let counter = match (backend, outcome) {
-        (Backend::Memory, Ok(d)) if d.allowed => {
-            counter!("keel_ratelimit_decisions_total", "backend" => "memory", "outcome" => "allowed")
-        }
-        (Backend::Memory, Ok(_)) => {
-            counter!("keel_ratelimit_decisions_total", "backend" => "memory", "outcome" => "denied")
-        }
-        (Backend::Memory, Err(_)) => {
-            counter!("keel_ratelimit_decisions_total", "backend" => "memory", "outcome" => "unavailable")
-        }
-        (Backend::Redis, Ok(d)) if d.allowed => {
-            counter!("keel_ratelimit_decisions_total", "backend" => "redis", "outcome" => "allowed")
-        }
-        (Backend::Redis, Ok(_)) => {
-            counter!("keel_ratelimit_decisions_total", "backend" => "redis", "outcome" => "denied")
-        }
-        (Backend::Redis, Err(_)) => {
-            counter!("keel_ratelimit_decisions_total", "backend" => "redis", "outcome" => "unavailable")
-        }
+    let backend = match backend {
+        Backend::Memory => "memory",
+        Backend::Redis => "redis",
     };
-    counter.increment(1);
+    let outcome = match outcome {
+        Ok(decision) if decision.allowed => "allowed",
+        Ok(_) => "denied",
+        Err(_) => "unavailable",
+    };
+    keel_telemetry::metrics::increment_counter(
+        "keel_ratelimit_decisions_total",
+        &[("backend", backend), ("outcome", outcome)],
+    );
 }

@@ -105,6 +105,26 @@ impl TrustedProxies {
     }
 }
 
+/// Appends `ip` as text to `out` without the formatting machinery (it runs several times per
+/// request): a dotted quad for IPv4, `Display` for IPv6.
+pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (index, octet) in v4.octets().into_iter().enumerate() {
+                if index > 0 {
+                    out.push('.');
+                }
+                out.push_str(digits.format(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +206,22 @@ mod tests {
         // Garbage stops the walk at the last address vouched for.
         let headers = forwarded(&["203.0.113.9, not-an-ip, 10.0.0.8"]);
         assert_eq!(proxies.resolve(balancer, &headers).client, ip("10.0.0.8"));
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for text in [
+            "127.0.0.1",
+            "10.0.255.7",
+            "0.0.0.0",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:192.0.2.1",
+        ] {
+            let ip: IpAddr = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+            let mut out = String::from("x:");
+            push_ip(&mut out, ip);
+            assert_eq!(out, format!("x:{ip}"));
+        }
     }
 }

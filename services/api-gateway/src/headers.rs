@@ -27,7 +27,7 @@ use http::request::Parts;
 use keel_authn::Principal;
 use keel_http::{REQUEST_ID_HEADER, RequestId};
 
-use crate::client_address::Origin;
+use crate::client_address::{Origin, push_ip};
 
 /// Identity headers a client must never be able to set.
 const INTERNAL_HEADERS: &[&str] = &["x-user-id"];
@@ -80,18 +80,30 @@ pub(crate) fn prepare_request(parts: &mut Parts, origin: Option<Origin>) {
     if let Some(proto) = proto {
         headers.insert(X_FORWARDED_PROTO, proto);
     }
+    let mut peer = String::new();
     match origin {
-        Some(origin) => append_forwarded_for(headers, &origin.peer.to_string()),
+        Some(origin) => {
+            push_ip(&mut peer, origin.peer);
+            append_forwarded_for(headers, &peer);
+        }
         // Services trust the last hop of X-Forwarded-For as the one the gateway added: without a
         // peer address of our own, the client's value would pass as ours.
         None => {
             headers.remove(X_FORWARDED_FOR);
         }
     }
-    if let Some(origin) = origin
-        && let Ok(value) = HeaderValue::from_str(&origin.client.to_string())
-    {
-        headers.insert(X_KEEL_CLIENT_IP, value);
+    if let Some(origin) = origin {
+        let client = match origin.client == origin.peer {
+            true => peer,
+            false => {
+                let mut client = String::new();
+                push_ip(&mut client, origin.client);
+                client
+            }
+        };
+        if let Ok(value) = HeaderValue::try_from(client) {
+            headers.insert(X_KEEL_CLIENT_IP, value);
+        }
     }
     if let Ok(id) = HeaderValue::from_str(&request_id.0) {
         headers.insert(REQUEST_ID_HEADER, id);
@@ -167,6 +179,12 @@ fn remove_prefixed(headers: &mut HeaderMap, prefix: &str) {
 
 /// Step 4: `X-Forwarded-For: <what the client sent>, <peer>`, as one header.
 fn append_forwarded_for(headers: &mut HeaderMap, peer: &str) {
+    if !headers.contains_key(&X_FORWARDED_FOR) {
+        if let Ok(value) = HeaderValue::from_str(peer) {
+            headers.insert(X_FORWARDED_FOR, value);
+        }
+        return;
+    }
     let mut chain: Vec<&str> = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()

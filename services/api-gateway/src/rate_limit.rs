@@ -150,14 +150,22 @@ impl RateLimits {
         let limiter = self.limiter.as_ref()?;
         let by_ip = match ip {
             Some(ip) => {
-                let key = format!("ip:{}:{ip}", class.name);
+                let mut key = String::with_capacity(class.name.len() + 20);
+                key.push_str("ip:");
+                key.push_str(&class.name);
+                key.push(':');
+                crate::client_address::push_ip(&mut key, ip);
                 self.counted(limiter.check(&key, class.quotas.per_ip).await)
             }
             None => None,
         };
         let by_user = match user {
             Some(user) => {
-                let key = format!("user:{}:{user}", class.name);
+                let mut key = String::with_capacity(class.name.len() + 42);
+                key.push_str("user:");
+                key.push_str(&class.name);
+                key.push(':');
+                key.push_str(user.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
                 self.counted(limiter.check(&key, class.quotas.per_user).await)
             }
             None => None,
