@@ -71,8 +71,11 @@ else
     run cargo test "${scope[@]}" --doc "${cargo_args[@]}" "${harness_args[@]}"
 fi
 
-# The whole suite (no package or target chosen) ends with the REST API fuzzed against its own
+# The whole suite (no package or target chosen) runs the gateway's end-to-end tests a second time
+# with its HTTP/1.1 fast path off, so both ways of serving a request pass every one of them, and
+# ends with the REST API fuzzed against its own
 # OpenAPI documents (scripts/api-fuzz.sh: Schemathesis, the platform on a free port).
 if ! $package_selected && ! $targets_selected; then
+    KEEL_TEST_GATEWAY_FAST_PATH=off run cargo test -p keel-gateway --test gateway "${harness_args[@]}"
     run scripts/api-fuzz.sh
 fi

@@ -55,6 +55,12 @@ pub struct GatewayConfig {
     /// own (see [`GatewayConfig::serving_threads`]); 0, the default, is one per CPU core.
     #[serde(default)]
     pub worker_threads: usize,
+    /// Whether plain HTTP/1.1 requests (no body, no upgrade, no CORS `Origin`) are served by the
+    /// gateway's own HTTP/1.1 code instead of the general HTTP stack (see
+    /// [`crate::Gateway::http1_front`]); default `true`. Same answers either way; off only to
+    /// compare or to rule it out.
+    #[serde(default = "default_fast_path")]
+    pub fast_path: bool,
     /// Proxies in front of the gateway (load balancers) whose `X-Forwarded-For`, `-Proto` and
     /// `-Host` are believed: networks in CIDR notation or single addresses. Empty (the default):
     /// the connection's peer is the client. See `docs/gateway.md`, "Client address".
@@ -309,6 +315,7 @@ impl GatewayConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             token_cache_entries: DEFAULT_TOKEN_CACHE_ENTRIES,
             worker_threads: 0,
+            fast_path: true,
             trusted_proxies: Vec::new(),
             balancing: keel_balancer::BalancerConfig::default(),
             rate_limits: RateLimitConfig::default(),
@@ -488,6 +495,10 @@ fn default_max_headers() -> usize {
 
 fn default_max_header_bytes() -> usize {
     DEFAULT_MAX_HEADER_BYTES
+}
+
+fn default_fast_path() -> bool {
+    true
 }
 
 fn default_token_cache_entries() -> usize {

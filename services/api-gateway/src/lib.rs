@@ -61,6 +61,7 @@ mod config;
 mod connector;
 mod edge;
 mod error;
+mod fast_path;
 mod headers;
 mod limits;
 mod metrics;
@@ -89,6 +90,8 @@ use upstream::Watcher;
 pub struct Gateway {
     proxy: Arc<Proxy>,
     reload: Arc<Reloader>,
+    /// The configuration it was built with (what a front needs of it cannot be reloaded).
+    settings: Arc<GatewayConfig>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -137,6 +140,7 @@ impl Gateway {
         Ok(Self {
             proxy: Arc::new(Proxy::new(routing, auth, &config)),
             reload,
+            settings: Arc::new(config),
         })
     }
 
@@ -166,6 +170,29 @@ impl Gateway {
         Router::new()
             .route("/", handler.clone())
             .route("/{*path}", handler)
+    }
+
+    /// The HTTP/1.1 fast path to serve in front of [`Gateway::router`]
+    /// (`keel_http::HttpServer::with_front`), or `None` when `gateway.fast_path` is off. `http` is
+    /// the server's configuration (request timeout, security headers, CORS), and `reserved_paths`
+    /// the exact paths the served router answers itself (`/healthz`, `/ready`, `/metrics`): their
+    /// requests are left to the router.
+    ///
+    /// Plain HTTP/1.1 requests (no body, no upgrade, no `Origin` when CORS is configured) are then
+    /// parsed, forwarded and answered by the gateway itself, with the same checks, headers,
+    /// metrics and problems as through the router; at the first other request a connection is
+    /// handed to the router's stack for good. Call within a Tokio runtime (its upstream pools
+    /// start their idle sweep).
+    pub fn http1_front(
+        &self,
+        http: &keel_config::HttpConfig,
+        reserved_paths: &[&str],
+    ) -> Option<Arc<dyn keel_http::ConnectionFront>> {
+        self.settings.fast_path.then(|| {
+            let reserved = reserved_paths.iter().map(|path| (*path).to_owned()).collect();
+            let front = fast_path::FastPath::new(Arc::clone(&self.proxy), &self.settings, http, reserved);
+            Arc::new(front) as Arc<dyn keel_http::ConnectionFront>
+        })
     }
 
     /// A readiness check (`gateway-upstreams`) that fails while a routed service has no healthy

@@ -65,7 +65,8 @@ fn main() -> ExitCode {
         let server = HttpServer::bind(SocketAddr::new(http.host, http.port))
             .await?
             .with_limits(limits)
-            .with_worker_threads(threads);
+            .with_worker_threads(threads)
+            .with_front(gateway.http1_front(&http, keel_http::OPS_PATHS));
         let component: Arc<dyn Component> = Arc::new(HttpComponent::new(
             "gateway-http",
             server,

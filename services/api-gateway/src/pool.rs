@@ -55,12 +55,12 @@ const READY_WAIT: Duration = Duration::from_millis(20);
 
 /// Idle time after which a pooled connection may be closing under the upstream's keep-alive
 /// timeout (servers commonly keep idle connections 5 s or more) as a request goes out on it.
-const MAY_BE_STALE: Duration = Duration::from_secs(1);
+pub(crate) const MAY_BE_STALE: Duration = Duration::from_secs(1);
 
 /// Longest time after a request was written within which a failure of its kept-alive connection
 /// counts as the keep-alive race (the upstream closed the connection as the request arrived),
 /// not as the upstream failing while it handled the request.
-const REPLAY_WINDOW: Duration = Duration::from_millis(100);
+pub(crate) const REPLAY_WINDOW: Duration = Duration::from_millis(100);
 
 /// Replays of requests whose kept-alive connection closed under them, by `upstream`.
 pub(crate) const UPSTREAM_REPLAYS: &str = "keel_gateway_upstream_replays_total";
@@ -94,7 +94,7 @@ fn replayable(request: &Request<Body>, whole: Option<&Bytes>) -> Option<Request<
 
 /// Whether `error` says the connection ended before any answer to a request written on it: the
 /// upstream closed it (its idle timeout) or reset it as the request arrived.
-fn closed_before_answering(error: &hyper::Error) -> bool {
+pub(crate) fn closed_before_answering(error: &hyper::Error) -> bool {
     use std::error::Error as _;
     let io_kind = error
         .source()
@@ -124,6 +124,14 @@ pub(crate) enum UpstreamError {
     /// The exchange broke after the request was (maybe partly) sent.
     #[error(transparent)]
     Exchange(hyper::Error),
+    /// The fast path's exchange broke after the request was (maybe partly) sent: the connection
+    /// failed or ended before a whole response head arrived.
+    #[error("upstream connection: {0}")]
+    Io(#[source] std::io::Error),
+    /// The fast path read a response head that is not valid HTTP/1.1 (or one it never asked for,
+    /// such as `101`).
+    #[error("malformed response: {0}")]
+    Malformed(&'static str),
 }
 
 impl UpstreamError {

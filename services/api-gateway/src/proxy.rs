@@ -48,10 +48,10 @@ use crate::upstream::Upstream;
 #[derive(Debug)]
 pub(crate) struct Route {
     /// The configured prefix, the `route` metric label.
-    label: Box<str>,
-    upstream: Arc<Upstream>,
+    pub(crate) label: Box<str>,
+    pub(crate) upstream: Arc<Upstream>,
     strip_prefix: bool,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     access: Access,
     body_limit: u64,
     /// The rate-limit class requests of this route count against.
@@ -85,7 +85,7 @@ impl Route {
 /// header limits.
 #[derive(Debug)]
 pub(crate) struct Routing {
-    table: RouteTable<Route>,
+    pub(crate) table: RouteTable<Route>,
     limits: RateLimits,
     header_limits: HeaderLimits,
     trusted_proxies: TrustedProxies,
@@ -125,7 +125,7 @@ impl Routing {
 /// ever uses connections driven by its own thread, with no cross-thread hand-off.
 #[derive(Debug)]
 pub(crate) struct Proxy {
-    routing: ArcSwap<Routing>,
+    pub(crate) routing: ArcSwap<Routing>,
     pools: Arc<UpstreamPools>,
     auth: EdgeAuth,
 }
@@ -199,41 +199,22 @@ impl Proxy {
         request: Request,
     ) -> Response {
         let service = route.upstream.service();
-        let (parts, body) = request.into_parts();
-        let checked = routing
-            .header_limits
-            .check(&parts.headers)
-            .and_then(|()| limit_body(&parts.headers, body, route.body_limit));
-        let body = match checked {
-            Ok(body) => body,
-            Err(error) => return fail(service, &error),
-        };
-        let admitted = self.auth.admit(&route.access, &parts.headers).await;
-        metrics::auth(&route.label, edge::outcome(&route.access, &admitted));
-        let principal = match admitted {
-            Ok(principal) => principal,
-            Err(refused) => return refused.into_response(),
-        };
-        let origin = parts
-            .extensions
+        let peer = request
+            .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(address)| routing.trusted_proxies.resolve(address.ip(), &parts.headers));
-        // The caller is known (`principal`, else the client address) and nothing has been sent
-        // upstream yet: count the request.
-        let decision = match &route.rate_class {
-            Some(class) => {
-                let user = principal.as_deref().map(|principal| principal.user_id);
-                let client = origin.map(|origin| origin.client);
-                routing.limits.check(class, client, user).await
-            }
-            None => None,
+            .map(|ConnectInfo(address)| *address);
+        let admitted = match self.admit(routing, route, request, peer).await {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
         };
-        if let Some(decision) = decision.as_ref().filter(|decision| !decision.allowed) {
-            return rate_limited(decision);
-        }
-        // One deadline for reading a small body and for the upstream's answer: the route's
-        // timeout bounds both together.
-        let deadline = tokio::time::Instant::now() + route.timeout;
+        let Admitted {
+            parts,
+            body,
+            principal,
+            origin,
+            decision,
+            deadline,
+        } = admitted;
         let body = match body.declared {
             Some(length @ 1..) if length <= routing.buffer_body_bytes => {
                 match read_whole(body, deadline, route.timeout).await {
@@ -262,6 +243,53 @@ impl Proxy {
         response
     }
 
+    /// The first half of serving a request `route` matched, from `peer` (`None` when unknown):
+    /// header limits (431), declared body size (413), authentication and permission (401, 403),
+    /// rate limits (429), each refusal answered. What is admitted has been counted against the
+    /// rate limits and has the deadline of the route's timeout, from now.
+    pub(crate) async fn admit(
+        &self,
+        routing: &Routing,
+        route: &Route,
+        request: Request,
+        peer: Option<SocketAddr>,
+    ) -> Result<Admitted, Response> {
+        let service = route.upstream.service();
+        let (parts, body) = request.into_parts();
+        let checked = routing
+            .header_limits
+            .check(&parts.headers)
+            .and_then(|()| limit_body(&parts.headers, body, route.body_limit));
+        let body = checked.map_err(|error| fail(service, &error))?;
+        let admitted = self.auth.admit(&route.access, &parts.headers).await;
+        metrics::auth(&route.label, edge::outcome(&route.access, &admitted));
+        let principal = admitted.map_err(IntoResponse::into_response)?;
+        let origin = peer.map(|address| routing.trusted_proxies.resolve(address.ip(), &parts.headers));
+        // The caller is known (`principal`, else the client address) and nothing has been sent
+        // upstream yet: count the request.
+        let decision = match &route.rate_class {
+            Some(class) => {
+                let user = principal.as_deref().map(|principal| principal.user_id);
+                let client = origin.map(|origin| origin.client);
+                routing.limits.check(class, client, user).await
+            }
+            None => None,
+        };
+        if let Some(decision) = decision.as_ref().filter(|decision| !decision.allowed) {
+            return Err(rate_limited(decision));
+        }
+        Ok(Admitted {
+            parts,
+            body,
+            principal,
+            origin,
+            decision,
+            // One deadline for reading a small body and for the upstream's answer: the route's
+            // timeout bounds both together.
+            deadline: tokio::time::Instant::now() + route.timeout,
+        })
+    }
+
     /// Sends the request to an instance of `route`'s service as `principal` (if any), from
     /// `origin` (`None` when the peer is unknown); `matched` is the length of the path the route's
     /// prefix matched. The response head must arrive by `deadline`.
@@ -276,46 +304,89 @@ impl Proxy {
         origin: Option<Origin>,
         deadline: tokio::time::Instant,
     ) -> Result<Response, ProxyError> {
-        let service = route.upstream.service();
-        let pick = route
-            .upstream
-            .pick_instance()
-            .ok_or_else(|| ProxyError::NoInstance {
-                service: service.to_owned(),
-            })?;
-        let authority = pick.endpoint();
-        let span = tracing::debug_span!("gateway.upstream", service, upstream = %authority);
         let upgrade = ClientUpgrade::take(&mut parts);
-        // Before the URI is rewritten: an HTTP/2 request's authority is in its URI.
-        span.in_scope(|| {
-            headers::prepare_request(&mut parts, origin);
-        });
-        if let Some(upgrade) = &upgrade {
-            upgrade.restore_request_headers(&mut parts.headers);
-        }
-        let strip = route.strip_prefix.then_some(matched);
-        let host = HeaderValue::from_str(authority).map_err(http::Error::from);
-        let target = host.and_then(|host| Ok((host, upstream_uri(&parts.uri, strip)?)));
-        let (host, uri) = target.map_err(|source| ProxyError::BadTarget {
-            service: service.to_owned(),
-            authority: authority.to_owned(),
-            source,
-        })?;
-        parts.uri = uri;
-        parts.headers.insert(header::HOST, host);
-        parts.version = Version::HTTP_11;
-        if let Some(principal) = principal {
-            headers::add_identity(&mut parts.headers, principal);
-        }
-
+        let outbound = prepare_upstream(route, matched, &mut parts, principal, origin, upgrade.as_ref())?;
         let started = Instant::now();
-        let exchange = self
-            .pools
-            .send(authority, Request::from_parts(parts, body.body), body.whole);
-        let sent = tokio::time::timeout_at(deadline, exchange).instrument(span).await;
-        metrics::upstream_duration(service, started.elapsed());
-        settle(sent, &pick, route, body.tripped.as_ref(), upgrade)
+        let exchange = self.pools.send(
+            outbound.pick.endpoint(),
+            Request::from_parts(parts, body.body),
+            body.whole,
+        );
+        let sent = tokio::time::timeout_at(deadline, exchange)
+            .instrument(outbound.span)
+            .await;
+        metrics::upstream_duration(route.upstream.service(), started.elapsed());
+        settle(sent, &outbound.pick, route, body.tripped.as_ref(), upgrade)
     }
+}
+
+/// A request a route admitted ([`Proxy::admit`]): nothing sent upstream yet.
+pub(crate) struct Admitted {
+    /// The request's head, as the client sent it (plus `X-Request-ID`).
+    pub(crate) parts: Parts,
+    /// Its body, within the route's limit.
+    pub(crate) body: Limited,
+    /// The verified caller, if any.
+    pub(crate) principal: Option<Arc<Principal>>,
+    /// Where it comes from (`None` when the peer is unknown).
+    pub(crate) origin: Option<Origin>,
+    /// The rate-limit decision (an allowing one), whose headers go on the answer.
+    pub(crate) decision: Option<Decision>,
+    /// When the upstream's answer (and a small body read before it) must have arrived.
+    pub(crate) deadline: tokio::time::Instant,
+}
+
+/// Where an admitted request goes: the instance, and the span its exchange runs in.
+pub(crate) struct Outbound {
+    /// The instance (report the outcome to it).
+    pub(crate) pick: Pick,
+    /// The `gateway.upstream` span.
+    pub(crate) span: tracing::Span,
+}
+
+/// Picks an instance of `route`'s service and rewrites `parts` into the request it receives
+/// (header policy of the `headers` module, `principal`'s identity, the upstream URI and `Host`);
+/// `matched` is the length of the path the route's prefix matched, `upgrade` the client's upgrade
+/// (its headers are restored after the hop-by-hop ones are stripped).
+pub(crate) fn prepare_upstream(
+    route: &Route,
+    matched: usize,
+    parts: &mut Parts,
+    principal: Option<&Principal>,
+    origin: Option<Origin>,
+    upgrade: Option<&ClientUpgrade>,
+) -> Result<Outbound, ProxyError> {
+    let service = route.upstream.service();
+    let pick = route
+        .upstream
+        .pick_instance()
+        .ok_or_else(|| ProxyError::NoInstance {
+            service: service.to_owned(),
+        })?;
+    let authority = pick.endpoint();
+    let span = tracing::debug_span!("gateway.upstream", service, upstream = %authority);
+    // Before the URI is rewritten: an HTTP/2 request's authority is in its URI.
+    span.in_scope(|| {
+        headers::prepare_request(parts, origin);
+    });
+    if let Some(upgrade) = upgrade {
+        upgrade.restore_request_headers(&mut parts.headers);
+    }
+    let strip = route.strip_prefix.then_some(matched);
+    let host = HeaderValue::from_str(authority).map_err(http::Error::from);
+    let target = host.and_then(|host| Ok((host, upstream_uri(&parts.uri, strip)?)));
+    let (host, uri) = target.map_err(|source| ProxyError::BadTarget {
+        service: service.to_owned(),
+        authority: authority.to_owned(),
+        source,
+    })?;
+    parts.uri = uri;
+    parts.headers.insert(header::HOST, host);
+    parts.version = Version::HTTP_11;
+    if let Some(principal) = principal {
+        headers::add_identity(&mut parts.headers, principal);
+    }
+    Ok(Outbound { pick, span })
 }
 
 /// What the upstream exchange's outcome means for the client: the response, or the failure to
@@ -406,7 +477,7 @@ fn rate_limited(decision: &Decision) -> Response {
 }
 
 /// Logs and counts a failure, and answers it.
-fn fail(service: &str, error: &ProxyError) -> Response {
+pub(crate) fn fail(service: &str, error: &ProxyError) -> Response {
     match error.upstream_kind() {
         Some(kind) => {
             metrics::upstream_error(service, kind);

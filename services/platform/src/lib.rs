@@ -140,7 +140,8 @@ impl Application {
         let server = HttpServer::bind(SocketAddr::new(kernel_config.http.host, kernel_config.http.port))
             .await?
             .with_limits(limits)
-            .with_worker_threads(serving_threads);
+            .with_worker_threads(serving_threads)
+            .with_front(gateway.http1_front(&kernel_config.http, keel_http::OPS_PATHS));
         let address = server.local_addr();
 
         let mut components = core.components();

@@ -8,6 +8,7 @@ mod cors;
 mod doubles;
 mod edge;
 mod failures;
+mod fast_path;
 mod headers;
 mod limits;
 mod modules;

@@ -252,7 +252,16 @@ impl TestGateway {
         Self::start_with(GatewayConfig::new(routes), registry).await
     }
 
-    pub(crate) async fn start_with(config: GatewayConfig, registry: StaticRegistry) -> anyhow::Result<Self> {
+    /// A gateway with `config`; with `KEEL_TEST_GATEWAY_FAST_PATH=off` in the environment, with its
+    /// fast path off (scripts/test.sh runs these tests once each way: every request through the
+    /// general stack the second time).
+    pub(crate) async fn start_with(
+        mut config: GatewayConfig,
+        registry: StaticRegistry,
+    ) -> anyhow::Result<Self> {
+        if std::env::var("KEEL_TEST_GATEWAY_FAST_PATH").as_deref() == Ok("off") {
+            config.fast_path = false;
+        }
         Self::start_limited(config, registry, None).await
     }
 
@@ -294,11 +303,13 @@ impl TestGateway {
         let app = Router::new()
             .route("/healthz", axum::routing::get(|| async { "alive" }))
             .merge(gateway.router());
+        let front = gateway.http1_front(&http, &["/healthz"]);
         let app = Stack::new(http, bus).without_body_limit().apply(app);
         let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await?
             .with_limits(limits)
-            .with_worker_threads(worker_threads);
+            .with_worker_threads(worker_threads)
+            .with_front(front);
         let address = server.local_addr();
         let stop = CancellationToken::new();
         tokio::spawn(server.serve(app, stop.clone(), Duration::from_secs(1)));

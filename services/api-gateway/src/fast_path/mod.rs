@@ -1,0 +1,624 @@
+//! The gateway's HTTP/1.1 fast path: plain requests parsed, checked, forwarded and answered by one
+//! task, without hyper's dispatcher or axum's router.
+//!
+//! Why it exists: issue 4 asks for nginx's throughput, and the general stack (hyper server, axum
+//! router and middleware, hyper client connection driven by its own task) spends four times
+//! nginx's user-space CPU per proxied request, spread thin over its layers
+//! (docs/performance.md, "Gateway"). For the requests that make up most of an API's traffic
+//! (no body, no upgrade) this path does the same work directly: it reads the head with
+//! `httparse`, hands it to the same checks as the general path ([`Proxy::admit`]: header limits,
+//! authentication, permission, rate limits), rewrites it with the same header policy
+//! ([`prepare_upstream`]), writes it to a pooled upstream connection from the same task, and
+//! passes the response back with its body streamed as it arrives.
+//!
+//! What it leaves to the general stack, untouched: any request with a body, `Transfer-Encoding`,
+//! `Upgrade` or `Expect`, with `Origin` when CORS is configured, HTTP/1.0, HTTP/2, anything the
+//! parser rejects or that does not make an `http` value, and the router's own paths (`/healthz`,
+//! `/ready`, `/metrics`). At the first such request the connection, with every byte read and not
+//! served, is handed to hyper for the rest of its life ([`keel_http::Handover`]), so those requests
+//! are answered exactly as before. `gateway.fast_path: false` turns the path off.
+//!
+//! What a request gets here is what the general path gives it: the stack's request id, span,
+//! access log, metrics and security headers ([`keel_http::ObservedRequest`]), the `http.
+//! request_timeout_ms` 503, the gateway's metrics, problems ([`fail`]) and rate-limit headers.
+
+mod upstream;
+mod wire;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::{BufMut, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Version};
+use keel_http::{ConnectionFront, FrontConnection, Handover, ObservedRequest, SecurityHeaders};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::Instrument;
+
+use crate::config::GatewayConfig;
+use crate::error::ProxyError;
+use crate::headers;
+use crate::metrics::{self, NO_SERVICE, UNMATCHED_ROUTE};
+use crate::pool::UpstreamError;
+use crate::proxy::{Admitted, Proxy, fail, prepare_upstream};
+use crate::routes::has_dot_segment;
+use upstream::{Connection, RawPools, ResponseHead};
+use wire::{Admission, ChunkedScanner, Framing, Head};
+
+/// The route template of the gateway's catch-all, the `route` label of `keel_http_*` metrics
+/// (what axum's `MatchedPath` says on the general path).
+const CATCH_ALL_ROUTE: &str = "/{*path}";
+/// The same for the path `/`.
+const ROOT_ROUTE: &str = "/";
+/// Bytes read from a client at a time.
+const READ_CHUNK: usize = 8 * 1024;
+/// Longest request head the fast path waits for; a longer one goes to the general stack (and its
+/// limits).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// hyper's default limit of HTTP/1 header fields.
+const DEFAULT_MAX_HEADERS: usize = 100;
+/// Largest error body collected to answer it.
+const MAX_LOCAL_BODY: usize = 64 * 1024;
+
+/// The fast path as the HTTP server runs it in front of the gateway's router
+/// ([`crate::Gateway::http1_front`]).
+#[derive(Debug, Clone)]
+pub(crate) struct FastPath {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    proxy: Arc<Proxy>,
+    upstreams: Arc<RawPools>,
+    security_headers: SecurityHeaders,
+    request_timeout: Duration,
+    admission: Admission,
+}
+
+impl FastPath {
+    /// The fast path over `proxy`, for a server configured by `http` whose router serves
+    /// `reserved_paths` itself.
+    pub(crate) fn new(
+        proxy: Arc<Proxy>,
+        config: &GatewayConfig,
+        http: &keel_config::HttpConfig,
+        reserved_paths: Vec<String>,
+    ) -> Self {
+        let limits = config.connection_limits(http);
+        Self {
+            inner: Arc::new(Inner {
+                proxy,
+                upstreams: RawPools::start(&config.upstream),
+                security_headers: keel_http::security_headers_of(http),
+                request_timeout: http.request_timeout(),
+                admission: Admission {
+                    max_headers: limits.max_headers.unwrap_or(DEFAULT_MAX_HEADERS),
+                    reserved_paths,
+                    cors: !http.cors.allowed_origins.is_empty(),
+                },
+            }),
+        }
+    }
+}
+
+impl ConnectionFront for FastPath {
+    fn serve(
+        &self,
+        connection: FrontConnection,
+    ) -> Pin<Box<dyn Future<Output = Option<Handover>> + Send + 'static>> {
+        Box::pin(Arc::clone(&self.inner).serve(connection))
+    }
+}
+
+/// How a connection goes on after a request.
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// What waiting for a request head gave.
+enum Wait {
+    Head(wire::Taken),
+    Close,
+    Decline,
+}
+
+impl Inner {
+    async fn serve(self: Arc<Self>, connection: FrontConnection) -> Option<Handover> {
+        let FrontConnection {
+            mut stream,
+            peer,
+            shutdown,
+            limits,
+            ..
+        } = connection;
+        let mut input = BytesMut::with_capacity(READ_CHUNK);
+        let mut output = BytesMut::with_capacity(READ_CHUNK);
+        let mut upstream_head = BytesMut::with_capacity(1024);
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        loop {
+            let waited = match limits.header_read_timeout {
+                Some(timeout) => {
+                    let reading = self.read_head(&mut stream, &mut input, cancelled.as_mut());
+                    tokio::time::timeout(timeout, reading)
+                        .await
+                        .unwrap_or(Wait::Close)
+                }
+                None => self.read_head(&mut stream, &mut input, cancelled.as_mut()).await,
+            };
+            let taken = match waited {
+                Wait::Head(taken) => taken,
+                Wait::Close => return None,
+                Wait::Decline => return Some(Handover::new(stream, input.freeze())),
+            };
+            let head = input.split_to(taken.len()).freeze();
+            let Some(parts) = wire::request_parts(&head, &taken) else {
+                // Not an `http` value after all: the stack reads the same bytes and answers.
+                let mut unread = BytesMut::from(&head[..]);
+                unread.extend_from_slice(&input);
+                return Some(Handover::new(stream, unread.freeze()));
+            };
+            let close = taken.close || shutdown.is_cancelled();
+            output.clear();
+            let buffers = Buffers {
+                output: &mut output,
+                upstream_head: &mut upstream_head,
+            };
+            match self.answer(&mut stream, buffers, parts, peer, close).await {
+                Next::KeepAlive if !shutdown.is_cancelled() => {}
+                Next::KeepAlive | Next::Close => return None,
+            }
+        }
+    }
+
+    /// Reads until `input` starts with a whole request head the fast path takes, the client
+    /// closes (or shutdown starts while it is idle), or the head is one to hand over.
+    async fn read_head(
+        &self,
+        stream: &mut TcpStream,
+        input: &mut BytesMut,
+        mut cancelled: Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+    ) -> Wait {
+        loop {
+            if !input.is_empty() {
+                match wire::parse_request(input, &self.admission) {
+                    Head::Take(taken) => return Wait::Head(taken),
+                    Head::Decline => return Wait::Decline,
+                    Head::Partial if input.len() >= MAX_HEAD_BYTES => return Wait::Decline,
+                    Head::Partial => {}
+                }
+            }
+            input.reserve(READ_CHUNK);
+            let read = tokio::select! {
+                biased;
+                read = stream.read_buf(input) => read,
+                () = cancelled.as_mut(), if input.is_empty() => return Wait::Close,
+            };
+            match read {
+                Ok(0) | Err(_) => return Wait::Close,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Serves one request: its answer written, its response body relayed.
+    async fn answer(
+        &self,
+        client: &mut TcpStream,
+        buffers: Buffers<'_>,
+        mut parts: http::request::Parts,
+        peer: SocketAddr,
+        close: bool,
+    ) -> Next {
+        let route_label = match parts.uri.path() {
+            "/" => ROOT_ROUTE,
+            _ => CATCH_ALL_ROUTE,
+        };
+        let method = parts.method.clone();
+        let observed = ObservedRequest::begin(&method, route_label, &mut parts.headers);
+        let (span, context) = (observed.span.clone(), observed.context.clone());
+        let Buffers {
+            output,
+            upstream_head,
+        } = buffers;
+        upstream_head.clear();
+        // `http.request_timeout_ms`, as the stack's timeout layer applies it.
+        let request_deadline = tokio::time::Instant::now() + self.request_timeout;
+        // Boxed: the wrappers below would each move the whole (large) state machine otherwise.
+        let working = Box::pin(self.forward(parts, peer, request_deadline, upstream_head));
+        let outcome = keel_telemetry::context::scope(context, working)
+            .instrument(span)
+            .await;
+        match outcome {
+            Outcome::Local(response) => {
+                let (mut head, body) = response.into_parts();
+                observed.finish(
+                    route_label,
+                    head.status,
+                    &self.security_headers,
+                    &mut head.headers,
+                );
+                let body = axum::body::to_bytes(body, MAX_LOCAL_BODY)
+                    .await
+                    .unwrap_or_default();
+                let length = HeaderValue::from(body.len());
+                head.headers.insert(header::CONTENT_LENGTH, length);
+                finish_head(&mut head.headers, close);
+                wire::write_response_head(head.status, &head.headers, output);
+                if method != Method::HEAD {
+                    output.put_slice(&body);
+                }
+                match client.write_all(output).await {
+                    Ok(()) if !close => Next::KeepAlive,
+                    Ok(()) | Err(_) => Next::Close,
+                }
+            }
+            Outcome::Upstream(mut answer) => {
+                let status = answer.head.status;
+                observed.finish(
+                    route_label,
+                    status,
+                    &self.security_headers,
+                    &mut answer.head.headers,
+                );
+                let close = close || answer.framing == Framing::UntilClose;
+                match answer.framing {
+                    Framing::Chunked => {
+                        answer.head.headers.remove(header::CONTENT_LENGTH);
+                        answer
+                            .head
+                            .headers
+                            .insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+                    }
+                    Framing::UntilClose => {
+                        answer.head.headers.remove(header::CONTENT_LENGTH);
+                    }
+                    Framing::Length(length) => {
+                        answer
+                            .head
+                            .headers
+                            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+                    }
+                    Framing::Empty => {}
+                }
+                finish_head(&mut answer.head.headers, close);
+                wire::write_response_head(status, &answer.head.headers, output);
+                let relayed = self.relay(client, output, answer).await;
+                match relayed {
+                    Ok(()) if !close => Next::KeepAlive,
+                    Ok(()) | Err(()) => Next::Close,
+                }
+            }
+        }
+    }
+
+    /// Routes, admits and forwards a request (by `request_deadline`, writing the upstream request
+    /// in `upstream_head`); the answer to write.
+    async fn forward(
+        &self,
+        parts: http::request::Parts,
+        peer: SocketAddr,
+        request_deadline: tokio::time::Instant,
+        upstream_head: &mut BytesMut,
+    ) -> Outcome {
+        let received = Instant::now();
+        let routing = self.proxy.routing.load_full();
+        let path = parts.uri.path();
+        let found = match has_dot_segment(path) {
+            true => Err(ProxyError::DotSegment),
+            false => routing
+                .table
+                .find(path, &parts.method)
+                .map_err(|allowed| match allowed.is_empty() {
+                    true => ProxyError::NoRoute,
+                    false => ProxyError::MethodNotAllowed { allowed },
+                }),
+        };
+        let (route, matched) = match found {
+            Ok(found) => found,
+            Err(error) => {
+                let response = fail(NO_SERVICE, &error);
+                metrics::request(UNMATCHED_ROUTE, NO_SERVICE, response.status());
+                metrics::request_duration(UNMATCHED_ROUTE, received.elapsed());
+                return Outcome::Local(response);
+            }
+        };
+        let service = route.upstream.service();
+        let request = http::Request::from_parts(parts, Body::empty());
+        // A timer only when admission has to wait (a token to verify, a permission to ask).
+        let admitted = tokio::time::timeout_at(
+            request_deadline,
+            self.proxy.admit(&routing, route, request, Some(peer)),
+        );
+        let outcome = match admitted.await {
+            Err(_) => self.timed_out(),
+            Ok(Err(refused)) => Outcome::Local(refused),
+            Ok(Ok(admitted)) => {
+                self.send(route, matched, admitted, request_deadline, upstream_head)
+                    .await
+            }
+        };
+        let status = match &outcome {
+            Outcome::Local(response) => response.status(),
+            Outcome::Upstream(answer) => answer.head.status,
+        };
+        metrics::request(&route.label, service, status);
+        metrics::request_duration(&route.label, received.elapsed());
+        outcome
+    }
+
+    /// The stack's answer to a request over `http.request_timeout_ms`.
+    fn timed_out(&self) -> Outcome {
+        tracing::warn!(
+            timeout_ms = self.request_timeout.as_millis() as u64,
+            "request timed out"
+        );
+        let problem = keel_http::request_timeout_problem(self.request_timeout);
+        Outcome::Local(axum::response::IntoResponse::into_response(problem))
+    }
+
+    /// Sends an admitted request upstream and reads the response head, by the route's deadline
+    /// (504) or the request's (503), whichever comes first: one timer for both.
+    async fn send(
+        &self,
+        route: &crate::proxy::Route,
+        matched: usize,
+        admitted: Admitted,
+        request_deadline: tokio::time::Instant,
+        request: &mut BytesMut,
+    ) -> Outcome {
+        let service = route.upstream.service();
+        let Admitted {
+            mut parts,
+            principal,
+            origin,
+            decision,
+            deadline,
+            ..
+        } = admitted;
+        let outbound = match prepare_upstream(route, matched, &mut parts, principal.as_deref(), origin, None)
+        {
+            Ok(outbound) => outbound,
+            Err(error) => return Outcome::Local(fail(service, &error)),
+        };
+        wire::write_request_head(&parts, request);
+        let safe = matches!(
+            parts.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        ) || parts.method.as_str() == "QUERY";
+        let authority = outbound.pick.endpoint();
+        let started = Instant::now();
+        let exchange = self.upstreams.exchange(authority, request, safe);
+        let sent = tokio::time::timeout_at(deadline.min(request_deadline), exchange)
+            .instrument(outbound.span)
+            .await;
+        metrics::upstream_duration(service, started.elapsed());
+        let failed =
+            |error: ProxyError| Outcome::Local(with_decision(fail(service, &error), decision.as_ref()));
+        match sent {
+            Ok(Ok((mut head, connection))) => {
+                outbound.pick.succeeded();
+                let framing = match wire::response_framing(&parts.method, head.status, &head.headers) {
+                    Ok(framing) => framing,
+                    Err(why) => {
+                        return failed(ProxyError::Exchange {
+                            service: service.to_owned(),
+                            authority: authority.to_owned(),
+                            source: UpstreamError::Malformed(why),
+                        });
+                    }
+                };
+                let reusable = framing != Framing::UntilClose && keeps_alive(&head);
+                headers::prepare_response(&mut head.headers);
+                if let Some(decision) = &decision {
+                    decision.apply_headers(&mut head.headers);
+                }
+                Outcome::Upstream(UpstreamAnswer {
+                    head,
+                    framing,
+                    connection,
+                    reusable,
+                    authority: authority.into(),
+                })
+            }
+            Ok(Err(source)) if source.is_connect() => {
+                outbound.pick.failed();
+                failed(ProxyError::Connect {
+                    service: service.to_owned(),
+                    authority: authority.to_owned(),
+                    source,
+                })
+            }
+            Ok(Err(source)) => failed(ProxyError::Exchange {
+                service: service.to_owned(),
+                authority: authority.to_owned(),
+                source,
+            }),
+            Err(_) if request_deadline <= deadline => self.timed_out(),
+            Err(_) => failed(ProxyError::Timeout {
+                service: service.to_owned(),
+                authority: authority.to_owned(),
+                after: route.timeout,
+            }),
+        }
+    }
+
+    /// Writes `output` (the response head) with the body as it comes from the upstream; the
+    /// connection goes back to the pool when the body ended cleanly. `Err` when either side
+    /// failed (the client connection is then closed: its response is cut short).
+    async fn relay(
+        &self,
+        client: &mut TcpStream,
+        output: &mut BytesMut,
+        answer: UpstreamAnswer,
+    ) -> Result<(), ()> {
+        let UpstreamAnswer {
+            framing,
+            mut connection,
+            reusable,
+            authority,
+            ..
+        } = answer;
+        let ended = match framing {
+            Framing::Empty => {
+                client.write_all(output).await.map_err(drop)?;
+                true
+            }
+            Framing::Length(length) => relay_length(client, output, &mut connection, length).await?,
+            Framing::Chunked => relay_chunked(client, output, &mut connection).await?,
+            Framing::UntilClose => {
+                relay_until_close(client, output, &mut connection).await?;
+                false
+            }
+        };
+        if ended && reusable {
+            self.upstreams.checkin(&authority, connection);
+        }
+        Ok(())
+    }
+}
+
+/// The connection's buffers a request uses.
+struct Buffers<'a> {
+    /// What goes to the client.
+    output: &'a mut BytesMut,
+    /// The request head for the upstream.
+    upstream_head: &'a mut BytesMut,
+}
+
+/// What a request is answered with.
+enum Outcome {
+    /// An answer of the gateway's own (a problem, a refusal).
+    Local(Response),
+    /// The upstream's response head, its body still to relay.
+    Upstream(UpstreamAnswer),
+}
+
+struct UpstreamAnswer {
+    head: ResponseHead,
+    framing: Framing,
+    connection: Connection,
+    /// The upstream keeps the connection open after this response.
+    reusable: bool,
+    authority: Box<str>,
+}
+
+/// `response` with the rate-limit headers of `decision`.
+fn with_decision(mut response: Response, decision: Option<&keel_ratelimit::Decision>) -> Response {
+    if let Some(decision) = decision {
+        decision.apply_headers(response.headers_mut());
+    }
+    response
+}
+
+/// Whether the upstream keeps the connection of `head` open.
+fn keeps_alive(head: &ResponseHead) -> bool {
+    let close = head.headers.get_all(header::CONNECTION).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|byte| *byte == b',')
+            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+    });
+    head.version == Version::HTTP_11 && !close
+}
+
+/// Adds `Date` when missing (as hyper does) and `Connection: close` when the connection ends
+/// after this response.
+fn finish_head(headers: &mut HeaderMap, close: bool) {
+    if !headers.contains_key(header::DATE)
+        && let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
+    {
+        headers.insert(header::DATE, date);
+    }
+    if close {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+}
+
+/// Relays a body of `length` bytes; whether the upstream connection ended exactly at its end.
+async fn relay_length(
+    client: &mut TcpStream,
+    output: &mut BytesMut,
+    connection: &mut Connection,
+    length: u64,
+) -> Result<bool, ()> {
+    let mut remaining = length;
+    loop {
+        let take = usize::try_from(remaining)
+            .unwrap_or(usize::MAX)
+            .min(connection.buffer.len());
+        output.put_slice(&connection.buffer.split_to(take));
+        remaining -= take as u64;
+        client.write_all(output).await.map_err(drop)?;
+        output.clear();
+        if remaining == 0 {
+            // More than the declared length: the connection's state is unknown.
+            return Ok(connection.buffer.is_empty());
+        }
+        read_more(connection).await?;
+    }
+}
+
+/// Relays a chunked body as it comes; whether it ended cleanly.
+async fn relay_chunked(
+    client: &mut TcpStream,
+    output: &mut BytesMut,
+    connection: &mut Connection,
+) -> Result<bool, ()> {
+    let mut scanner = ChunkedScanner::new();
+    loop {
+        let scanned = scanner.scan(&connection.buffer);
+        let take = match scanned {
+            Ok(take) | Err((take, _)) => take,
+        };
+        output.put_slice(&connection.buffer.split_to(take));
+        if let Err((_, why)) = scanned {
+            // What was valid goes out; the client sees the body end early (the connection closes).
+            tracing::debug!(why, "malformed chunked body from an upstream; response cut short");
+            let _ = client.write_all(output).await;
+            return Err(());
+        }
+        client.write_all(output).await.map_err(drop)?;
+        output.clear();
+        if scanner.is_done() {
+            return Ok(connection.buffer.is_empty());
+        }
+        read_more(connection).await?;
+    }
+}
+
+/// Relays a body delimited by the end of the connection.
+async fn relay_until_close(
+    client: &mut TcpStream,
+    output: &mut BytesMut,
+    connection: &mut Connection,
+) -> Result<(), ()> {
+    loop {
+        output.put_slice(&connection.buffer.split());
+        client.write_all(output).await.map_err(drop)?;
+        output.clear();
+        connection.buffer.reserve(READ_CHUNK);
+        match connection.stream.read_buf(&mut connection.buffer).await {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(_) => return Err(()),
+        }
+    }
+}
+
+/// Reads the next bytes of a body; `Err` when the connection ended before the body did.
+async fn read_more(connection: &mut Connection) -> Result<(), ()> {
+    connection.buffer.reserve(READ_CHUNK);
+    match connection.stream.read_buf(&mut connection.buffer).await {
+        Ok(0) | Err(_) => Err(()),
+        Ok(_) => Ok(()),
+    }
+}

@@ -1,0 +1,516 @@
+//! HTTP/1.1 on the wire for the fast path: reading request heads into `http` types, writing heads,
+//! and finding where a chunked body ends.
+//!
+//! Why a module of its own: this is the only code of the gateway that reads or writes HTTP/1.1
+//! bytes itself (everything else goes through hyper), so its rules are kept together and tested
+//! here: which requests the fast path takes at all (anything else is handed to hyper untouched),
+//! how a head becomes `http::request::Parts` without copying its bytes, and the framing of
+//! responses (RFC 9112 §6).
+
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{Method, StatusCode, Uri, Version};
+
+/// What a buffer holding the start of a request says.
+pub(super) enum Head {
+    /// A complete head the fast path takes, `len` bytes long.
+    Take(Taken),
+    /// More bytes are needed.
+    Partial,
+    /// A head (or bytes) the fast path leaves to the general stack: another protocol or version,
+    /// a body, an upgrade, `Expect`, a CORS request, a reserved path, a parse error.
+    Decline,
+}
+
+/// Where the parts of a taken head are in its buffer.
+pub(super) struct Taken {
+    len: usize,
+    method: Range<usize>,
+    target: Range<usize>,
+    fields: Vec<(Range<usize>, Range<usize>)>,
+    /// The client asked to close the connection after this request.
+    pub(super) close: bool,
+}
+
+impl Taken {
+    /// The head's length in bytes.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// What decides whether a request is the fast path's.
+#[derive(Debug, Clone)]
+pub(super) struct Admission {
+    /// Most header fields parsed (the server's HTTP/1 limit).
+    pub(super) max_headers: usize,
+    /// Paths the router serves itself (`/healthz`, …): requests to them are declined.
+    pub(super) reserved_paths: Vec<String>,
+    /// Whether CORS is configured: then requests with `Origin` are declined (the stack's CORS
+    /// layer answers preflights and adds its headers).
+    pub(super) cors: bool,
+}
+
+/// Reads the start of `buffer` as a request head.
+pub(super) fn parse_request(buffer: &[u8], admission: &Admission) -> Head {
+    let mut storage: Vec<MaybeUninit<httparse::Header<'_>>> = Vec::new();
+    let mut stack: [MaybeUninit<httparse::Header<'_>>; 64] = [const { MaybeUninit::uninit() }; 64];
+    let headers: &mut [MaybeUninit<httparse::Header<'_>>] = if admission.max_headers <= stack.len() {
+        &mut stack[..admission.max_headers]
+    } else {
+        storage.resize_with(admission.max_headers, MaybeUninit::uninit);
+        &mut storage
+    };
+    let mut request = httparse::Request::new(&mut []);
+    let len = match request.parse_with_uninit_headers(buffer, headers) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Head::Partial,
+        Err(_) => return Head::Decline,
+    };
+    let (Some(method), Some(target), Some(1)) = (request.method, request.path, request.version) else {
+        return Head::Decline;
+    };
+    if !target.starts_with('/') || method == "CONNECT" {
+        return Head::Decline;
+    }
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    if admission.reserved_paths.iter().any(|reserved| reserved == path) {
+        return Head::Decline;
+    }
+    let base = buffer.as_ptr() as usize;
+    let range = |part: &[u8]| {
+        let start = part.as_ptr() as usize - base;
+        start..start + part.len()
+    };
+    let mut close = false;
+    let mut fields = Vec::with_capacity(request.headers.len());
+    for field in request.headers.iter() {
+        let name = field.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            if field.value.trim_ascii() != b"0" {
+                return Head::Decline;
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("upgrade")
+            || name.eq_ignore_ascii_case("expect")
+            || (admission.cors && name.eq_ignore_ascii_case("origin"))
+        {
+            return Head::Decline;
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in field.value.split(|byte| *byte == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    return Head::Decline;
+                }
+            }
+        }
+        fields.push((range(name.as_bytes()), range(field.value)));
+    }
+    Head::Take(Taken {
+        len,
+        method: range(method.as_bytes()),
+        target: range(target.as_bytes()),
+        fields,
+        close,
+    })
+}
+
+/// The request head `taken` describes, its bytes `head` (the buffer [`parse_request`] read, cut
+/// to the head): values share `head`'s memory. `None` when a part does not make an `http` value
+/// (the caller hands the connection over, and the general stack answers).
+pub(super) fn request_parts(head: &Bytes, taken: &Taken) -> Option<Parts> {
+    let method = Method::from_bytes(&head[taken.method.clone()]).ok()?;
+    let uri = Uri::from_maybe_shared(head.slice(taken.target.clone())).ok()?;
+    let mut headers = HeaderMap::with_capacity(taken.fields.len() + 8);
+    for (name, value) in &taken.fields {
+        let name = HeaderName::from_bytes(&head[name.clone()]).ok()?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value.clone())).ok()?;
+        headers.append(name, value);
+    }
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = method;
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    parts.headers = headers;
+    Some(parts)
+}
+
+/// Appends the request head of `parts` (origin-form target) to `out`.
+pub(super) fn write_request_head(parts: &Parts, out: &mut BytesMut) {
+    out.put_slice(parts.method.as_str().as_bytes());
+    out.put_u8(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |target| target.as_str());
+    out.put_slice(target.as_bytes());
+    out.put_slice(b" HTTP/1.1\r\n");
+    write_fields(&parts.headers, out);
+    out.put_slice(b"\r\n");
+}
+
+/// Appends a response head with `status` and `headers` to `out` (`headers` complete: framing and
+/// `Connection` included).
+pub(super) fn write_response_head(status: StatusCode, headers: &HeaderMap, out: &mut BytesMut) {
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.put_slice(b"\r\n");
+    write_fields(headers, out);
+    out.put_slice(b"\r\n");
+}
+
+fn write_fields(headers: &HeaderMap, out: &mut BytesMut) {
+    for (name, value) in headers {
+        out.put_slice(name.as_str().as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+}
+
+/// How a response's body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// No body: a `HEAD` request's response, `204`, `304`.
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`, passed on as it comes.
+    Chunked,
+    /// Until the connection closes.
+    UntilClose,
+}
+
+/// The framing of a response with `status` and `headers` to a request of `method`; `Err` for
+/// contradictory or invalid lengths.
+pub(super) fn response_framing(
+    method: &Method,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Result<Framing, &'static str> {
+    if *method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok(Framing::Empty);
+    }
+    if let Some(last) = headers.get_all(header::TRANSFER_ENCODING).iter().next_back() {
+        let chunked = last
+            .as_bytes()
+            .rsplit(|byte| *byte == b',')
+            .next()
+            .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        return Ok(if chunked {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        });
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for item in value.as_bytes().split(|byte| *byte == b',') {
+            let parsed = std::str::from_utf8(item.trim_ascii())
+                .ok()
+                .filter(|digits| !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()))
+                .and_then(|digits| digits.parse::<u64>().ok())
+                .ok_or("invalid Content-Length")?;
+            match length {
+                Some(seen) if seen != parsed => return Err("conflicting Content-Length values"),
+                _ => length = Some(parsed),
+            }
+        }
+    }
+    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+}
+
+/// Finds where a chunked body ends as its bytes pass, without changing them.
+#[derive(Debug)]
+pub(super) struct ChunkedScanner {
+    state: Chunk,
+    /// Trailer bytes seen, bounded.
+    trailer_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Chunk {
+    Size { value: u64, digits: u8, extension: bool },
+    Data(u64),
+    DataEnd { cr: bool },
+    Trailer { line: usize },
+    Done,
+}
+
+/// Largest trailer section passed on.
+const MAX_TRAILER_BYTES: usize = 16 * 1024;
+
+impl ChunkedScanner {
+    /// A scanner at the start of a chunked body.
+    pub(super) fn new() -> Self {
+        Self {
+            state: Chunk::Size {
+                value: 0,
+                digits: 0,
+                extension: false,
+            },
+            trailer_bytes: 0,
+        }
+    }
+
+    /// Scans `input`, the next bytes of the body: how many of them belong to it (all, unless the
+    /// body ends inside `input`), or how many were valid and why the next one is not.
+    pub(super) fn scan(&mut self, input: &[u8]) -> Result<usize, (usize, &'static str)> {
+        let mut at = 0;
+        while at < input.len() {
+            match &mut self.state {
+                Chunk::Done => break,
+                Chunk::Data(remaining) => {
+                    let available = (input.len() - at) as u64;
+                    let take = (*remaining).min(available);
+                    at += take as usize; // take <= available, a usize
+                    *remaining -= take;
+                    if *remaining == 0 {
+                        self.state = Chunk::DataEnd { cr: false };
+                    }
+                }
+                state => {
+                    let byte = input[at];
+                    *state = Self::step(*state, byte, &mut self.trailer_bytes).map_err(|why| (at, why))?;
+                    at += 1;
+                }
+            }
+        }
+        Ok(at)
+    }
+
+    /// Whether the body's last byte has been scanned.
+    pub(super) fn is_done(&self) -> bool {
+        matches!(self.state, Chunk::Done)
+    }
+
+    fn step(state: Chunk, byte: u8, trailer_bytes: &mut usize) -> Result<Chunk, &'static str> {
+        Ok(match state {
+            Chunk::Size {
+                value,
+                digits,
+                extension,
+            } => match byte {
+                b'\n' if digits == 0 => return Err("chunk size missing"),
+                b'\n' if value == 0 => Chunk::Trailer { line: 0 },
+                b'\n' => Chunk::Data(value),
+                b'\r' => state,
+                _ if extension => state,
+                b';' | b' ' | b'\t' => Chunk::Size {
+                    value,
+                    digits,
+                    extension: true,
+                },
+                _ => {
+                    let digit = (byte as char).to_digit(16).ok_or("invalid chunk size")?;
+                    if digits >= 16 {
+                        return Err("chunk size too large");
+                    }
+                    Chunk::Size {
+                        value: value << 4 | u64::from(digit),
+                        digits: digits + 1,
+                        extension,
+                    }
+                }
+            },
+            Chunk::DataEnd { cr } => match byte {
+                b'\r' if !cr => Chunk::DataEnd { cr: true },
+                b'\n' => Chunk::Size {
+                    value: 0,
+                    digits: 0,
+                    extension: false,
+                },
+                _ => return Err("chunk data longer than its size"),
+            },
+            Chunk::Trailer { line } => {
+                *trailer_bytes += 1;
+                if *trailer_bytes > MAX_TRAILER_BYTES {
+                    return Err("trailer section too large");
+                }
+                match byte {
+                    b'\n' if line == 0 => Chunk::Done,
+                    b'\n' => Chunk::Trailer { line: 0 },
+                    b'\r' => state,
+                    _ => Chunk::Trailer { line: line + 1 },
+                }
+            }
+            Chunk::Data(_) | Chunk::Done => state,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission() -> Admission {
+        Admission {
+            max_headers: 100,
+            reserved_paths: vec!["/healthz".to_owned()],
+            cors: true,
+        }
+    }
+
+    fn take(request: &[u8]) -> Option<(Bytes, Taken)> {
+        match parse_request(request, &admission()) {
+            Head::Take(taken) => Some((Bytes::copy_from_slice(&request[..taken.len()]), taken)),
+            Head::Partial | Head::Decline => None,
+        }
+    }
+
+    #[test]
+    fn a_plain_request_becomes_parts_sharing_its_bytes() {
+        let raw = b"GET /api/v1/users?limit=5 HTTP/1.1\r\nHost: gw\r\nX-A: 1\r\nX-A: 2\r\nConnection: keep-alive, close\r\n\r\nGET /next";
+        let Some((head, taken)) = take(raw) else {
+            panic!("declined")
+        };
+        assert_eq!(taken.len(), raw.len() - "GET /next".len());
+        assert!(taken.close);
+        let Some(parts) = request_parts(&head, &taken) else {
+            panic!("no parts")
+        };
+        assert_eq!(parts.method, Method::GET);
+        assert_eq!(parts.uri, "/api/v1/users?limit=5");
+        let values: Vec<_> = parts.headers.get_all("x-a").iter().collect();
+        assert_eq!(values, ["1", "2"]);
+        let mut out = BytesMut::new();
+        write_request_head(&parts, &mut out);
+        assert!(
+            out.starts_with(b"GET /api/v1/users?limit=5 HTTP/1.1\r\n"),
+            "{out:?}"
+        );
+        assert!(out.ends_with(b"\r\n\r\n"));
+    }
+
+    #[test]
+    fn what_the_fast_path_does_not_serve_is_declined_untouched() {
+        let declined: &[&[u8]] = &[
+            b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+            b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            b"PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nOrigin: https://app.example\r\n\r\n",
+            b"GET /x HTTP/1.0\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\n\r\n",
+            b"GET http://other/x HTTP/1.1\r\n\r\n",
+            b"CONNECT gw:443 HTTP/1.1\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nBad Header: 1\r\n\r\n",
+        ];
+        for raw in declined {
+            assert!(
+                matches!(parse_request(raw, &admission()), Head::Decline),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        assert!(matches!(
+            parse_request(b"GET /x HTTP/1.1\r\nHo", &admission()),
+            Head::Partial
+        ));
+        // An empty body declared is no body.
+        assert!(take(b"DELETE /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n").is_some());
+        // Without CORS configured, Origin does not matter.
+        let no_cors = Admission {
+            cors: false,
+            ..admission()
+        };
+        assert!(matches!(
+            parse_request(b"GET /x HTTP/1.1\r\nOrigin: https://a\r\n\r\n", &no_cors),
+            Head::Take(_)
+        ));
+    }
+
+    #[test]
+    fn more_fields_than_the_limit_are_declined() {
+        let mut raw = b"GET /x HTTP/1.1\r\n".to_vec();
+        for index in 0..5 {
+            raw.extend_from_slice(format!("x-{index}: v\r\n").as_bytes());
+        }
+        raw.extend_from_slice(b"\r\n");
+        let tight = Admission {
+            max_headers: 4,
+            ..admission()
+        };
+        assert!(matches!(parse_request(&raw, &tight), Head::Decline));
+        let wide = Admission {
+            max_headers: 200,
+            ..admission()
+        };
+        assert!(matches!(parse_request(&raw, &wide), Head::Take(_)));
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        let headers = |fields: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in fields {
+                map.append(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        let ok = StatusCode::OK;
+        let get = Method::GET;
+        assert_eq!(
+            response_framing(&Method::HEAD, ok, &headers(&[("content-length", "5")])),
+            Ok(Framing::Empty)
+        );
+        assert_eq!(
+            response_framing(&get, StatusCode::NO_CONTENT, &headers(&[])),
+            Ok(Framing::Empty)
+        );
+        assert_eq!(
+            response_framing(&get, ok, &headers(&[("content-length", "5")])),
+            Ok(Framing::Length(5))
+        );
+        assert_eq!(
+            response_framing(
+                &get,
+                ok,
+                &headers(&[("content-length", "5"), ("content-length", "5")])
+            ),
+            Ok(Framing::Length(5))
+        );
+        assert!(response_framing(&get, ok, &headers(&[("content-length", "5, 6")])).is_err());
+        assert!(response_framing(&get, ok, &headers(&[("content-length", "-1")])).is_err());
+        assert!(response_framing(&get, ok, &headers(&[("content-length", "+5")])).is_err());
+        assert_eq!(
+            response_framing(
+                &get,
+                ok,
+                &headers(&[("transfer-encoding", "gzip, chunked"), ("content-length", "5")])
+            ),
+            Ok(Framing::Chunked)
+        );
+        assert_eq!(
+            response_framing(&get, ok, &headers(&[("transfer-encoding", "gzip")])),
+            Ok(Framing::UntilClose)
+        );
+        assert_eq!(response_framing(&get, ok, &headers(&[])), Ok(Framing::UntilClose));
+    }
+
+    #[test]
+    fn the_chunked_scanner_finds_the_end_across_reads() {
+        let body = b"5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nx-trailer: 1\r\n\r\nNEXT";
+        for split in 1..body.len() {
+            let mut scanner = ChunkedScanner::new();
+            let first = scanner.scan(&body[..split]).unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(first, split.min(body.len() - 4));
+            let second = scanner.scan(&body[split..]).unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(first + second, body.len() - 4, "split at {split}");
+            assert!(scanner.is_done());
+        }
+        let mut bad = ChunkedScanner::new();
+        assert!(bad.scan(b"zz\r\n").is_err());
+        let mut long = ChunkedScanner::new();
+        assert_eq!(
+            long.scan(b"2\r\nabc\r\n"),
+            Err((5, "chunk data longer than its size"))
+        );
+    }
+}
