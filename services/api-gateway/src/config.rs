@@ -55,7 +55,7 @@ pub struct GatewayConfig {
     /// own (see [`GatewayConfig::serving_threads`]); 0, the default, is one per CPU core.
     #[serde(default)]
     pub worker_threads: usize,
-    /// Whether plain HTTP/1.1 requests (no body, no upgrade, no CORS `Origin`) are served by the
+    /// Whether plain HTTP/1.1 requests (no body, no upgrade) are served by the
     /// gateway's own HTTP/1.1 code instead of the general HTTP stack (see
     /// [`crate::Gateway::http1_front`]); default `true`. Same answers either way; off only to
     /// compare or to rule it out.

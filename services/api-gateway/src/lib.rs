@@ -173,12 +173,13 @@ impl Gateway {
     }
 
     /// The HTTP/1.1 fast path to serve in front of [`Gateway::router`]
-    /// (`keel_http::HttpServer::with_front`), or `None` when `gateway.fast_path` is off. `http` is
+    /// (`keel_http::HttpServer::with_front`), or `None` when `gateway.fast_path` is off or CORS
+    /// is configured (`http.cors.allowed_origins`). `http` is
     /// the server's configuration (request timeout, security headers, CORS), and `reserved_paths`
     /// the exact paths the served router answers itself (`/healthz`, `/ready`, `/metrics`): their
     /// requests are left to the router.
     ///
-    /// Plain HTTP/1.1 requests (no body, no upgrade, no `Origin` when CORS is configured) are then
+    /// Plain HTTP/1.1 requests (no body, no upgrade) are then
     /// parsed, forwarded and answered by the gateway itself, with the same checks, headers,
     /// metrics and problems as through the router; at the first other request a connection is
     /// handed to the router's stack for good. Call within a Tokio runtime (its upstream pools
@@ -188,7 +189,10 @@ impl Gateway {
         http: &keel_config::HttpConfig,
         reserved_paths: &[&str],
     ) -> Option<Arc<dyn keel_http::ConnectionFront>> {
-        self.settings.fast_path.then(|| {
+        // With CORS configured the stack's CORS layer acts on every response (`Vary`, the allow
+        // headers, `OPTIONS` answered): all of it stays with the stack.
+        let cors = !http.cors.allowed_origins.is_empty();
+        (self.settings.fast_path && !cors).then(|| {
             let reserved = reserved_paths.iter().map(|path| (*path).to_owned()).collect();
             let front = fast_path::FastPath::new(Arc::clone(&self.proxy), &self.settings, http, reserved);
             Arc::new(front) as Arc<dyn keel_http::ConnectionFront>

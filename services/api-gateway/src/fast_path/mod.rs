@@ -12,11 +12,12 @@
 //! passes the response back with its body streamed as it arrives.
 //!
 //! What it leaves to the general stack, untouched: any request with a body, `Transfer-Encoding`,
-//! `Upgrade` or `Expect`, with `Origin` when CORS is configured, HTTP/1.0, HTTP/2, anything the
-//! parser rejects or that does not make an `http` value, and the router's own paths (`/healthz`,
-//! `/ready`, `/metrics`). At the first such request the connection, with every byte read and not
-//! served, is handed to hyper for the rest of its life ([`keel_http::Handover`]), so those requests
-//! are answered exactly as before. `gateway.fast_path: false` turns the path off.
+//! `Upgrade` or `Expect`, HTTP/1.0, HTTP/2, anything the parser rejects or that does not make an
+//! `http` value, and the router's own paths (`/healthz`, `/ready`, `/metrics`). At the first such
+//! request the connection, with every byte read and not served, is handed to hyper for the rest
+//! of its life ([`keel_http::Handover`]), so those requests are answered exactly as before.
+//! `gateway.fast_path: false` turns the path off, and so does a CORS configuration (the stack's
+//! CORS layer acts on every response).
 //!
 //! What a request gets here is what the general path gives it: the stack's request id, span,
 //! access log, metrics and security headers ([`keel_http::ObservedRequest`]), the `http.
@@ -58,9 +59,10 @@ const CATCH_ALL_ROUTE: &str = "/{*path}";
 const ROOT_ROUTE: &str = "/";
 /// Bytes read from a client at a time.
 const READ_CHUNK: usize = 8 * 1024;
-/// Longest request head the fast path waits for; a longer one goes to the general stack (and its
-/// limits).
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Longest request head the fast path waits for: hyper's own buffer limit, so a head the fast path
+/// gives up on is one hyper refuses at once (431) when it takes the connection over, instead of
+/// waiting a second header read timeout for it.
+const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
 /// hyper's default limit of HTTP/1 header fields.
 const DEFAULT_MAX_HEADERS: usize = 100;
 /// Largest error body collected to answer it.
@@ -101,7 +103,6 @@ impl FastPath {
                 admission: Admission {
                     max_headers: limits.max_headers.unwrap_or(DEFAULT_MAX_HEADERS),
                     reserved_paths,
-                    cors: !http.cors.allowed_origins.is_empty(),
                 },
             }),
         }
@@ -160,19 +161,25 @@ impl Inner {
                 Wait::Decline => return Some(Handover::new(stream, input.freeze())),
             };
             let head = input.split_to(taken.len()).freeze();
-            let Some(parts) = wire::request_parts(&head, &taken) else {
-                // Not an `http` value after all: the stack reads the same bytes and answers.
+            let parts = wire::request_parts(&head, &taken)
+                .filter(|parts| !self.admission.is_reserved(parts.uri.path()));
+            let Some(parts) = parts else {
+                // Not an `http` value after all, or the router's own path once parsed: the stack
+                // reads the same bytes and answers.
                 let mut unread = BytesMut::from(&head[..]);
                 unread.extend_from_slice(&input);
                 return Some(Handover::new(stream, unread.freeze()));
             };
-            let close = taken.close || shutdown.is_cancelled();
             output.clear();
             let buffers = Buffers {
                 output: &mut output,
                 upstream_head: &mut upstream_head,
             };
-            match self.answer(&mut stream, buffers, parts, peer, close).await {
+            let closing = Closing {
+                requested: taken.close,
+                shutdown: &shutdown,
+            };
+            match self.answer(&mut stream, buffers, parts, peer, closing).await {
                 Next::KeepAlive if !shutdown.is_cancelled() => {}
                 Next::KeepAlive | Next::Close => return None,
             }
@@ -216,7 +223,7 @@ impl Inner {
         buffers: Buffers<'_>,
         mut parts: http::request::Parts,
         peer: SocketAddr,
-        close: bool,
+        closing: Closing<'_>,
     ) -> Next {
         let route_label = match parts.uri.path() {
             "/" => ROOT_ROUTE,
@@ -234,11 +241,18 @@ impl Inner {
         let request_deadline = tokio::time::Instant::now() + self.request_timeout;
         // Boxed: the wrappers below would each move the whole (large) state machine otherwise.
         let working = Box::pin(self.forward(parts, peer, request_deadline, upstream_head));
-        let outcome = keel_telemetry::context::scope(context, working)
-            .instrument(span)
-            .await;
+        let working = keel_telemetry::context::scope(context, working).instrument(span);
+        // As hyper does, a client that closes its connection while its request is being served
+        // ends the request: the upstream exchange is dropped (its connection with it).
+        let outcome = tokio::select! {
+            biased;
+            outcome = working => outcome,
+            () = client_gone(client) => return Next::Close,
+        };
+        // Decided as late as possible: a shutdown that started meanwhile closes this connection.
+        let close = closing.now();
         match outcome {
-            Outcome::Local(response) => {
+            Outcome::Local(response) | Outcome::TimedOut(response) => {
                 let (mut head, body) = response.into_parts();
                 observed.finish(
                     route_label,
@@ -349,6 +363,8 @@ impl Inner {
         let status = match &outcome {
             Outcome::Local(response) => response.status(),
             Outcome::Upstream(answer) => answer.head.status,
+            // On the general path the stack's timeout drops the proxy before it counts anything.
+            Outcome::TimedOut(_) => return outcome,
         };
         metrics::request(&route.label, service, status);
         metrics::request_duration(&route.label, received.elapsed());
@@ -362,7 +378,7 @@ impl Inner {
             "request timed out"
         );
         let problem = keel_http::request_timeout_problem(self.request_timeout);
-        Outcome::Local(axum::response::IntoResponse::into_response(problem))
+        Outcome::TimedOut(axum::response::IntoResponse::into_response(problem))
     }
 
     /// Sends an admitted request upstream and reads the response head, by the route's deadline
@@ -384,10 +400,12 @@ impl Inner {
             deadline,
             ..
         } = admitted;
+        let failed =
+            |error: ProxyError| Outcome::Local(with_decision(fail(service, &error), decision.as_ref()));
         let outbound = match prepare_upstream(route, matched, &mut parts, principal.as_deref(), origin, None)
         {
             Ok(outbound) => outbound,
-            Err(error) => return Outcome::Local(fail(service, &error)),
+            Err(error) => return failed(error),
         };
         wire::write_request_head(&parts, request);
         let safe = matches!(
@@ -401,8 +419,6 @@ impl Inner {
             .instrument(outbound.span)
             .await;
         metrics::upstream_duration(service, started.elapsed());
-        let failed =
-            |error: ProxyError| Outcome::Local(with_decision(fail(service, &error), decision.as_ref()));
         match sent {
             Ok(Ok((mut head, connection))) => {
                 outbound.pick.succeeded();
@@ -494,10 +510,41 @@ struct Buffers<'a> {
     upstream_head: &'a mut BytesMut,
 }
 
+/// Whether a connection closes after the request being served.
+struct Closing<'a> {
+    /// The client asked (`Connection: close`).
+    requested: bool,
+    shutdown: &'a tokio_util::sync::CancellationToken,
+}
+
+impl Closing<'_> {
+    /// Whether the answer must say `Connection: close`: the client asked, or shutdown started.
+    fn now(&self) -> bool {
+        self.requested || self.shutdown.is_cancelled()
+    }
+}
+
+/// Completes when the client has closed its connection (or it failed); pends forever once the
+/// client has sent more (a pipelined request: it is still there).
+async fn client_gone(client: &TcpStream) {
+    let mut probe = [0_u8; 1];
+    let peeked = std::future::poll_fn(|context| {
+        let mut buffer = tokio::io::ReadBuf::new(&mut probe);
+        client.poll_peek(context, &mut buffer)
+    })
+    .await;
+    match peeked {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
+}
+
 /// What a request is answered with.
 enum Outcome {
     /// An answer of the gateway's own (a problem, a refusal).
     Local(Response),
+    /// The stack's 503 for a request over `http.request_timeout_ms`.
+    TimedOut(Response),
     /// The upstream's response head, its body still to relay.
     Upstream(UpstreamAnswer),
 }

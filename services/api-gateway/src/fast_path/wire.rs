@@ -22,7 +22,7 @@ pub(super) enum Head {
     /// More bytes are needed.
     Partial,
     /// A head (or bytes) the fast path leaves to the general stack: another protocol or version,
-    /// a body, an upgrade, `Expect`, a CORS request, a reserved path, a parse error.
+    /// a body, an upgrade, `Expect`, a reserved path, a parse error.
     Decline,
 }
 
@@ -50,9 +50,13 @@ pub(super) struct Admission {
     pub(super) max_headers: usize,
     /// Paths the router serves itself (`/healthz`, …): requests to them are declined.
     pub(super) reserved_paths: Vec<String>,
-    /// Whether CORS is configured: then requests with `Origin` are declined (the stack's CORS
-    /// layer answers preflights and adds its headers).
-    pub(super) cors: bool,
+}
+
+impl Admission {
+    /// Whether requests to `path` are left to the router.
+    pub(super) fn is_reserved(&self, path: &str) -> bool {
+        self.reserved_paths.iter().any(|reserved| reserved == path)
+    }
 }
 
 /// Reads the start of `buffer` as a request head.
@@ -77,8 +81,9 @@ pub(super) fn parse_request(buffer: &[u8], admission: &Admission) -> Head {
     if !target.starts_with('/') || method == "CONNECT" {
         return Head::Decline;
     }
-    let path = target.split_once('?').map_or(target, |(path, _)| path);
-    if admission.reserved_paths.iter().any(|reserved| reserved == path) {
+    // Checked again on the parsed URI (a fragment is not part of its path).
+    let path = target.split_once(['?', '#']).map_or(target, |(path, _)| path);
+    if admission.is_reserved(path) {
         return Head::Decline;
     }
     let base = buffer.as_ptr() as usize;
@@ -97,7 +102,6 @@ pub(super) fn parse_request(buffer: &[u8], admission: &Admission) -> Head {
         } else if name.eq_ignore_ascii_case("transfer-encoding")
             || name.eq_ignore_ascii_case("upgrade")
             || name.eq_ignore_ascii_case("expect")
-            || (admission.cors && name.eq_ignore_ascii_case("origin"))
         {
             return Head::Decline;
         } else if name.eq_ignore_ascii_case("connection") {
@@ -130,6 +134,10 @@ pub(super) fn request_parts(head: &Bytes, taken: &Taken) -> Option<Parts> {
     let mut headers = HeaderMap::with_capacity(taken.fields.len() + 8);
     for (name, value) in &taken.fields {
         let name = HeaderName::from_bytes(&head[name.clone()]).ok()?;
+        // Identical `Content-Length: 0` fields (the only kind taken) count once, as hyper keeps them.
+        if name == header::CONTENT_LENGTH && headers.contains_key(header::CONTENT_LENGTH) {
+            continue;
+        }
         let value = HeaderValue::from_maybe_shared(head.slice(value.clone())).ok()?;
         headers.append(name, value);
     }
@@ -226,22 +234,54 @@ pub(super) fn response_framing(
 }
 
 /// Finds where a chunked body ends as its bytes pass, without changing them.
+///
+/// Strict (RFC 9112 §7.1): every line ends in CRLF, a size line is hex digits, optional
+/// whitespace and extensions after a `;`, with no control characters, and each line is bounded.
+/// The bytes are passed on as sent, so the client must read the same message boundaries the
+/// gateway found: anything a lenient reader could split differently is refused, and the response
+/// is cut short.
 #[derive(Debug)]
 pub(super) struct ChunkedScanner {
     state: Chunk,
-    /// Trailer bytes seen, bounded.
+    /// Bytes of the current size or trailer line, and of the whole trailer section, bounded.
+    line_bytes: usize,
     trailer_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Chunk {
-    Size { value: u64, digits: u8, extension: bool },
+    /// In the size's hex digits.
+    Size {
+        value: u64,
+        digits: u8,
+    },
+    /// After the size: whitespace before a `;` or the line end.
+    SizeSpace {
+        value: u64,
+    },
+    /// In the extensions.
+    Extension {
+        value: u64,
+    },
+    /// After the size line's CR.
+    SizeLf {
+        value: u64,
+    },
     Data(u64),
-    DataEnd { cr: bool },
-    Trailer { line: usize },
+    DataCr,
+    DataLf,
+    /// In a trailer line (`empty`: nothing on it yet).
+    Trailer {
+        empty: bool,
+    },
+    TrailerLf {
+        empty: bool,
+    },
     Done,
 }
 
+/// Longest size line (with extensions) or trailer line.
+const MAX_LINE_BYTES: usize = 4096;
 /// Largest trailer section passed on.
 const MAX_TRAILER_BYTES: usize = 16 * 1024;
 
@@ -249,11 +289,8 @@ impl ChunkedScanner {
     /// A scanner at the start of a chunked body.
     pub(super) fn new() -> Self {
         Self {
-            state: Chunk::Size {
-                value: 0,
-                digits: 0,
-                extension: false,
-            },
+            state: Chunk::Size { value: 0, digits: 0 },
+            line_bytes: 0,
             trailer_bytes: 0,
         }
     }
@@ -263,20 +300,19 @@ impl ChunkedScanner {
     pub(super) fn scan(&mut self, input: &[u8]) -> Result<usize, (usize, &'static str)> {
         let mut at = 0;
         while at < input.len() {
-            match &mut self.state {
+            match self.state {
                 Chunk::Done => break,
                 Chunk::Data(remaining) => {
                     let available = (input.len() - at) as u64;
-                    let take = (*remaining).min(available);
+                    let take = remaining.min(available);
                     at += take as usize; // take <= available, a usize
-                    *remaining -= take;
-                    if *remaining == 0 {
-                        self.state = Chunk::DataEnd { cr: false };
-                    }
+                    self.state = match remaining - take {
+                        0 => Chunk::DataCr,
+                        left => Chunk::Data(left),
+                    };
                 }
                 state => {
-                    let byte = input[at];
-                    *state = Self::step(*state, byte, &mut self.trailer_bytes).map_err(|why| (at, why))?;
+                    self.state = self.step(state, input[at]).map_err(|why| (at, why))?;
                     at += 1;
                 }
             }
@@ -289,58 +325,84 @@ impl ChunkedScanner {
         matches!(self.state, Chunk::Done)
     }
 
-    fn step(state: Chunk, byte: u8, trailer_bytes: &mut usize) -> Result<Chunk, &'static str> {
-        Ok(match state {
-            Chunk::Size {
-                value,
-                digits,
-                extension,
-            } => match byte {
-                b'\n' if digits == 0 => return Err("chunk size missing"),
-                b'\n' if value == 0 => Chunk::Trailer { line: 0 },
-                b'\n' => Chunk::Data(value),
-                b'\r' => state,
-                _ if extension => state,
-                b';' | b' ' | b'\t' => Chunk::Size {
-                    value,
-                    digits,
-                    extension: true,
-                },
-                _ => {
-                    let digit = (byte as char).to_digit(16).ok_or("invalid chunk size")?;
+    fn step(&mut self, state: Chunk, byte: u8) -> Result<Chunk, &'static str> {
+        let in_line = !matches!(state, Chunk::DataCr | Chunk::DataLf);
+        if in_line {
+            self.line_bytes += 1;
+            if self.line_bytes > MAX_LINE_BYTES {
+                return Err("chunk line too long");
+            }
+        }
+        if matches!(state, Chunk::Trailer { .. } | Chunk::TrailerLf { .. }) {
+            self.trailer_bytes += 1;
+            if self.trailer_bytes > MAX_TRAILER_BYTES {
+                return Err("trailer section too large");
+            }
+        }
+        let control = (byte < 0x20 && byte != b'\t') || byte == 0x7f;
+        let next = match state {
+            Chunk::Size { value, digits } => match byte {
+                b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
                     if digits >= 16 {
                         return Err("chunk size too large");
                     }
+                    let digit = u64::from((byte as char).to_digit(16).unwrap_or(0));
                     Chunk::Size {
-                        value: value << 4 | u64::from(digit),
+                        value: value << 4 | digit,
                         digits: digits + 1,
-                        extension,
                     }
                 }
+                _ if digits == 0 => return Err("chunk size missing"),
+                b' ' | b'\t' => Chunk::SizeSpace { value },
+                b';' => Chunk::Extension { value },
+                b'\r' => Chunk::SizeLf { value },
+                _ => return Err("invalid chunk size"),
             },
-            Chunk::DataEnd { cr } => match byte {
-                b'\r' if !cr => Chunk::DataEnd { cr: true },
-                b'\n' => Chunk::Size {
-                    value: 0,
-                    digits: 0,
-                    extension: false,
-                },
+            Chunk::SizeSpace { value } => match byte {
+                b' ' | b'\t' => state,
+                b';' => Chunk::Extension { value },
+                b'\r' => Chunk::SizeLf { value },
+                _ => return Err("invalid chunk size line"),
+            },
+            Chunk::Extension { value } => match byte {
+                b'\r' => Chunk::SizeLf { value },
+                _ if control => return Err("control character in a chunk extension"),
+                _ => state,
+            },
+            Chunk::SizeLf { value } => match byte {
+                b'\n' => {
+                    self.line_bytes = 0;
+                    match value {
+                        0 => Chunk::Trailer { empty: true },
+                        size => Chunk::Data(size),
+                    }
+                }
+                _ => return Err("CR without LF in a chunk size line"),
+            },
+            Chunk::DataCr => match byte {
+                b'\r' => Chunk::DataLf,
                 _ => return Err("chunk data longer than its size"),
             },
-            Chunk::Trailer { line } => {
-                *trailer_bytes += 1;
-                if *trailer_bytes > MAX_TRAILER_BYTES {
-                    return Err("trailer section too large");
+            Chunk::DataLf => match byte {
+                b'\n' => Chunk::Size { value: 0, digits: 0 },
+                _ => return Err("CR without LF after chunk data"),
+            },
+            Chunk::Trailer { empty } => match byte {
+                b'\r' => Chunk::TrailerLf { empty },
+                _ if control => return Err("control character in a trailer"),
+                _ => Chunk::Trailer { empty: false },
+            },
+            Chunk::TrailerLf { empty } => match byte {
+                b'\n' if empty => Chunk::Done,
+                b'\n' => {
+                    self.line_bytes = 0;
+                    Chunk::Trailer { empty: true }
                 }
-                match byte {
-                    b'\n' if line == 0 => Chunk::Done,
-                    b'\n' => Chunk::Trailer { line: 0 },
-                    b'\r' => state,
-                    _ => Chunk::Trailer { line: line + 1 },
-                }
-            }
+                _ => return Err("CR without LF in a trailer"),
+            },
             Chunk::Data(_) | Chunk::Done => state,
-        })
+        };
+        Ok(next)
     }
 }
 
@@ -352,7 +414,6 @@ mod tests {
         Admission {
             max_headers: 100,
             reserved_paths: vec!["/healthz".to_owned()],
-            cors: true,
         }
     }
 
@@ -394,7 +455,7 @@ mod tests {
             b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
             b"PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
-            b"GET /x HTTP/1.1\r\nOrigin: https://app.example\r\n\r\n",
+            b"GET /healthz#top HTTP/1.1\r\n\r\n",
             b"GET /x HTTP/1.0\r\n\r\n",
             b"GET /healthz HTTP/1.1\r\n\r\n",
             b"GET http://other/x HTTP/1.1\r\n\r\n",
@@ -415,15 +476,13 @@ mod tests {
         ));
         // An empty body declared is no body.
         assert!(take(b"DELETE /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n").is_some());
-        // Without CORS configured, Origin does not matter.
-        let no_cors = Admission {
-            cors: false,
-            ..admission()
+        // Duplicate empty lengths become one.
+        let Some((head, taken)) = take(b"GET /x HTTP/1.1\r\nContent-Length: 0\r\ncontent-length: 0\r\n\r\n")
+        else {
+            panic!("declined")
         };
-        assert!(matches!(
-            parse_request(b"GET /x HTTP/1.1\r\nOrigin: https://a\r\n\r\n", &no_cors),
-            Head::Take(_)
-        ));
+        let parts = request_parts(&head, &taken).unwrap_or_else(|| panic!("no parts"));
+        assert_eq!(parts.headers.get_all(header::CONTENT_LENGTH).iter().count(), 1);
     }
 
     #[test]

@@ -306,3 +306,80 @@ async fn with_the_fast_path_off_every_request_takes_the_general_stack() -> anyho
     assert!(accepted.load(Ordering::SeqCst) >= 1);
     Ok(())
 }
+
+/// An upstream that reads one request, answers it after `delay` (never, for `None`), and reports
+/// when the gateway closed the connection on it.
+async fn slow_upstream(delay: Option<Duration>) -> anyhow::Result<(u16, tokio::sync::oneshot::Receiver<()>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let (closed, closed_seen) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buffer = [0_u8; 4096];
+        let _ = stream.read(&mut buffer).await;
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nslow")
+                .await;
+        }
+        // Whatever comes next, the end of the connection is what the test waits for.
+        while let Ok(read) = stream.read(&mut buffer).await {
+            if read == 0 {
+                let _ = closed.send(());
+                return;
+            }
+        }
+    });
+    Ok((port, closed_seen))
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_request_ends_the_upstream_exchange() -> anyhow::Result<()> {
+    let (port, closed) = slow_upstream(None).await?;
+    let gateway = canned_gateway(port).await?;
+    let mut stream = TcpStream::connect(gateway.address).await?;
+    stream
+        .write_all(b"GET /canned/hang HTTP/1.1\r\nhost: gw\r\n\r\n")
+        .await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(stream);
+    // Long before the route's timeout (10 s): the gateway dropped the exchange and its connection.
+    tokio::time::timeout(Duration::from_secs(2), closed).await??;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_answer_during_shutdown_says_the_connection_closes() -> anyhow::Result<()> {
+    let (port, _) = slow_upstream(Some(Duration::from_millis(300))).await?;
+    let gateway = canned_gateway(port).await?;
+    let mut stream = TcpStream::connect(gateway.address).await?;
+    stream
+        .write_all(b"GET /canned/slow HTTP/1.1\r\nhost: gw\r\n\r\n")
+        .await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gateway.stop_serving();
+    let response = read_raw_response(&mut stream).await?;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, "slow");
+    assert_eq!(response.header("connection"), Some("close"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_routers_own_paths_stay_with_the_router_whatever_their_spelling() -> anyhow::Result<()> {
+    let (port, _) = canned_upstream().await?;
+    let gateway = canned_gateway(port).await?;
+    for target in ["/healthz", "/healthz#top", "/healthz?probe=1"] {
+        let wire = read_to_close(
+            gateway.address,
+            &format!("GET {target} HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n"),
+        )
+        .await?;
+        assert!(wire.starts_with("HTTP/1.1 200 OK\r\n"), "{target}: {wire}");
+        assert!(wire.ends_with("alive"), "{target}: {wire}");
+    }
+    Ok(())
+}
