@@ -10,7 +10,7 @@
 //! strings nor hashes a metric key in the shared registry.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -40,17 +40,48 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-/// The handles of one kind a thread has registered, by [`cache_key`]. Hashed with foldhash
+/// The handles of one kind a thread has registered, found by the hash of their name and labels
+/// ([`key_hash`]) and compared piece by piece, so a lookup builds no key. Hashed with foldhash
 /// rather than SipHash: this lookup runs for every metric a request records, and its keys come
 /// from bounded label sets (callers must never label with a value a client chooses freely: every
 /// distinct value is a series kept for the process's life, here and in the exporter).
-type HandleCache<H> = HashMap<String, H, foldhash::fast::RandomState>;
+struct HandleCache<H> {
+    entries: hashbrown::HashTable<Cached<H>>,
+    hasher: foldhash::fast::RandomState,
+}
 
-/// The handles a thread has registered, by name and label values (see [`cache_key`]).
+impl<H> Default for HandleCache<H> {
+    fn default() -> Self {
+        Self {
+            entries: hashbrown::HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+}
+
+/// One registered handle and what it was registered with.
+struct Cached<H> {
+    hash: u64,
+    name: &'static str,
+    labels: Box<[(&'static str, Box<str>)]>,
+    handle: H,
+}
+
+impl<H> Cached<H> {
+    fn is(&self, name: &str, labels: &[(&'static str, &str)]) -> bool {
+        self.name == name
+            && self.labels.len() == labels.len()
+            && self
+                .labels
+                .iter()
+                .zip(labels)
+                .all(|((label, value), (wanted, wanted_value))| label == wanted && **value == **wanted_value)
+    }
+}
+
+/// The handles a thread has registered, by name and label values.
 #[derive(Default)]
 struct Handles {
-    /// Reused to build each lookup's key, so a lookup that finds its handle allocates nothing.
-    key: String,
     counters: HandleCache<metrics::Counter>,
     histograms: HandleCache<metrics::Histogram>,
 }
@@ -61,21 +92,18 @@ thread_local! {
     static HANDLES: RefCell<Handles> = RefCell::new(Handles::default());
 }
 
-/// Writes `name` and the labels into `key`, each value preceded by its length, so no two label
-/// sets share a key whatever characters their values hold.
-fn cache_key(key: &mut String, name: &str, labels: &[(&'static str, &str)]) {
-    // Pushed piece by piece: `write!` through `fmt` cost more than the lookup itself.
-    let mut digits = itoa::Buffer::new();
-    key.clear();
-    key.push_str(name);
+/// The hash of `name` and the labels, each piece preceded by its length, so no two label sets
+/// hash the same pieces whatever characters their values hold.
+fn key_hash(hasher: &foldhash::fast::RandomState, name: &str, labels: &[(&'static str, &str)]) -> u64 {
+    let mut state = hasher.build_hasher();
+    state.write(name.as_bytes());
     for (label, value) in labels {
-        key.push('\u{1f}');
-        key.push_str(label);
-        key.push('=');
-        key.push_str(digits.format(value.len()));
-        key.push(':');
-        key.push_str(value);
+        state.write_usize(label.len());
+        state.write(label.as_bytes());
+        state.write_usize(value.len());
+        state.write(value.as_bytes());
     }
+    state.finish()
 }
 
 /// The owned labels to register a handle with.
@@ -101,18 +129,29 @@ fn with_cached_handle<H>(
         return;
     }
     HANDLES.with_borrow_mut(|handles| {
-        let mut key = std::mem::take(&mut handles.key);
-        cache_key(&mut key, name, labels);
         let known = cache(handles);
-        match known.get(key.as_str()) {
-            Some(handle) => apply(handle),
+        let hash = key_hash(&known.hasher, name, labels);
+        match known.entries.find(hash, |cached| cached.is(name, labels)) {
+            Some(cached) => apply(&cached.handle),
             None => {
                 let handle = register(owned(labels));
                 apply(&handle);
-                known.insert(key.clone(), handle);
+                let labels = labels
+                    .iter()
+                    .map(|(label, value)| (*label, Box::from(*value)))
+                    .collect();
+                known.entries.insert_unique(
+                    hash,
+                    Cached {
+                        hash,
+                        name,
+                        labels,
+                        handle,
+                    },
+                    |cached| cached.hash,
+                );
             }
         }
-        handles.key = key;
     });
 }
 
@@ -198,16 +237,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cache_keys_of_different_label_sets_differ() {
-        let key = |labels: &[(&'static str, &str)]| {
-            let mut key = String::new();
-            cache_key(&mut key, "m", labels);
-            key
+    fn label_sets_that_share_their_characters_are_different_handles() {
+        let cached = Cached {
+            hash: 0,
+            name: "m",
+            labels: Box::new([("a", Box::from("1:b"))]),
+            handle: (),
         };
-        // A value that looks like the rest of a key cannot collide with a split label set.
-        assert_ne!(key(&[("a", "1:b")]), key(&[("a", "1"), ("b", "")]));
-        assert_ne!(key(&[("a", "x\u{1f}b=0:")]), key(&[("a", "x"), ("b", "")]));
-        assert_eq!(key(&[("a", "v")]), "m\u{1f}a=1:v");
+        assert!(cached.is("m", &[("a", "1:b")]));
+        assert!(!cached.is("m", &[("a", "1"), ("b", "")]));
+        assert!(!cached.is("m", &[("a", "1:")]));
+        assert!(!cached.is("n", &[("a", "1:b")]));
+        let hasher = foldhash::fast::RandomState::default();
+        assert_ne!(
+            key_hash(&hasher, "m", &[("a", "1:b")]),
+            key_hash(&hasher, "m", &[("a", "1"), ("b", "")])
+        );
     }
 
     #[test]

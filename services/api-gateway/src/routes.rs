@@ -176,12 +176,13 @@ fn parse_segment(segment: &str) -> Result<Segment, String> {
 /// the edge: a service's router does not resolve them, so the route they seem to name and the one
 /// that would serve them could differ.
 pub(crate) fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|segment| {
-        let segment = match segment.contains('%') {
-            true => segment.to_ascii_lowercase().replace("%2e", "."),
-            false => segment.to_owned(),
-        };
-        segment == "." || segment == ".."
+    path.split('/').any(|segment| match segment.contains('%') {
+        // Decoding allocates, so only for the rare segment with an escape.
+        true => matches!(
+            segment.to_ascii_lowercase().replace("%2e", ".").as_str(),
+            "." | ".."
+        ),
+        false => segment == "." || segment == "..",
     })
 }
 
