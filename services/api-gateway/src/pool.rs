@@ -286,19 +286,7 @@ impl UpstreamPools {
 
     /// Opens a new connection to `authority`, its task spawned on this thread's runtime.
     async fn connect(&self, authority: &str) -> Result<SendRequest<Body>, UpstreamError> {
-        let connecting = TcpStream::connect(authority);
-        let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(error)) => return Err(UpstreamError::Connect(error)),
-            Err(_) => {
-                let timed_out = std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no connection within {} ms", self.connect_timeout.as_millis()),
-                );
-                return Err(UpstreamError::Connect(timed_out));
-            }
-        };
-        stream.set_nodelay(true).map_err(UpstreamError::Connect)?;
+        let stream = open_tcp(authority, self.connect_timeout).await?;
         let io = CountedConnection::new(TokioIo::new(stream), authority);
         let (sender, connection) = http1::Builder::new()
             .handshake(io)
@@ -330,6 +318,24 @@ impl UpstreamPools {
             }),
         })
     }
+}
+
+/// A new TCP connection to `authority` within `timeout`, with `TCP_NODELAY` (requests are written
+/// whole; Nagle's delay would only add latency). Both kinds of upstream connection start here.
+pub(crate) async fn open_tcp(authority: &str, timeout: Duration) -> Result<TcpStream, UpstreamError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(authority)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return Err(UpstreamError::Connect(error)),
+        Err(_) => {
+            let timed_out = std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no connection within {} ms", timeout.as_millis()),
+            );
+            return Err(UpstreamError::Connect(timed_out));
+        }
+    };
+    stream.set_nodelay(true).map_err(UpstreamError::Connect)?;
+    Ok(stream)
 }
 
 /// Closes, every `every`, the connections of every thread idle longer than the timeout; ends when

@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 
 use crate::config::UpstreamConfig;
 use crate::connector::{UPSTREAM_CONNECTIONS, UPSTREAM_CONNECTS};
-use crate::pool::{MAY_BE_STALE, REPLAY_WINDOW, UPSTREAM_REPLAYS, UpstreamError};
+use crate::pool::{MAY_BE_STALE, REPLAY_WINDOW, UPSTREAM_REPLAYS, UpstreamError, open_tcp};
 
 /// Bytes read from an upstream at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -194,17 +194,7 @@ impl RawPools {
     }
 
     async fn connect(&self, authority: &str) -> Result<Connection, UpstreamError> {
-        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(error)) => return Err(UpstreamError::Connect(error)),
-            Err(_) => {
-                return Err(UpstreamError::Connect(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no connection within {} ms", self.connect_timeout.as_millis()),
-                )));
-            }
-        };
-        stream.set_nodelay(true).map_err(UpstreamError::Connect)?;
+        let stream = open_tcp(authority, self.connect_timeout).await?;
         metrics::counter!(UPSTREAM_CONNECTS, "upstream" => authority.to_owned()).increment(1);
         let open = metrics::gauge!(UPSTREAM_CONNECTIONS, "upstream" => authority.to_owned());
         open.increment(1.0);
