@@ -361,10 +361,25 @@ async fn cors_preflight_is_allowed_for_configured_origins_only() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn graceful_shutdown_lets_an_in_flight_request_finish() {
-    let server = spawn(routes(), http_config(&[]), LogFormat::Compact).await;
-    let url = format!("{}/slow", server.base);
+    // The handler says when it has started, so shutdown begins with the request surely in flight
+    // (a fixed sleep raced the request on a loaded machine).
+    let started = Arc::new(tokio::sync::Notify::new());
+    let signal = Arc::clone(&started);
+    let router = routes().route(
+        "/slow-signalled",
+        get(move || {
+            let signal = Arc::clone(&signal);
+            async move {
+                signal.notify_one();
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                "done"
+            }
+        }),
+    );
+    let server = spawn(router, http_config(&[]), LogFormat::Compact).await;
+    let url = format!("{}/slow-signalled", server.base);
     let in_flight = tokio::spawn(async move { client().get(url).send().await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    started.notified().await;
     server.shutdown.cancel();
     let response = in_flight
         .await
