@@ -5,18 +5,20 @@
 # public route and on a route that needs a JWT. Prints one JSON line per measurement and, at the
 # end, the ratios (one JSON line, then a table).
 #
-#   perf/gateway.sh                    # about 2 minutes of load after the builds
+#   perf/gateway.sh                    # about 3 minutes of load after the builds
 #   PERF_SECONDS=2 perf/gateway.sh     # a quick check that everything runs (figures meaningless)
 #
 # Scenarios (load generator on the same machine, sharing its cores):
-#   1. saturation: `wrk -t2 -c64 -d10s` against direct, nginx, gateway; platform-public and
-#      platform-jwt (same upstream, same platform process, without and with a bearer token).
+#   1. saturation: `wrk -t2 -c64 -d10s` against direct, then nginx and the gateway in
+#      PERF_ROUNDS alternating rounds (their ratio is the median of the rounds' ratios: one pair of
+#      runs on a shared VM moves by ±20%); platform-public and platform-jwt (same upstream, same
+#      platform process, without and with a bearer token).
 #   2. fixed rate, open loop: `oha -q 10000 -z 10s --latency-correction` against direct, nginx,
 #      gateway (latency counted from when each request was due, so queueing shows).
 # Each target is warmed up for PERF_WARMUP seconds first (discarded).
 #
-# Knobs (environment): PERF_SECONDS (10), PERF_WARMUP (2), PERF_RATE (10000), PERF_THREADS (2),
-# PERF_CONNECTIONS (64), PERF_JWT (auto | on | off: auto skips the JWT step, with a warning line,
+# Knobs (environment): PERF_SECONDS (10), PERF_WARMUP (2), PERF_ROUNDS (3), PERF_RATE (10000),
+# PERF_THREADS (2), PERF_CONNECTIONS (64), PERF_JWT (auto | on | off: auto skips the JWT step, with a warning line,
 # when the platform refuses perf/config/perf-platform.yaml or its protected route lets a request
 # without a token through; on makes that fatal), PERF_SKIP_BUILD=1 (use the release
 # binaries already built), PERF_KEEP=1 (keep the temporary directory: logs, raw tool output),
@@ -31,6 +33,7 @@ cd "$root"
 target=${CARGO_TARGET_DIR:-target}
 seconds=${PERF_SECONDS:-10}
 warmup=${PERF_WARMUP:-2}
+rounds=${PERF_ROUNDS:-3}
 rate=${PERF_RATE:-10000}
 threads=${PERF_THREADS:-2}
 connections=${PERF_CONNECTIONS:-64}
@@ -173,9 +176,12 @@ log "load: ${seconds}s per measurement, ${warmup}s warm-up; gateway: ${gateway_l
 
 extra_labels=()
 saturation direct "$direct_url"
-saturation nginx "$nginx_url"
-extra_labels=("${gateway_labels[@]}")
-saturation gateway "$gateway_url"
+for ((round = 1; round <= rounds; round++)); do
+    extra_labels=(--label "round=$round")
+    saturation nginx "$nginx_url"
+    extra_labels=("${gateway_labels[@]}" --label "round=$round")
+    saturation gateway "$gateway_url"
+done
 extra_labels=()
 fixed_rate direct "$direct_url"
 fixed_rate nginx "$nginx_url"

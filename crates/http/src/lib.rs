@@ -34,5 +34,5 @@ pub use openapi::{
 pub use ops::{OPS_PATHS, ops_router};
 pub use path::Path;
 pub use problem::{FieldError, Problem};
-pub use request_id::{REQUEST_ID_HEADER, RequestId};
+pub use request_id::{REQUEST_ID_HEADER, REQUEST_ID_HEADER_NAME, RequestId};
 pub use server::{ConnectionLimits, ConnectionTasks, HttpError, HttpServer};

@@ -45,7 +45,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 use crate::problem::Problem;
-use crate::request_id::{REQUEST_ID_HEADER, RequestId};
+use crate::request_id::{REQUEST_ID_HEADER_NAME, RequestId};
 
 /// Route label for requests that matched no route (the fallback).
 const UNMATCHED_ROUTE: &str = "unmatched";
@@ -170,7 +170,7 @@ impl ObservedRequest {
     /// Starts observing a request of `method` to `route` (its route template, the metric label)
     /// with the request `headers`, whose `X-Request-ID` it sets to the request's id.
     pub fn begin(method: &Method, route: &str, headers: &mut http::HeaderMap) -> Self {
-        let sent = headers.get(REQUEST_ID_HEADER);
+        let sent = headers.get(REQUEST_ID_HEADER_NAME);
         let (id, honoured) = RequestId::from_header(sent);
         let replaced = sent.is_some() && !honoured;
         let span = tracing::info_span!(
@@ -187,7 +187,7 @@ impl ObservedRequest {
         }
         let header_value = HeaderValue::from_str(&id.0).ok();
         if let Some(value) = &header_value {
-            headers.insert(REQUEST_ID_HEADER, value.clone());
+            headers.insert(REQUEST_ID_HEADER_NAME, value.clone());
         }
         Self {
             context: RequestContext::new(id.0.clone()),
@@ -221,12 +221,11 @@ impl ObservedRequest {
             }
         });
         for (name, value) in security_headers.iter() {
-            if !headers.contains_key(name) {
-                headers.insert(name.clone(), value.clone());
-            }
+            // One lookup per header: kept when the response set its own.
+            headers.entry(name).or_insert_with(|| value.clone());
         }
         if let Some(value) = self.header_value {
-            headers.insert(REQUEST_ID_HEADER, value);
+            headers.insert(REQUEST_ID_HEADER_NAME, value);
         }
     }
 }

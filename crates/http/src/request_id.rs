@@ -1,8 +1,12 @@
 //! Request ids: honoured when the client sent a sane one, made fresh otherwise.
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 
 pub use keel_telemetry::context::REQUEST_ID_HEADER;
+
+/// [`REQUEST_ID_HEADER`] as a header name: looking a header up by a `&str` parses the name every
+/// time, by this constant it does not.
+pub const REQUEST_ID_HEADER_NAME: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 /// The id of the request being served; in the request's extensions for handlers that want it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +19,13 @@ impl RequestId {
     pub fn from_header(header: Option<&HeaderValue>) -> (Self, bool) {
         let (id, honoured) = keel_telemetry::context::accept_request_id(header.and_then(|v| v.to_str().ok()));
         (Self(id), honoured)
+    }
+
+    /// Whether `header` is a request id [`RequestId::from_header`] honours as it is.
+    pub fn is_acceptable(header: &HeaderValue) -> bool {
+        header
+            .to_str()
+            .is_ok_and(keel_telemetry::context::is_acceptable_request_id)
     }
 }
 

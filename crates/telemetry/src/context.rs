@@ -21,9 +21,19 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 /// neither break the request nor inject into logs. HTTP and gRPC servers both use this one rule.
 pub fn accept_request_id(sent: Option<&str>) -> (String, bool) {
     match sent {
-        Some(id) if is_sane(id) => (id.to_owned(), true),
+        Some(id) if is_acceptable_request_id(id) => (id.to_owned(), true),
         _ => (fresh_request_id(), false),
     }
+}
+
+/// Whether [`accept_request_id`] honours `id` as it is: a check for code that holds an id the
+/// rule has already accepted and only needs to know it still passes, without copying it.
+pub fn is_acceptable_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 /// A new UUIDv7: the current Unix time in milliseconds, then random bits from the thread's
@@ -41,14 +51,6 @@ fn fresh_request_id() -> String {
     id.hyphenated()
         .encode_lower(&mut uuid::Uuid::encode_buffer())
         .to_owned()
-}
-
-fn is_sane(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_REQUEST_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 tokio::task_local! {

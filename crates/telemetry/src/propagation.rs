@@ -51,6 +51,10 @@ pub fn inject(context: &Context, headers: &mut HeaderMap) {
 /// trace `headers` carry, or start a new one, and records the resulting trace id in `trace_id`, so
 /// every log line inside the span shows it. HTTP and gRPC servers both call this.
 pub fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
+    // A span no layer records (every filter left it out) has no trace to join or to show.
+    if span.is_disabled() {
+        return;
+    }
     let _ = span.set_parent(extract(headers));
     let trace_id = span.context().span().span_context().trace_id();
     if trace_id != opentelemetry::TraceId::INVALID {

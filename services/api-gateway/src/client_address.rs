@@ -110,6 +110,7 @@ impl TrustedProxies {
 pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
+            out.reserve("255.255.255.255".len());
             let mut digits = itoa::Buffer::new();
             for (index, octet) in v4.octets().into_iter().enumerate() {
                 if index > 0 {

@@ -25,7 +25,7 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use keel_authn::Principal;
-use keel_http::{REQUEST_ID_HEADER, RequestId};
+use keel_http::{REQUEST_ID_HEADER_NAME, RequestId};
 
 use crate::client_address::{Origin, push_ip};
 
@@ -65,14 +65,26 @@ pub(crate) fn prepare_request(parts: &mut Parts, origin: Option<Origin>) {
         });
     let proto = forwarded(&X_FORWARDED_PROTO)
         .or_else(|| HeaderValue::from_str(parts.uri.scheme_str().unwrap_or("http")).ok());
+    // The stack's request id (in the extensions on the general path) is already in the header,
+    // as the edge layer (or the fast path's `ObservedRequest`) set it: checked, not rebuilt.
+    let sent_id = parts.headers.get(REQUEST_ID_HEADER_NAME);
     let request_id = match parts.extensions.get::<RequestId>() {
-        Some(id) => id.clone(),
-        None => RequestId::from_header(parts.headers.get(REQUEST_ID_HEADER)).0,
+        Some(id) if sent_id.is_some_and(|sent| sent.as_bytes() == id.0.as_bytes()) => None,
+        Some(id) => Some(id.clone()),
+        None if sent_id.is_some_and(RequestId::is_acceptable) => None,
+        None => Some(RequestId::from_header(sent_id).0),
     };
 
     let headers = &mut parts.headers;
-    strip_hop_by_hop(headers);
-    strip_internal(headers);
+    // One pass over the names first: most requests carry none of the headers steps 1 and 2
+    // remove, and then nothing is looked up or removed.
+    if headers
+        .keys()
+        .any(|name| is_hop_by_hop(name) || is_internal(name))
+    {
+        strip_hop_by_hop(headers);
+        strip_internal(headers);
+    }
     headers.remove(header::HOST);
     if let Some(host) = original_host {
         headers.insert(X_FORWARDED_HOST, host);
@@ -105,8 +117,8 @@ pub(crate) fn prepare_request(parts: &mut Parts, origin: Option<Origin>) {
             headers.insert(X_KEEL_CLIENT_IP, value);
         }
     }
-    if let Ok(id) = HeaderValue::from_str(&request_id.0) {
-        headers.insert(REQUEST_ID_HEADER, id);
+    if let Some(Ok(id)) = request_id.map(|id| HeaderValue::from_str(&id.0)) {
+        headers.insert(REQUEST_ID_HEADER_NAME, id);
     }
     keel_telemetry::propagation::inject_current(headers);
 }
@@ -126,7 +138,26 @@ pub(crate) fn add_identity(headers: &mut HeaderMap, principal: &Principal) {
 
 /// Removes the hop-by-hop headers of a response coming back from an upstream.
 pub(crate) fn prepare_response(headers: &mut HeaderMap) {
-    strip_hop_by_hop(headers);
+    if headers.keys().any(is_hop_by_hop) {
+        strip_hop_by_hop(headers);
+    }
+}
+
+/// Whether step 1 removes every header called `name` whatever `Connection` says (the fixed
+/// hop-by-hop set, `Connection` itself included, and `Proxy-*`).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == KEEP_ALIVE
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || name.as_str().starts_with(PROXY_PREFIX)
+}
+
+/// Whether step 2 removes a header called `name`.
+fn is_internal(name: &HeaderName) -> bool {
+    INTERNAL_HEADERS.contains(&name.as_str()) || name.as_str().starts_with(INTERNAL_PREFIX)
 }
 
 /// Step 1: `Connection` and the headers it names, and the fixed hop-by-hop set.
