@@ -32,18 +32,20 @@ const KEPT_UP: f64 = 0.95;
 
 type Lines = BTreeMap<(String, String), Value>;
 
-/// Saturation req/s of each target, one entry per line, in the order the lines came.
-type Rounds = BTreeMap<String, Vec<f64>>;
+/// Saturation req/s of each target by round: its `round` label, or else its place among the
+/// target's lines.
+type Rounds = BTreeMap<String, BTreeMap<i64, f64>>;
 
 /// Reads the measurement lines in `output` (anything that is not a JSON object with `measurement`
 /// and `target` is skipped). A later line for the same pair replaces an earlier one, except that
 /// every saturation line counts as a round of its target: `perf/gateway.sh` measures nginx and
 /// the gateway in `PERF_ROUNDS` alternating rounds, and their ratio is the median of the rounds'
-/// ratios (the i-th gateway line over the i-th nginx line), because one pair of runs on a shared
-/// machine moves by ±20%.
+/// ratios (the gateway's line over nginx's of the same `round`), because one pair of runs on a
+/// shared machine moves by ±20%. Every line is checked for failures, whether it was replaced or not.
 pub(crate) fn summarize(output: &str) -> Summary {
     let mut lines = Lines::new();
     let mut rounds = Rounds::new();
+    let mut all = Vec::new();
     for value in output
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line.trim()).ok())
@@ -52,13 +54,16 @@ pub(crate) fn summarize(output: &str) -> Summary {
             if let (Some(rps), "saturation") = (value["rps"].as_f64(), measurement)
                 && value.get("skipped").is_none()
             {
-                rounds.entry(target.to_owned()).or_default().push(rps);
+                let of_target = rounds.entry(target.to_owned()).or_default();
+                let place = i64::try_from(of_target.len()).unwrap_or(i64::MAX);
+                of_target.insert(value["round"].as_i64().unwrap_or(place), rps);
             }
             lines.insert((measurement.to_owned(), target.to_owned()), value.clone());
+            all.push(value);
         }
     }
     let mut summary = Summary::default();
-    summary.warn_about(&lines);
+    summary.warn_about(&all);
     summary.saturation(&lines, &rounds);
     summary.fixed_rate(&lines);
     summary
@@ -115,8 +120,14 @@ impl Summary {
         });
     }
 
-    fn warn_about(&mut self, lines: &Lines) {
-        for ((measurement, target), line) in lines {
+    fn warn_about(&mut self, lines: &[Value]) {
+        for line in lines {
+            let measurement = line["measurement"].as_str().unwrap_or_default();
+            let target = line["target"].as_str().unwrap_or_default();
+            let target = match line["round"].as_i64() {
+                Some(round) => format!("{target} (round {round})"),
+                None => target.to_owned(),
+            };
             if let Some(reason) = line["skipped"].as_str() {
                 self.warnings
                     .push(format!("{measurement} {target}: skipped ({reason})"));
@@ -141,14 +152,16 @@ impl Summary {
 
     fn saturation(&mut self, lines: &Lines, rounds: &Rounds) {
         let rps = |target: &str| field(lines, "saturation", target, "rps");
-        let of_rounds = |target: &str| rounds.get(target).map_or(&[][..], Vec::as_slice);
+        let empty = BTreeMap::new();
+        let of_rounds = |target: &str| rounds.get(target).unwrap_or(&empty);
         let (nginx_rounds, gateway_rounds) = (of_rounds("nginx"), of_rounds("gateway"));
-        let (direct, nginx, gateway) = (rps("direct"), median(nginx_rounds), median(gateway_rounds));
+        let rates = |rounds: &BTreeMap<i64, f64>| rounds.values().copied().collect::<Vec<_>>();
+        let (nginx, gateway) = (median(&rates(nginx_rounds)), median(&rates(gateway_rounds)));
+        let direct = rps("direct");
         let (public, jwt) = (rps("platform-public"), rps("platform-jwt"));
         let per_round: Vec<f64> = nginx_rounds
             .iter()
-            .zip(gateway_rounds)
-            .filter_map(|(nginx, gateway)| ratio(Some(*gateway), Some(*nginx)))
+            .filter_map(|(round, nginx)| ratio(gateway_rounds.get(round).copied(), Some(*nginx)))
             .collect();
         let median_of = match per_round.len() {
             0 | 1 => String::new(),
@@ -387,6 +400,29 @@ mod tests {
             table.contains("| gateway / nginx, lowest and highest round | 0.80 to 1.25 |"),
             "{table}"
         );
+
+        // A failure in an early round is reported, and rounds pair by their label.
+        let run = run.replacen(
+            r#""target":"nginx","round":0,"rps":40000,"failed":0"#,
+            r#""target":"nginx","round":0,"rps":40000,"failed":2"#,
+            1,
+        );
+        let run: String = run
+            .lines()
+            .filter(|line| !line.contains(r#""target":"gateway","round":1"#))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let summary = summarize(&run);
+        assert!(
+            summary
+                .table()
+                .contains("saturation nginx (round 0): 2 failed requests"),
+            "{}",
+            summary.table()
+        );
+        // Rounds 0 and 2 only: ratios 1.25 and 1.1.
+        let figures = &summary.json()["summary"];
+        assert!((figures["gateway_over_nginx"].as_f64().unwrap_or_default() - 1.175).abs() < 1e-9);
     }
 
     #[test]

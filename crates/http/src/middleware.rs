@@ -209,6 +209,21 @@ impl ObservedRequest {
         security_headers: &SecurityHeaders,
         headers: &mut http::HeaderMap,
     ) {
+        let request_id = self.end(route, status);
+        for (name, value) in security_headers.iter() {
+            // One lookup per header: kept when the response set its own.
+            headers.entry(name).or_insert_with(|| value.clone());
+        }
+        if let Some(value) = request_id {
+            headers.insert(REQUEST_ID_HEADER_NAME, value);
+        }
+    }
+
+    /// Ends the request like [`ObservedRequest::finish`] (counts it, logs its completion) for code
+    /// that writes the response head itself: answers the `X-Request-ID` value to send (it replaces
+    /// any other), and leaves the security headers to the caller (those the response does not set
+    /// itself).
+    pub fn end(self, route: &str, status: http::StatusCode) -> Option<HeaderValue> {
         let elapsed = self.started.elapsed();
         record_request(&self.method, route, status, elapsed);
         self.span.in_scope(|| {
@@ -220,13 +235,7 @@ impl ObservedRequest {
                 tracing::info!(status, latency_ms, "request completed");
             }
         });
-        for (name, value) in security_headers.iter() {
-            // One lookup per header: kept when the response set its own.
-            headers.entry(name).or_insert_with(|| value.clone());
-        }
-        if let Some(value) = self.header_value {
-            headers.insert(REQUEST_ID_HEADER_NAME, value);
-        }
+        self.header_value
     }
 }
 

@@ -66,12 +66,30 @@ impl Decision {
     /// proxied answer it is the upstream's (a 503 or a login throttle's 429), which the client
     /// needs. Combine two decisions with [`Decision::stricter`] before applying.
     pub fn apply_headers(&self, headers: &mut HeaderMap) {
-        headers.insert(LIMIT, HeaderValue::from(self.limit));
-        headers.insert(REMAINING, HeaderValue::from(self.remaining));
-        headers.insert(RESET, HeaderValue::from(self.reset_after_secs()));
+        self.for_each_field(|name, value| {
+            if let Ok(value) = HeaderValue::from_bytes(value) {
+                headers.insert(name.clone(), value);
+            }
+        });
+    }
+
+    /// The header fields [`Decision::apply_headers`] sets, each given to `field` with its value's
+    /// bytes, for code that writes a response head itself (no `HeaderValue` is built).
+    pub fn for_each_field(&self, mut field: impl FnMut(&HeaderName, &[u8])) {
+        let mut digits = itoa::Buffer::new();
+        field(&LIMIT, digits.format(self.limit).as_bytes());
+        field(&REMAINING, digits.format(self.remaining).as_bytes());
+        field(&RESET, digits.format(self.reset_after_secs()).as_bytes());
         if let Some(secs) = self.retry_after_secs() {
-            headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+            field(&RETRY_AFTER, digits.format(secs).as_bytes());
         }
+    }
+
+    /// Whether [`Decision::apply_headers`] replaces a field called `name` (compared without
+    /// regard to case): a head written field by field leaves such a field out.
+    pub fn replaces(&self, name: &[u8]) -> bool {
+        let is = |known: &HeaderName| name.eq_ignore_ascii_case(known.as_str().as_bytes());
+        is(&LIMIT) || is(&REMAINING) || is(&RESET) || (self.retry_after.is_some() && is(&RETRY_AFTER))
     }
 
     /// Of two decisions for one request (e.g. per user and per IP), the one to act on and report:
@@ -98,6 +116,32 @@ mod tests {
 
     fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         headers.get(name).map(|value| value.to_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn the_fields_written_one_by_one_are_the_headers_applied_and_those_they_replace() {
+        for decision in [
+            Decision::from_micros(true, 100, 99, 600_001, 0),
+            Decision::from_micros(false, 5, 0, 2_000_000, 1_500_000),
+        ] {
+            let mut applied = HeaderMap::new();
+            decision.apply_headers(&mut applied);
+            let mut written = HeaderMap::new();
+            decision.for_each_field(|name, value| {
+                assert!(
+                    decision.replaces(name.as_str().to_uppercase().as_bytes()),
+                    "{name}"
+                );
+                written.append(name.clone(), HeaderValue::from_bytes(value).unwrap());
+            });
+            assert_eq!(written, applied);
+        }
+        let allowed = Decision::from_micros(true, 100, 99, 600_001, 0);
+        assert!(
+            !allowed.replaces(b"retry-after"),
+            "an allowance keeps the upstream's Retry-After"
+        );
+        assert!(!allowed.replaces(b"x-ratelimit"));
     }
 
     #[test]

@@ -12,8 +12,11 @@
 //! to expiry, down to three quarters of the cap (so the next full sweep is at least a quarter of
 //! the cap away). Evicting a live rate-limit entry forgives part of that key's used budget, which
 //! only happens under more distinct keys than the cap allows; it is logged.
+//!
+//! A key is hashed once per update, with SipHash under a random key (the keys are client
+//! addresses and user ids, chosen by whoever sends the requests): the high bits pick the shard,
+//! and the same hash finds the entry in the shard's table (hashbrown's `HashTable`).
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, PoisonError};
 
@@ -41,10 +44,18 @@ pub(crate) struct ShardedStore<V> {
     sweep_every_us: u64,
 }
 
-/// One shard: its entries and when it next drops the expired ones.
+/// One shard: its entries (each with its key, placed by the key's hash) and when it next drops
+/// the expired ones.
 struct Shard<V> {
-    entries: HashMap<String, V>,
+    entries: hashbrown::HashTable<Entry<V>>,
     next_sweep: u64,
+}
+
+/// A stored key, the hash it was placed by, and its value.
+struct Entry<V> {
+    hash: u64,
+    key: Box<str>,
+    value: V,
 }
 
 /// The shape, not the contents: a store may hold 100,000 keys (user ids, IP addresses).
@@ -68,7 +79,7 @@ impl<V: Expiring> ShardedStore<V> {
         let shards = (0..shard_count)
             .map(|_| {
                 Mutex::new(Shard {
-                    entries: HashMap::new(),
+                    entries: hashbrown::HashTable::new(),
                     next_sweep: sweep_every_us,
                 })
             })
@@ -89,26 +100,40 @@ impl<V: Expiring> ShardedStore<V> {
         now: u64,
         decide: impl FnOnce(Option<&V>) -> (Write<V>, R),
     ) -> R {
-        let index = self.hasher.hash_one(key) as usize % self.shards.len();
+        let hash = self.hasher.hash_one(key);
+        // The high bits: the table inside the shard places entries by the low ones.
+        let index = (hash >> 32) as usize % self.shards.len();
         let mut shard = self.shards[index].lock().unwrap_or_else(PoisonError::into_inner);
         if now >= shard.next_sweep {
             shard.drop_expired(now);
             shard.next_sweep = now.saturating_add(self.sweep_every_us);
         }
-        let current = shard.entries.get(key).filter(|v| v.expires_at() > now);
+        let is_key = |entry: &Entry<V>| *entry.key == *key;
+        let current = shard
+            .entries
+            .find(hash, is_key)
+            .map(|entry| &entry.value)
+            .filter(|value| value.expires_at() > now);
         let (write, result) = decide(current);
         match write {
             Write::Keep => {}
             Write::Remove => {
-                shard.entries.remove(key);
+                if let Ok(entry) = shard.entries.find_entry(hash, is_key) {
+                    entry.remove();
+                }
             }
-            Write::Set(value) => match shard.entries.get_mut(key) {
-                Some(slot) => *slot = value,
+            Write::Set(value) => match shard.entries.find_mut(hash, is_key) {
+                Some(entry) => entry.value = value,
                 None => {
                     if shard.entries.len() >= self.max_per_shard {
                         shard.make_room(now, self.max_per_shard);
                     }
-                    shard.entries.insert(key.to_owned(), value);
+                    let entry = Entry {
+                        hash,
+                        key: key.into(),
+                        value,
+                    };
+                    shard.entries.insert_unique(hash, entry, |entry| entry.hash);
                 }
             },
         }
@@ -135,7 +160,7 @@ impl<V: Expiring> ShardedStore<V> {
 
 impl<V: Expiring> Shard<V> {
     fn drop_expired(&mut self, now: u64) {
-        self.entries.retain(|_, v| v.expires_at() > now);
+        self.entries.retain(|entry| entry.value.expires_at() > now);
     }
 
     /// Frees room for one insert into a full shard: drop expired entries, then, if the shard is
@@ -147,11 +172,15 @@ impl<V: Expiring> Shard<V> {
             return;
         }
         let excess = self.entries.len() - target;
-        let mut expiries: Vec<u64> = self.entries.values().map(Expiring::expires_at).collect();
+        let mut expiries: Vec<u64> = self
+            .entries
+            .iter()
+            .map(|entry| entry.value.expires_at())
+            .collect();
         let (_, cutoff, _) = expiries.select_nth_unstable(excess - 1);
         let cutoff = *cutoff;
         let before = self.entries.len();
-        self.entries.retain(|_, v| v.expires_at() > cutoff);
+        self.entries.retain(|entry| entry.value.expires_at() > cutoff);
         tracing::warn!(
             evicted = before - self.entries.len(),
             max_keys_per_shard = max,

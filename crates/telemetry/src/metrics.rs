@@ -68,15 +68,23 @@ struct Cached<H> {
 }
 
 impl<H> Cached<H> {
-    fn is(&self, name: &str, labels: &[(&'static str, &str)]) -> bool {
-        self.name == name
+    fn is(&self, name: &'static str, labels: &[(&'static str, &str)]) -> bool {
+        same_static(self.name, name)
             && self.labels.len() == labels.len()
             && self
                 .labels
                 .iter()
                 .zip(labels)
-                .all(|((label, value), (wanted, wanted_value))| label == wanted && **value == **wanted_value)
+                .all(|((label, value), (wanted, wanted_value))| {
+                    same_static(label, wanted) && **value == **wanted_value
+                })
     }
+}
+
+/// Whether two static strings are equal: the same literal is the same memory (checked first, no
+/// comparison of bytes), but two copies of one literal may not be.
+fn same_static(a: &'static str, b: &'static str) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
 
 /// The handles a thread has registered, by name and label values.
@@ -92,14 +100,19 @@ thread_local! {
     static HANDLES: RefCell<Handles> = RefCell::new(Handles::default());
 }
 
-/// The hash of `name` and the labels, each piece preceded by its length, so no two label sets
-/// hash the same pieces whatever characters their values hold.
-fn key_hash(hasher: &foldhash::fast::RandomState, name: &str, labels: &[(&'static str, &str)]) -> u64 {
+/// The hash of `name` and the labels: the static strings (the name, the label names) by
+/// address, which costs nothing per byte, and the label values by content, each preceded by its
+/// length so no two label sets hash the same pieces whatever characters their values hold. Two
+/// copies of one literal hash apart and are cached twice, both handles of the same metric.
+fn key_hash(
+    hasher: &foldhash::fast::RandomState,
+    name: &'static str,
+    labels: &[(&'static str, &str)],
+) -> u64 {
     let mut state = hasher.build_hasher();
-    state.write(name.as_bytes());
+    state.write_usize(name.as_ptr() as usize);
     for (label, value) in labels {
-        state.write_usize(label.len());
-        state.write(label.as_bytes());
+        state.write_usize(label.as_ptr() as usize);
         state.write_usize(value.len());
         state.write(value.as_bytes());
     }

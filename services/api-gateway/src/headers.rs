@@ -42,6 +42,15 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// The client's address as the gateway resolved it (internal: a client-sent one is dropped).
 pub(crate) const X_KEEL_CLIENT_IP: HeaderName = HeaderName::from_static("x-keel-client-ip");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+/// The headers step 1 removes whatever `Connection` says (besides `Proxy-*`).
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
 /// The verified caller's user id (the token's `sub`).
 const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 /// The verified caller's session id (the token's `sid`).
@@ -65,16 +74,6 @@ pub(crate) fn prepare_request(parts: &mut Parts, origin: Option<Origin>) {
         });
     let proto = forwarded(&X_FORWARDED_PROTO)
         .or_else(|| HeaderValue::from_str(parts.uri.scheme_str().unwrap_or("http")).ok());
-    // The stack's request id (in the extensions on the general path) is already in the header,
-    // as the edge layer (or the fast path's `ObservedRequest`) set it: checked, not rebuilt.
-    let sent_id = parts.headers.get(REQUEST_ID_HEADER_NAME);
-    let request_id = match parts.extensions.get::<RequestId>() {
-        Some(id) if sent_id.is_some_and(|sent| sent.as_bytes() == id.0.as_bytes()) => None,
-        Some(id) => Some(id.clone()),
-        None if sent_id.is_some_and(RequestId::is_acceptable) => None,
-        None => Some(RequestId::from_header(sent_id).0),
-    };
-
     let headers = &mut parts.headers;
     // One pass over the names first: most requests carry none of the headers steps 1 and 2
     // remove, and then nothing is looked up or removed.
@@ -82,8 +81,13 @@ pub(crate) fn prepare_request(parts: &mut Parts, origin: Option<Origin>) {
         .keys()
         .any(|name| is_hop_by_hop(name) || is_internal(name))
     {
+        // Step 5 sets the request id whatever the client's `Connection` names.
+        let request_id = headers.get(REQUEST_ID_HEADER_NAME).cloned();
         strip_hop_by_hop(headers);
         strip_internal(headers);
+        if let Some(id) = request_id {
+            headers.entry(REQUEST_ID_HEADER_NAME).or_insert(id);
+        }
     }
     headers.remove(header::HOST);
     if let Some(host) = original_host {
@@ -117,10 +121,31 @@ pub(crate) fn prepare_request(parts: &mut Parts, origin: Option<Origin>) {
             headers.insert(X_KEEL_CLIENT_IP, value);
         }
     }
-    if let Some(Ok(id)) = request_id.map(|id| HeaderValue::from_str(&id.0)) {
-        headers.insert(REQUEST_ID_HEADER_NAME, id);
-    }
     keel_telemetry::propagation::inject_current(headers);
+    set_request_id(parts);
+}
+
+/// Step 5's `X-Request-ID`: the stack's request id (in the extensions on the general path) is
+/// normally in the header already, as the edge layer (or the fast path's `ObservedRequest`) set
+/// it, and is then checked, not rebuilt.
+fn set_request_id(parts: &mut Parts) {
+    let mut sent = parts.headers.get_all(REQUEST_ID_HEADER_NAME).iter();
+    let only = sent.next().filter(|_| sent.next().is_none());
+    let stack_id = parts.extensions.get::<RequestId>();
+    let in_place = match stack_id {
+        Some(id) => only.is_some_and(|sent| sent.as_bytes() == id.0.as_bytes()),
+        None => only.is_some_and(RequestId::is_acceptable),
+    };
+    if in_place {
+        return;
+    }
+    let id = match stack_id {
+        Some(id) => id.clone(),
+        None => RequestId::from_header(only).0,
+    };
+    if let Ok(value) = HeaderValue::from_str(&id.0) {
+        parts.headers.insert(REQUEST_ID_HEADER_NAME, value);
+    }
 }
 
 /// Step 6, for a request whose caller the gateway verified: who it is, in the internal identity
@@ -146,13 +171,26 @@ pub(crate) fn prepare_response(headers: &mut HeaderMap) {
 /// Whether step 1 removes every header called `name` whatever `Connection` says (the fixed
 /// hop-by-hop set, `Connection` itself included, and `Proxy-*`).
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    *name == header::CONNECTION
-        || *name == KEEP_ALIVE
-        || *name == header::TE
-        || *name == header::TRAILER
-        || *name == header::TRANSFER_ENCODING
-        || *name == header::UPGRADE
-        || name.as_str().starts_with(PROXY_PREFIX)
+    is_hop_by_hop_name(name.as_str().as_bytes())
+}
+
+/// [`is_hop_by_hop`] for a name as it came on the wire (any case), for code that reads and
+/// writes heads itself (the fast path).
+pub(crate) fn is_hop_by_hop_name(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|hop| name.eq_ignore_ascii_case(hop.as_str().as_bytes()))
+        || name
+            .get(..PROXY_PREFIX.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(PROXY_PREFIX.as_bytes()))
+}
+
+/// The names a `Connection` field's `value` lists (each hop-by-hop for its message).
+pub(crate) fn connection_options(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|byte| *byte == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !token.is_empty())
 }
 
 /// Whether step 2 removes a header called `name`.
@@ -165,21 +203,13 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .flat_map(|value| connection_options(value.as_bytes()))
+        .filter_map(|token| HeaderName::from_bytes(token).ok())
         .collect();
     for name in named {
         headers.remove(name);
     }
-    for name in [
-        header::CONNECTION,
-        KEEP_ALIVE,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
     remove_prefixed(headers, PROXY_PREFIX);
@@ -353,6 +383,23 @@ mod tests {
         assert_eq!(value(&parts, "x-forwarded-proto"), Some("http"));
         assert_eq!(value(&parts, "x-forwarded-host"), Some("gateway.internal"));
         assert_eq!(value(&parts, "x-keel-client-ip"), Some("192.0.2.7"));
+    }
+
+    #[test]
+    fn a_request_id_named_in_connection_still_reaches_the_upstream() {
+        let mut parts = parts(&[("connection", "x-request-id"), ("x-request-id", "abc")]);
+        prepare_request(&mut parts, direct());
+        assert_eq!(value(&parts, "x-request-id"), Some("abc"));
+
+        let mut parts = super::tests::parts(&[("connection", "x-request-id"), ("x-request-id", "abc")]);
+        parts.extensions.insert(RequestId("stack-id".into()));
+        prepare_request(&mut parts, direct());
+        assert_eq!(value(&parts, "x-request-id"), Some("stack-id"));
+
+        // Two values are never passed on, even when the first is acceptable.
+        let mut parts = super::tests::parts(&[("x-request-id", "abc"), ("x-request-id", "def")]);
+        prepare_request(&mut parts, direct());
+        assert_eq!(parts.headers.get_all("x-request-id").iter().count(), 1);
     }
 
     #[test]

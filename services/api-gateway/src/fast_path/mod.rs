@@ -275,36 +275,20 @@ impl Inner {
                     Ok(()) | Err(_) => Next::Close,
                 }
             }
-            Outcome::Upstream(mut answer) => {
+            Outcome::Upstream(answer) => {
                 let status = answer.head.status;
-                observed.finish(
-                    route_label,
-                    status,
-                    &self.security_headers,
-                    &mut answer.head.headers,
-                );
+                let request_id = observed.end(route_label, status);
                 let close = close || answer.framing == Framing::UntilClose;
-                match answer.framing {
-                    Framing::Chunked => {
-                        answer.head.headers.remove(header::CONTENT_LENGTH);
-                        answer
-                            .head
-                            .headers
-                            .insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
-                    }
-                    Framing::UntilClose => {
-                        answer.head.headers.remove(header::CONTENT_LENGTH);
-                    }
-                    Framing::Length(length) => {
-                        answer
-                            .head
-                            .headers
-                            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-                    }
-                    Framing::Empty => {}
-                }
-                finish_head(&mut answer.head.headers, close);
-                wire::write_response_head(status, &answer.head.headers, output);
+                let stamp = wire::Stamp {
+                    request_id: request_id.as_ref(),
+                    decision: answer.decision.as_ref(),
+                    security_headers: &self.security_headers,
+                    framing: answer.framing,
+                    answers_head: method == Method::HEAD,
+                    close,
+                };
+                let status_line = (status, answer.head.reason());
+                wire::write_proxied_response_head(status_line, answer.head.fields(), &stamp, output);
                 let relayed = self.relay(client, output, answer).await;
                 match relayed {
                     Ok(()) if !close => Next::KeepAlive,
@@ -420,9 +404,9 @@ impl Inner {
             .await;
         metrics::upstream_duration(service, started.elapsed());
         match sent {
-            Ok(Ok((mut head, connection))) => {
+            Ok(Ok((head, connection))) => {
                 outbound.pick.succeeded();
-                let framing = match wire::response_framing(&parts.method, head.status, &head.headers) {
+                let framing = match wire::response_framing(&parts.method, head.status, head.fields()) {
                     Ok(framing) => framing,
                     Err(why) => {
                         return failed(ProxyError::Exchange {
@@ -433,16 +417,15 @@ impl Inner {
                     }
                 };
                 let reusable = framing != Framing::UntilClose && keeps_alive(&head);
-                headers::prepare_response(&mut head.headers);
-                if let Some(decision) = &decision {
-                    decision.apply_headers(&mut head.headers);
-                }
+                // The hop-by-hop fields are left out, and the decision's headers added, as the
+                // head is written (`wire::write_proxied_response_head`).
                 Outcome::Upstream(UpstreamAnswer {
                     head,
                     framing,
                     connection,
                     reusable,
                     authority: authority.into(),
+                    decision,
                 })
             }
             Ok(Err(source)) if source.is_connect() => {
@@ -556,6 +539,8 @@ struct UpstreamAnswer {
     /// The upstream keeps the connection open after this response.
     reusable: bool,
     authority: Box<str>,
+    /// The rate-limit decision whose headers go on the answer.
+    decision: Option<keel_ratelimit::Decision>,
 }
 
 /// `response` with the rate-limit headers of `decision`.
@@ -568,17 +553,16 @@ fn with_decision(mut response: Response, decision: Option<&keel_ratelimit::Decis
 
 /// Whether the upstream keeps the connection of `head` open.
 fn keeps_alive(head: &ResponseHead) -> bool {
-    let close = head.headers.get_all(header::CONNECTION).iter().any(|value| {
-        value
-            .as_bytes()
-            .split(|byte| *byte == b',')
-            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
-    });
+    let close = head
+        .fields()
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, value)| headers::connection_options(value))
+        .any(|option| option.eq_ignore_ascii_case(b"close"));
     head.version == Version::HTTP_11 && !close
 }
 
 /// Adds `Date` when missing (as hyper does) and `Connection: close` when the connection ends
-/// after this response.
+/// after this response (an answer of the gateway's own).
 fn finish_head(headers: &mut HeaderMap, close: bool) {
     if !headers.contains_key(header::DATE)
         && let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))

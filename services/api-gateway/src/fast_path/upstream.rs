@@ -14,12 +14,12 @@
 //! `keel_gateway_upstream_connects_total`, as the hyper ones do.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
 use thread_local::ThreadLocal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,11 +54,31 @@ impl Drop for OpenConnection {
     }
 }
 
-/// A response head read from an upstream.
+/// A response head read from an upstream: its fields stay the bytes that came (validated by the
+/// parser, as hyper's client takes them), passed on by [`super::wire::write_proxied_response_head`].
 pub(super) struct ResponseHead {
     pub(super) status: StatusCode,
     pub(super) version: Version,
-    pub(super) headers: HeaderMap,
+    /// The head's bytes.
+    bytes: Bytes,
+    /// Where the reason phrase is in `bytes`.
+    reason: Range<usize>,
+    /// Where each field's name and value are in `bytes`.
+    fields: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl ResponseHead {
+    /// The reason phrase the upstream sent (empty when none), passed on as hyper passes it.
+    pub(super) fn reason(&self) -> &[u8] {
+        &self.bytes[self.reason.clone()]
+    }
+
+    /// The head's fields, names and values, in the order they came.
+    pub(super) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
+        self.fields
+            .iter()
+            .map(|(name, value)| (&self.bytes[name.clone()], &self.bytes[value.clone()]))
+    }
 }
 
 /// The pools of every serving thread.
@@ -311,7 +331,11 @@ fn parse_response(buffer: &mut BytesMut) -> Result<Option<ResponseHead>, ReadErr
         _ => return Err(malformed),
     };
     let base = buffer.as_ptr() as usize;
-    let ranges: Vec<_> = response
+    let reason = response.reason.map_or(0..0, |reason| {
+        let start = reason.as_ptr() as usize - base;
+        start..start + reason.len()
+    });
+    let fields = response
         .headers
         .iter()
         .map(|field| {
@@ -320,19 +344,12 @@ fn parse_response(buffer: &mut BytesMut) -> Result<Option<ResponseHead>, ReadErr
             (name..name + field.name.len(), value..value + field.value.len())
         })
         .collect();
-    let head: Bytes = buffer.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(ranges.len() + 8);
-    for (name, value) in ranges {
-        let name =
-            HeaderName::from_bytes(&head[name]).map_err(|_| ReadError::Malformed("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value))
-            .map_err(|_| ReadError::Malformed("invalid header value"))?;
-        headers.append(name, value);
-    }
     Ok(Some(ResponseHead {
         status,
         version,
-        headers,
+        bytes: buffer.split_to(len).freeze(),
+        reason,
+        fields,
     }))
 }
 

@@ -14,6 +14,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, StatusCode, Uri, Version};
+use keel_http::REQUEST_ID_HEADER;
+
+use crate::headers;
 
 /// What a buffer holding the start of a request says.
 pub(super) enum Head {
@@ -163,21 +166,14 @@ pub(super) fn write_request_head(parts: &Parts, out: &mut BytesMut) {
 /// Appends a response head with `status` and `headers` to `out` (`headers` complete: framing and
 /// `Connection` included).
 pub(super) fn write_response_head(status: StatusCode, headers: &HeaderMap, out: &mut BytesMut) {
-    out.put_slice(b"HTTP/1.1 ");
-    out.put_slice(status.as_str().as_bytes());
-    out.put_u8(b' ');
-    out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.put_slice(b"\r\n");
+    write_status_line(status, out);
     write_fields(headers, out);
     out.put_slice(b"\r\n");
 }
 
 fn write_fields(headers: &HeaderMap, out: &mut BytesMut) {
     for (name, value) in headers {
-        out.put_slice(name.as_str().as_bytes());
-        out.put_slice(b": ");
-        out.put_slice(value.as_bytes());
-        out.put_slice(b"\r\n");
+        put_field(name.as_str().as_bytes(), value.as_bytes(), out);
     }
 }
 
@@ -194,19 +190,24 @@ pub(super) enum Framing {
     UntilClose,
 }
 
-/// The framing of a response with `status` and `headers` to a request of `method`; `Err` for
-/// contradictory or invalid lengths.
-pub(super) fn response_framing(
+/// The framing of a response with `status` and header `fields` (names any case) to a request of
+/// `method`; `Err` for contradictory or invalid lengths.
+pub(super) fn response_framing<'a>(
     method: &Method,
     status: StatusCode,
-    headers: &HeaderMap,
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
 ) -> Result<Framing, &'static str> {
     if *method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok(Framing::Empty);
     }
-    if let Some(last) = headers.get_all(header::TRANSFER_ENCODING).iter().next_back() {
+    let named = |wanted: &'static [u8]| {
+        fields
+            .clone()
+            .filter(move |(name, _)| name.eq_ignore_ascii_case(wanted))
+            .map(|(_, value)| value)
+    };
+    if let Some(last) = named(b"transfer-encoding").last() {
         let chunked = last
-            .as_bytes()
             .rsplit(|byte| *byte == b',')
             .next()
             .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
@@ -217,8 +218,8 @@ pub(super) fn response_framing(
         });
     }
     let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|byte| *byte == b',') {
+    for value in named(b"content-length") {
+        for item in value.split(|byte| *byte == b',') {
             let parsed = std::str::from_utf8(item.trim_ascii())
                 .ok()
                 .filter(|digits| !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()))
@@ -231,6 +232,141 @@ pub(super) fn response_framing(
         }
     }
     Ok(length.map_or(Framing::UntilClose, Framing::Length))
+}
+
+/// What the gateway puts on a proxied response besides the upstream's own fields: what the
+/// general path adds to the response's `HeaderMap` (the stack's `ObservedRequest::finish`, the
+/// rate-limit decision's headers, the framing, `Date`, `Connection: close`).
+pub(super) struct Stamp<'a> {
+    /// `X-Request-ID` (replaces the upstream's).
+    pub(super) request_id: Option<&'a HeaderValue>,
+    /// The rate-limit headers (replace the upstream's).
+    pub(super) decision: Option<&'a keel_ratelimit::Decision>,
+    /// Added unless the upstream set them.
+    pub(super) security_headers: &'a [(HeaderName, HeaderValue)],
+    /// How the body is relayed: `Content-Length` or `Transfer-Encoding` follow it.
+    pub(super) framing: Framing,
+    /// The request was a `HEAD`: the upstream's `Content-Length` (of the body a `GET` would get)
+    /// is passed on, as hyper does; on a `204` or `304` to another method it is left out.
+    pub(super) answers_head: bool,
+    /// The connection closes after this response.
+    pub(super) close: bool,
+}
+
+/// Appends the head relayed for an upstream's response with `status` and `fields` to `out`,
+/// field by field, with no `HeaderMap` in between: the upstream's end-to-end fields (not the
+/// hop-by-hop ones of the `headers` module, nor those `stamp` replaces), names in lowercase as
+/// hyper writes them, then `stamp`'s.
+pub(super) fn write_proxied_response_head<'a>(
+    (status, reason): (StatusCode, &[u8]),
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    stamp: &Stamp<'_>,
+    out: &mut BytesMut,
+) {
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    match reason {
+        b"" => out.put_slice(status.canonical_reason().unwrap_or("").as_bytes()),
+        reason => out.put_slice(reason),
+    }
+    out.put_slice(b"\r\n");
+    // Empty, without allocating, unless the upstream sent `Connection` with options.
+    let named_by_connection: Vec<&[u8]> = fields
+        .clone()
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, value)| headers::connection_options(value))
+        .collect();
+    let keep_length = stamp.answers_head;
+    // Whether an upstream field called `name` is passed on.
+    let passes = |name: &[u8]| {
+        !(headers::is_hop_by_hop_name(name)
+            || named_by_connection
+                .iter()
+                .any(|named| named.eq_ignore_ascii_case(name))
+            || (!keep_length && name.eq_ignore_ascii_case(b"content-length"))
+            || (stamp.request_id.is_some() && name.eq_ignore_ascii_case(REQUEST_ID_HEADER.as_bytes()))
+            || stamp.decision.is_some_and(|decision| decision.replaces(name)))
+    };
+    let mut has_date = false;
+    // Bit i: the upstream set security header i itself.
+    let mut present = 0_u64;
+    for (name, value) in fields.clone() {
+        if !passes(name) {
+            continue;
+        }
+        has_date |= name.eq_ignore_ascii_case(b"date");
+        for (index, (security, _)) in stamp.security_headers.iter().enumerate().take(64) {
+            if name.eq_ignore_ascii_case(security.as_str().as_bytes()) {
+                present |= 1 << index;
+            }
+        }
+        let start = out.len();
+        out.put_slice(name);
+        out[start..].make_ascii_lowercase();
+        put_field_value(value, out);
+    }
+    if let Some(decision) = stamp.decision {
+        decision.for_each_field(|name, value| put_field(name.as_str().as_bytes(), value, out));
+    }
+    for (index, (name, value)) in stamp.security_headers.iter().enumerate() {
+        let set_upstream = match index {
+            0..64 => present & (1 << index) != 0,
+            _ => fields
+                .clone()
+                .any(|(field, _)| field.eq_ignore_ascii_case(name.as_str().as_bytes()) && passes(field)),
+        };
+        if !set_upstream {
+            put_field(name.as_str().as_bytes(), value.as_bytes(), out);
+        }
+    }
+    if let Some(id) = stamp.request_id {
+        put_field(REQUEST_ID_HEADER.as_bytes(), id.as_bytes(), out);
+    }
+    match stamp.framing {
+        Framing::Chunked => put_field(b"transfer-encoding", b"chunked", out),
+        Framing::Length(length) => {
+            put_field(
+                b"content-length",
+                itoa::Buffer::new().format(length).as_bytes(),
+                out,
+            );
+        }
+        Framing::Empty | Framing::UntilClose => {}
+    }
+    if !has_date {
+        put_field(
+            b"date",
+            httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
+            out,
+        );
+    }
+    if stamp.close {
+        put_field(b"connection", b"close", out);
+    }
+    out.put_slice(b"\r\n");
+}
+
+/// `HTTP/1.1 <code> <canonical reason>\r\n`.
+fn write_status_line(status: StatusCode, out: &mut BytesMut) {
+    out.put_slice(b"HTTP/1.1 ");
+    out.put_slice(status.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+/// `<name>: <value>\r\n`.
+fn put_field(name: &[u8], value: &[u8], out: &mut BytesMut) {
+    out.put_slice(name);
+    put_field_value(value, out);
+}
+
+/// `: <value>\r\n`, after a field's name.
+fn put_field_value(value: &[u8], out: &mut BytesMut) {
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
 }
 
 /// Finds where a chunked body ends as its bytes pass, without changing them.
@@ -506,51 +642,188 @@ mod tests {
 
     #[test]
     fn response_framing_follows_rfc_9112() {
-        let headers = |fields: &[(&'static str, &'static str)]| {
-            let mut map = HeaderMap::new();
-            for (name, value) in fields {
-                map.append(*name, HeaderValue::from_static(value));
-            }
-            map
+        let headers = |fields: &'static [(&'static str, &'static str)]| {
+            fields
+                .iter()
+                .map(|(name, value)| (name.as_bytes(), value.as_bytes()))
         };
         let ok = StatusCode::OK;
         let get = Method::GET;
         assert_eq!(
-            response_framing(&Method::HEAD, ok, &headers(&[("content-length", "5")])),
+            response_framing(&Method::HEAD, ok, headers(&[("content-length", "5")])),
             Ok(Framing::Empty)
         );
         assert_eq!(
-            response_framing(&get, StatusCode::NO_CONTENT, &headers(&[])),
+            response_framing(&get, StatusCode::NO_CONTENT, headers(&[])),
             Ok(Framing::Empty)
         );
         assert_eq!(
-            response_framing(&get, ok, &headers(&[("content-length", "5")])),
+            response_framing(&get, ok, headers(&[("content-length", "5")])),
             Ok(Framing::Length(5))
         );
         assert_eq!(
             response_framing(
                 &get,
                 ok,
-                &headers(&[("content-length", "5"), ("content-length", "5")])
+                headers(&[("content-length", "5"), ("content-length", "5")])
             ),
             Ok(Framing::Length(5))
         );
-        assert!(response_framing(&get, ok, &headers(&[("content-length", "5, 6")])).is_err());
-        assert!(response_framing(&get, ok, &headers(&[("content-length", "-1")])).is_err());
-        assert!(response_framing(&get, ok, &headers(&[("content-length", "+5")])).is_err());
+        assert!(response_framing(&get, ok, headers(&[("content-length", "5, 6")])).is_err());
+        assert!(response_framing(&get, ok, headers(&[("content-length", "-1")])).is_err());
+        assert!(response_framing(&get, ok, headers(&[("content-length", "+5")])).is_err());
         assert_eq!(
             response_framing(
                 &get,
                 ok,
-                &headers(&[("transfer-encoding", "gzip, chunked"), ("content-length", "5")])
+                headers(&[("transfer-encoding", "gzip, chunked"), ("content-length", "5")])
             ),
             Ok(Framing::Chunked)
         );
         assert_eq!(
-            response_framing(&get, ok, &headers(&[("transfer-encoding", "gzip")])),
+            response_framing(&get, ok, headers(&[("transfer-encoding", "gzip")])),
             Ok(Framing::UntilClose)
         );
-        assert_eq!(response_framing(&get, ok, &headers(&[])), Ok(Framing::UntilClose));
+        assert_eq!(response_framing(&get, ok, headers(&[])), Ok(Framing::UntilClose));
+    }
+
+    /// The head [`write_proxied_response_head`] writes for `fields` with `stamp`, as text.
+    fn proxied_head(status: StatusCode, fields: &[(&str, &str)], stamp: &Stamp<'_>) -> String {
+        let mut out = BytesMut::new();
+        let fields = fields
+            .iter()
+            .map(|(name, value)| (name.as_bytes(), value.as_bytes()));
+        write_proxied_response_head((status, b""), fields, stamp, &mut out);
+        String::from_utf8(out.to_vec()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_proxied_head_keeps_the_end_to_end_fields_and_adds_what_the_general_path_adds() {
+        let security = [
+            (
+                HeaderName::from_static("x-frame-options"),
+                HeaderValue::from_static("DENY"),
+            ),
+            (
+                HeaderName::from_static("referrer-policy"),
+                HeaderValue::from_static("no-referrer"),
+            ),
+        ];
+        let request_id = HeaderValue::from_static("req-1");
+        let decision = keel_ratelimit::Decision {
+            allowed: true,
+            limit: 10,
+            remaining: 9,
+            reset_after: std::time::Duration::from_secs(6),
+            retry_after: None,
+        };
+        let stamp = Stamp {
+            request_id: Some(&request_id),
+            decision: Some(&decision),
+            security_headers: &security,
+            framing: Framing::Length(2),
+            answers_head: false,
+            close: true,
+        };
+        let upstream = [
+            ("Content-Type", "application/json"),
+            ("Connection", "keep-alive, X-Hop"),
+            ("x-hop", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Authenticate", "Basic"),
+            ("Content-Length", "2"),
+            ("X-Request-ID", "upstream-id"),
+            ("X-RateLimit-Remaining", "1000"),
+            ("Retry-After", "7"),
+            ("X-Frame-Options", "SAMEORIGIN"),
+            ("Date", "Thu, 01 Jan 2026 00:00:00 GMT"),
+            ("Set-Cookie", "a=1"),
+            ("set-cookie", "b=2"),
+        ];
+        let head = proxied_head(StatusCode::OK, &upstream, &stamp);
+        assert_eq!(
+            head,
+            "HTTP/1.1 200 OK\r\n\
+             content-type: application/json\r\n\
+             retry-after: 7\r\n\
+             x-frame-options: SAMEORIGIN\r\n\
+             date: Thu, 01 Jan 2026 00:00:00 GMT\r\n\
+             set-cookie: a=1\r\n\
+             set-cookie: b=2\r\n\
+             x-ratelimit-limit: 10\r\n\
+             x-ratelimit-remaining: 9\r\n\
+             x-ratelimit-reset: 6\r\n\
+             referrer-policy: no-referrer\r\n\
+             x-request-id: req-1\r\n\
+             content-length: 2\r\n\
+             connection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_proxied_head_keeps_the_upstreams_reason_phrase() {
+        let stamp = Stamp {
+            request_id: None,
+            decision: None,
+            security_headers: &[],
+            framing: Framing::Length(0),
+            answers_head: false,
+            close: false,
+        };
+        let mut out = BytesMut::new();
+        let fields = [(&b"date"[..], &b"x"[..])].into_iter();
+        write_proxied_response_head((StatusCode::OK, b"Fine Thanks"), fields, &stamp, &mut out);
+        assert!(out.starts_with(b"HTTP/1.1 200 Fine Thanks\r\n"));
+    }
+
+    #[test]
+    fn a_proxied_heads_framing_fields_follow_how_its_body_is_relayed() {
+        let stamp = |framing| Stamp {
+            request_id: None,
+            decision: None,
+            security_headers: &[],
+            framing,
+            answers_head: false,
+            close: false,
+        };
+        let upstream = [
+            ("date", "Thu, 01 Jan 2026 00:00:00 GMT"),
+            ("transfer-encoding", "chunked"),
+            ("content-length", "5"),
+            ("x-request-id", "kept without an id of the gateway's"),
+        ];
+        let chunked = proxied_head(StatusCode::OK, &upstream, &stamp(Framing::Chunked));
+        assert!(
+            chunked.ends_with(
+                "x-request-id: kept without an id of the gateway's\r\ntransfer-encoding: chunked\r\n\r\n"
+            ),
+            "{chunked}"
+        );
+        assert!(!chunked.contains("content-length"), "{chunked}");
+        let until_close = proxied_head(StatusCode::OK, &upstream, &stamp(Framing::UntilClose));
+        assert!(!until_close.contains("content-length") && !until_close.contains("transfer-encoding"));
+        // A 304 to a GET: no length (hyper leaves it out too); to a HEAD the length describes
+        // the body a GET would get, and is passed on.
+        let not_modified = proxied_head(StatusCode::NOT_MODIFIED, &upstream, &stamp(Framing::Empty));
+        assert!(
+            not_modified.starts_with("HTTP/1.1 304 Not Modified\r\n"),
+            "{not_modified}"
+        );
+        assert!(!not_modified.contains("content-length"), "{not_modified}");
+        assert!(!not_modified.contains("transfer-encoding"), "{not_modified}");
+        let head = Stamp {
+            answers_head: true,
+            ..stamp(Framing::Empty)
+        };
+        let head = proxied_head(StatusCode::OK, &upstream, &head);
+        assert!(head.contains("content-length: 5\r\n"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+        // Without a Date of the upstream's, one is added (as hyper does).
+        let dated = proxied_head(StatusCode::OK, &[], &stamp(Framing::Length(0)));
+        assert!(
+            dated.contains("\r\ndate: ") && dated.contains(" GMT\r\n"),
+            "{dated}"
+        );
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! The HTTP/1.1 fast path (`gateway.fast_path`, the `fast_path` module): the framings of upstream
 //! responses it relays itself, its upstream connection reuse, and the hand-over of a client
-//! connection to the general stack at the first request it does not serve. Everything else the
-//! gateway promises is tested by the other files, whose plain requests take this path.
+//! connection to the general stack at the first request it does not serve, and that its answers'
+//! heads are the ones the general stack gives. Everything else the gateway promises is tested by
+//! the other files, whose plain requests take this path.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::bail;
-use keel_gateway::{GatewayConfig, RouteConfig};
+use keel_gateway::{GatewayConfig, RateClassConfig, RateLimitConfig, RouteConfig};
+use keel_ratelimit::{InMemoryRateLimiter, RateLimiter};
 use keel_registry::{ServiceInstance, ServiceRegistry, StaticRegistry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -43,6 +46,14 @@ fn canned(path: &str, method: &str) -> (&'static str, bool) {
         "/canned/keep-closing" => (
             "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
             true,
+        ),
+        "/canned/stamped" => (
+            "HTTP/1.1 200 Fine Thanks\r\nX-Frame-Options: SAMEORIGIN\r\nX-Request-ID: upstream-id\r\nX-RateLimit-Limit: 1\r\nConnection: X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok",
+            false,
+        ),
+        "/canned/not-modified" => (
+            "HTTP/1.1 304 Not Modified\r\netag: \"v1\"\r\ncontent-length: 5\r\n\r\n",
+            false,
         ),
         _ => ("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", false),
     }
@@ -90,6 +101,26 @@ async fn canned_gateway_with(port: u16, fast_path: bool) -> anyhow::Result<TestG
     let mut config = GatewayConfig::new(vec![RouteConfig::new("/canned", "canned")]);
     config.fast_path = fast_path;
     let gateway = TestGateway::start_served(config, StaticRegistry::new(), None, default_http()).await?;
+    let instance = ServiceInstance::new("canned", "canned-1", "127.0.0.1")
+        .with_port(ServiceInstance::HTTP, port)
+        .with_port(ServiceInstance::GRPC, 1);
+    let _ = gateway.registry.register(instance).await?;
+    Ok(gateway)
+}
+
+/// [`canned_gateway_with`] with a rate limit (100 a minute per address, in memory) on its route.
+async fn canned_gateway_limited(port: u16, fast_path: bool) -> anyhow::Result<TestGateway> {
+    let class = RateClassConfig {
+        per_user: "100/minute".parse()?,
+        per_ip: "100/minute".parse()?,
+    };
+    let mut limits = RateLimitConfig::default();
+    limits.classes = BTreeMap::from([("default".to_owned(), class)]);
+    let mut config = GatewayConfig::new(vec![RouteConfig::new("/canned", "canned")]).with_rate_limits(limits);
+    config.fast_path = fast_path;
+    let limiter: Arc<dyn RateLimiter> = Arc::new(InMemoryRateLimiter::default());
+    let gateway =
+        TestGateway::start_served(config, StaticRegistry::new(), Some(limiter), default_http()).await?;
     let instance = ServiceInstance::new("canned", "canned-1", "127.0.0.1")
         .with_port(ServiceInstance::HTTP, port)
         .with_port(ServiceInstance::GRPC, 1);
@@ -191,6 +222,85 @@ async fn bodiless_answers_head_204_and_early_hints_are_framed_right() -> anyhow:
         accepted.load(Ordering::SeqCst),
         1,
         "every one of them kept the connection"
+    );
+    Ok(())
+}
+
+/// The status line and the header fields (names lowercased, sorted, `Date` left out) of the
+/// answer to `GET path` on a connection the request closes.
+async fn answer_fields(gateway: &TestGateway, path: &str) -> anyhow::Result<(String, Vec<String>)> {
+    let request =
+        format!("GET {path} HTTP/1.1\r\nhost: gw\r\nx-request-id: client-id\r\nconnection: close\r\n\r\n");
+    let wire = read_to_close(gateway.address, &request).await?;
+    let head = wire.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or_default().to_owned();
+    let mut fields: Vec<String> = lines
+        .map(|line| match line.split_once(':') {
+            Some((name, value)) => format!("{}: {}", name.to_ascii_lowercase(), value.trim()),
+            None => line.to_owned(),
+        })
+        .filter(|field| !field.starts_with("date: "))
+        .collect();
+    fields.sort();
+    Ok((status, fields))
+}
+
+#[tokio::test]
+async fn the_fast_path_answers_with_the_head_the_general_stack_gives() -> anyhow::Result<()> {
+    let (port, _) = canned_upstream().await?;
+    let fast = canned_gateway_with(port, true).await?;
+    let general = canned_gateway_with(port, false).await?;
+    for path in [
+        "/canned/stamped",
+        "/canned/not-modified",
+        "/canned/chunked",
+        "/canned/plain",
+    ] {
+        let (fast_status, fast_fields) = answer_fields(&fast, path).await?;
+        let (general_status, general_fields) = answer_fields(&general, path).await?;
+        assert_eq!(fast_status, general_status, "{path}");
+        assert_eq!(fast_fields, general_fields, "{path}");
+    }
+    let (status, fields) = answer_fields(&fast, "/canned/stamped").await?;
+    assert_eq!(status, "HTTP/1.1 200 Fine Thanks", "the upstream's reason phrase");
+    let has = |field: &str| fields.iter().any(|f| f == field);
+    assert!(
+        has("x-frame-options: SAMEORIGIN"),
+        "the upstream's own kept: {fields:?}"
+    );
+    assert!(!has("x-frame-options: DENY"), "{fields:?}");
+    assert!(
+        has("x-request-id: client-id"),
+        "the request's id replaces the upstream's: {fields:?}"
+    );
+    assert!(has("set-cookie: a=1") && has("set-cookie: b=2"), "{fields:?}");
+    for gone in ["x-secret", "keep-alive"] {
+        assert!(!fields.iter().any(|f| f.starts_with(gone)), "{gone}: {fields:?}");
+    }
+    // No rate limit on this gateway: the upstream's own budget headers pass.
+    assert!(has("x-ratelimit-limit: 1"), "{fields:?}");
+    let (status, fields) = answer_fields(&fast, "/canned/not-modified").await?;
+    assert_eq!(status, "HTTP/1.1 304 Not Modified");
+    assert!(
+        !fields.iter().any(|f| f.starts_with("content-length")),
+        "no length on a 304 to a GET: {fields:?}"
+    );
+
+    // With a rate limit, the gateway's budget headers replace the upstream's, on both paths.
+    let fast = canned_gateway_limited(port, true).await?;
+    let general = canned_gateway_limited(port, false).await?;
+    let (fast_status, fast_fields) = answer_fields(&fast, "/canned/stamped").await?;
+    let (general_status, general_fields) = answer_fields(&general, "/canned/stamped").await?;
+    assert_eq!(fast_status, general_status);
+    assert_eq!(fast_fields, general_fields);
+    assert!(
+        fast_fields.iter().any(|f| f == "x-ratelimit-limit: 100"),
+        "{fast_fields:?}"
+    );
+    assert!(
+        !fast_fields.iter().any(|f| f == "x-ratelimit-limit: 1"),
+        "{fast_fields:?}"
     );
     Ok(())
 }

@@ -304,7 +304,11 @@ impl TestGateway {
             .route("/healthz", axum::routing::get(|| async { "alive" }))
             .merge(gateway.router());
         let front = gateway.http1_front(&http, &["/healthz"]);
-        let app = Stack::new(http, bus).without_body_limit().apply(app);
+        // As both binaries build it: the services compress their own responses.
+        let app = Stack::new(http, bus)
+            .without_body_limit()
+            .without_compression()
+            .apply(app);
         let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await?
             .with_limits(limits)
