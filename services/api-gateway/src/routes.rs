@@ -176,6 +176,10 @@ fn parse_segment(segment: &str) -> Result<Segment, String> {
 /// the edge: a service's router does not resolve them, so the route they seem to name and the one
 /// that would serve them could differ.
 pub(crate) fn has_dot_segment(path: &str) -> bool {
+    // Most paths have neither a dot nor an escape: one scan of the bytes says so.
+    if !path.bytes().any(|byte| byte == b'.' || byte == b'%') {
+        return false;
+    }
     path.split('/').any(|segment| match segment.contains('%') {
         // Decoding allocates, so only for the rare segment with an escape.
         true => matches!(

@@ -83,7 +83,7 @@ impl ResponseHead {
 
 /// The pools of every serving thread.
 pub(super) struct RawPools {
-    pools: ThreadLocal<Mutex<HashMap<Box<str>, Vec<Idle>>>>,
+    pools: ThreadLocal<Mutex<ThreadPool>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle_per_host: usize,
@@ -97,6 +97,11 @@ impl std::fmt::Debug for RawPools {
             .finish_non_exhaustive()
     }
 }
+
+/// One thread's idle connections by upstream authority. Hashed with foldhash rather than
+/// SipHash: the keys are the instances the registry lists, not anything a client chooses, and the
+/// map is looked up twice per request.
+type ThreadPool = HashMap<Box<str>, Vec<Idle>, foldhash::fast::RandomState>;
 
 struct Idle {
     connection: Connection,
@@ -206,7 +211,7 @@ impl RawPools {
         });
     }
 
-    fn thread_pool(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Vec<Idle>>> {
+    fn thread_pool(&self) -> std::sync::MutexGuard<'_, ThreadPool> {
         self.pools
             .get_or(Mutex::default)
             .lock()
