@@ -36,6 +36,20 @@ impl Injector for HeaderInjector<'_> {
     }
 }
 
+/// An injector handing each field to a closure, for code that writes heads without a `HeaderMap`.
+struct FieldInjector<F>(F);
+
+impl<F: FnMut(HeaderName, HeaderValue)> Injector for FieldInjector<F> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::try_from(value),
+        ) {
+            (self.0)(name, value);
+        }
+    }
+}
+
 /// The remote parent context carried by `headers` (an empty context when there is none or it is
 /// malformed; a malformed `traceparent` starts a new trace rather than failing the request).
 pub fn extract(headers: &HeaderMap) -> Context {
@@ -67,6 +81,14 @@ pub fn inject_current(headers: &mut HeaderMap) {
     inject(&tracing::Span::current().context(), headers);
 }
 
+/// Hands the current `tracing` span's trace context to `add`, field by field (`traceparent`, and
+/// `tracestate` when there is one), as [`inject_current`] writes them into a `HeaderMap`; nothing
+/// when the span has no valid trace context.
+pub fn inject_current_fields(add: impl FnMut(HeaderName, HeaderValue)) {
+    TraceContextPropagator::new()
+        .inject_context(&tracing::Span::current().context(), &mut FieldInjector(add));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +109,30 @@ mod tests {
             outgoing.get("traceparent").and_then(|v| v.to_str().ok()),
             Some(traceparent)
         );
+    }
+
+    #[test]
+    fn fields_are_handed_out_as_they_would_be_inserted() {
+        let mut incoming = HeaderMap::new();
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        incoming.insert("traceparent", HeaderValue::from_static(traceparent));
+        incoming.insert("tracestate", HeaderValue::from_static("vendor=value"));
+        let context = extract(&incoming);
+        let mut fields = Vec::new();
+        TraceContextPropagator::new().inject_context(
+            &context,
+            &mut FieldInjector(|name, value| fields.push((name, value))),
+        );
+        let mut outgoing = HeaderMap::new();
+        inject(&context, &mut outgoing);
+        assert_eq!(fields.len(), 2);
+        for (name, value) in &fields {
+            assert_eq!(outgoing.get(name), Some(value), "{name}");
+        }
+        // No span, no trace context: nothing to hand out.
+        let mut none = Vec::new();
+        inject_current_fields(|name, value| none.push((name, value)));
+        assert!(none.is_empty());
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //!
 //! Responses lose their hop-by-hop headers too.
 
+use std::net::IpAddr;
+
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use keel_authn::Principal;
@@ -56,109 +58,208 @@ const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 /// The verified caller's session id (the token's `sid`).
 const X_KEEL_SESSION_ID: HeaderName = HeaderName::from_static("x-keel-session-id");
 
-/// Rewrites the head of a request about to go upstream (steps 1 to 5 of the module documentation).
+/// The names the gateway sets on every request going upstream: no client field of these names
+/// passes (steps 3 to 5; the internal ones of steps 2 and 6 go by [`is_internal`]).
+const REPLACED: [HeaderName; 5] = [
+    header::HOST,
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    REQUEST_ID_HEADER_NAME,
+];
+
+/// The head fields a request carries upstream (steps 1 to 6 of the module documentation): which
+/// of the client's fields pass on unchanged ([`UpstreamFields::passes`]) and the fields the
+/// gateway sets in place of any the client sent ([`UpstreamFields::set`]).
 ///
-/// `origin` is where the request comes from (`None` when the connection's peer is unknown).
-pub(crate) fn prepare_request(parts: &mut Parts, origin: Option<Origin>) {
-    let via_trusted_proxy = origin.is_some_and(|origin| origin.via_trusted_proxy);
-    let forwarded = |name: &HeaderName| {
-        via_trusted_proxy
-            .then(|| parts.headers.get(name).cloned())
-            .flatten()
-    };
-    let original_host = forwarded(&X_FORWARDED_HOST)
-        .or_else(|| parts.headers.get(header::HOST).cloned())
-        .or_else(|| {
-            let authority = parts.uri.authority()?;
-            HeaderValue::from_str(authority.as_str()).ok()
-        });
-    let proto = forwarded(&X_FORWARDED_PROTO)
-        .or_else(|| HeaderValue::from_str(parts.uri.scheme_str().unwrap_or("http")).ok());
-    let headers = &mut parts.headers;
-    // One pass over the names first: most requests carry none of the headers steps 1 and 2
-    // remove, and then nothing is looked up or removed.
-    if headers
-        .keys()
-        .any(|name| is_hop_by_hop(name) || is_internal(name))
-    {
-        // Step 5 sets the request id whatever the client's `Connection` names.
-        let request_id = headers.get(REQUEST_ID_HEADER_NAME).cloned();
-        strip_hop_by_hop(headers);
-        strip_internal(headers);
-        if let Some(id) = request_id {
-            headers.entry(REQUEST_ID_HEADER_NAME).or_insert(id);
-        }
-    }
-    headers.remove(header::HOST);
-    if let Some(host) = original_host {
-        headers.insert(X_FORWARDED_HOST, host);
-    }
-    if let Some(proto) = proto {
-        headers.insert(X_FORWARDED_PROTO, proto);
-    }
-    let mut peer = String::new();
-    match origin {
-        Some(origin) => {
-            push_ip(&mut peer, origin.peer);
-            append_forwarded_for(headers, &peer);
-        }
-        // Services trust the last hop of X-Forwarded-For as the one the gateway added: without a
-        // peer address of our own, the client's value would pass as ours.
-        None => {
-            headers.remove(X_FORWARDED_FOR);
-        }
-    }
-    if let Some(origin) = origin {
-        let client = match origin.client == origin.peer {
-            true => peer,
-            false => {
-                let mut client = String::new();
-                push_ip(&mut client, origin.client);
-                client
-            }
-        };
-        if let Ok(value) = HeaderValue::try_from(client) {
-            headers.insert(X_KEEL_CLIENT_IP, value);
-        }
-    }
-    keel_telemetry::propagation::inject_current(headers);
-    set_request_id(parts);
+/// Worked out once from the client's head, then used as the path sending the request needs it:
+/// the general path applies it to the request's `HeaderMap` ([`UpstreamFields::apply`]), the fast
+/// path writes the passing fields and the set ones straight to the upstream connection. Both send
+/// the same fields because no set name passes.
+#[derive(Debug)]
+pub(crate) struct UpstreamFields {
+    /// The names the client's `Connection` lists (step 1).
+    connection_named: Vec<HeaderName>,
+    /// What the gateway sets: first the `injected` trace-context fields, then the rest.
+    set: Vec<(HeaderName, HeaderValue)>,
+    /// How many of `set`'s first fields came from the trace-context propagator (their names vary
+    /// with it, so they are looked up rather than fixed in [`REPLACED`]).
+    injected: usize,
 }
 
-/// Step 5's `X-Request-ID`: the stack's request id (in the extensions on the general path) is
-/// normally in the header already, as the edge layer (or the fast path's `ObservedRequest`) set
-/// it, and is then checked, not rebuilt.
-fn set_request_id(parts: &mut Parts) {
-    let mut sent = parts.headers.get_all(REQUEST_ID_HEADER_NAME).iter();
-    let only = sent.next().filter(|_| sent.next().is_none());
+/// What the rewrite reads from the client's fields, collected in one pass.
+#[derive(Default)]
+struct Sent<'a> {
+    host: Option<&'a HeaderValue>,
+    forwarded_host: Option<&'a HeaderValue>,
+    forwarded_proto: Option<&'a HeaderValue>,
+    forwarded_for: Vec<&'a HeaderValue>,
+    request_ids: (Option<&'a HeaderValue>, usize),
+}
+
+impl UpstreamFields {
+    /// The fields of the request `parts` (as the client sent it, with the stack's `X-Request-ID`)
+    /// for an upstream reached as `host`, from `origin` (`None` when the connection's peer is
+    /// unknown), on behalf of `principal` when the gateway verified the caller. `traceparent`
+    /// names the current span.
+    pub(crate) fn of(
+        parts: &Parts,
+        host: HeaderValue,
+        origin: Option<Origin>,
+        principal: Option<&Principal>,
+    ) -> Self {
+        let mut connection_named = Vec::new();
+        let mut sent = Sent::default();
+        for (name, value) in &parts.headers {
+            if *name == header::CONNECTION {
+                connection_named.extend(
+                    connection_options(value.as_bytes())
+                        .filter_map(|token| HeaderName::from_bytes(token).ok()),
+                );
+            } else if *name == header::HOST {
+                sent.host = sent.host.or(Some(value));
+            } else if *name == X_FORWARDED_HOST {
+                sent.forwarded_host = sent.forwarded_host.or(Some(value));
+            } else if *name == X_FORWARDED_PROTO {
+                sent.forwarded_proto = sent.forwarded_proto.or(Some(value));
+            } else if *name == X_FORWARDED_FOR {
+                sent.forwarded_for.push(value);
+            } else if *name == REQUEST_ID_HEADER_NAME {
+                sent.request_ids = (sent.request_ids.0.or(Some(value)), sent.request_ids.1 + 1);
+            }
+        }
+        let mut set = Vec::with_capacity(10);
+        // Step 5, first: the propagator's fields (normally `traceparent` alone).
+        keel_telemetry::propagation::inject_current_fields(|name, value| set.push((name, value)));
+        let injected = set.len();
+        // Step 3. Only a trusted proxy's forwarded host and scheme are believed: the client's
+        // own would let it choose how the upstream sees the request.
+        let via_trusted_proxy = origin.is_some_and(|origin| origin.via_trusted_proxy);
+        let believed = |forwarded: Option<&HeaderValue>| forwarded.filter(|_| via_trusted_proxy).cloned();
+        let original_host = believed(sent.forwarded_host)
+            .or_else(|| sent.host.cloned())
+            .or_else(|| HeaderValue::from_str(parts.uri.authority()?.as_str()).ok());
+        if let Some(original_host) = original_host {
+            set.push((X_FORWARDED_HOST, original_host));
+        }
+        // Step 4.
+        let proto = believed(sent.forwarded_proto)
+            .or_else(|| HeaderValue::from_str(parts.uri.scheme_str().unwrap_or("http")).ok());
+        if let Some(proto) = proto {
+            set.push((X_FORWARDED_PROTO, proto));
+        }
+        // Services trust the last hop of X-Forwarded-For as the one the gateway added: without a
+        // peer address of our own there is none, and the client's chain does not pass either.
+        if let Some(origin) = origin {
+            let chain = match connection_named.contains(&X_FORWARDED_FOR) {
+                true => &[][..],
+                false => &sent.forwarded_for[..],
+            };
+            if let Some(value) = forwarded_for(chain, origin.peer) {
+                set.push((X_FORWARDED_FOR, value));
+            }
+            let mut client = String::new();
+            push_ip(&mut client, origin.client);
+            if let Ok(value) = HeaderValue::try_from(client) {
+                set.push((X_KEEL_CLIENT_IP, value));
+            }
+        }
+        // Step 5: the stack's request id, normally in the header already (the edge layer or the
+        // fast path's `ObservedRequest` set it) and then passed on as it is, not rebuilt.
+        if let Some(id) = request_id(parts, sent.request_ids) {
+            set.push((REQUEST_ID_HEADER_NAME, id));
+        }
+        set.push((header::HOST, host));
+        // Step 6.
+        if let Some(principal) = principal {
+            for (name, id) in [
+                (X_USER_ID, principal.user_id),
+                (X_KEEL_SESSION_ID, principal.session_id),
+            ] {
+                if let Ok(value) = HeaderValue::try_from(id.to_string()) {
+                    set.push((name, value));
+                }
+            }
+        }
+        let fields = Self {
+            connection_named,
+            set,
+            injected,
+        };
+        debug_assert!(fields.set.iter().all(|(name, _)| !fields.passes(name)));
+        fields
+    }
+
+    /// Whether the client's fields called `name` pass on unchanged (steps 1 and 2, and none of
+    /// the names the gateway sets).
+    pub(crate) fn passes(&self, name: &HeaderName) -> bool {
+        !(is_hop_by_hop(name)
+            || is_internal(name)
+            || REPLACED.contains(name)
+            || self.set[..self.injected]
+                .iter()
+                .any(|(injected, _)| injected == name)
+            || self.connection_named.contains(name))
+    }
+
+    /// The fields the gateway sets, after the client's passing ones.
+    pub(crate) fn set(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.set
+    }
+
+    /// Rewrites `headers` (the client's) into the upstream's: the fields that do not pass are
+    /// removed, the set ones inserted.
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        if headers.keys().any(|name| !self.passes(name)) {
+            let doomed: Vec<HeaderName> = headers
+                .keys()
+                .filter(|name| !self.passes(name))
+                .cloned()
+                .collect();
+            for name in doomed {
+                headers.remove(name);
+            }
+        }
+        for (name, value) in self.set {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// Step 5's `X-Request-ID`: the stack's (in the extensions on the general path), else the
+/// client's single acceptable one (the fast path's `ObservedRequest` put the stack's there), else
+/// a fresh one. `sent` is the first value the request carries and how many it carries.
+fn request_id(parts: &Parts, sent: (Option<&HeaderValue>, usize)) -> Option<HeaderValue> {
+    let only = sent.0.filter(|_| sent.1 == 1);
     let stack_id = parts.extensions.get::<RequestId>();
     let in_place = match stack_id {
         Some(id) => only.is_some_and(|sent| sent.as_bytes() == id.0.as_bytes()),
         None => only.is_some_and(RequestId::is_acceptable),
     };
     if in_place {
-        return;
+        return only.cloned();
     }
     let id = match stack_id {
         Some(id) => id.clone(),
         None => RequestId::from_header(only).0,
     };
-    if let Ok(value) = HeaderValue::from_str(&id.0) {
-        parts.headers.insert(REQUEST_ID_HEADER_NAME, value);
-    }
+    HeaderValue::from_str(&id.0).ok()
 }
 
-/// Step 6, for a request whose caller the gateway verified: who it is, in the internal identity
-/// headers (after step 2 removed any the client sent).
-pub(crate) fn add_identity(headers: &mut HeaderMap, principal: &Principal) {
-    for (name, id) in [
-        (X_USER_ID, principal.user_id),
-        (X_KEEL_SESSION_ID, principal.session_id),
-    ] {
-        if let Ok(value) = HeaderValue::try_from(id.to_string()) {
-            headers.insert(name, value);
+/// Step 4's `X-Forwarded-For: <what the client sent>, <peer>`, as one field (`chain`: the
+/// client's values, in order).
+fn forwarded_for(chain: &[&HeaderValue], peer: IpAddr) -> Option<HeaderValue> {
+    let mut value = String::new();
+    for sent in chain {
+        let Ok(sent) = sent.to_str() else { continue };
+        let sent = sent.trim();
+        if !sent.is_empty() {
+            value.push_str(sent);
+            value.push_str(", ");
         }
     }
+    push_ip(&mut value, peer);
+    HeaderValue::try_from(value).ok()
 }
 
 /// Removes the hop-by-hop headers of a response coming back from an upstream.
@@ -171,7 +272,8 @@ pub(crate) fn prepare_response(headers: &mut HeaderMap) {
 /// Whether step 1 removes every header called `name` whatever `Connection` says (the fixed
 /// hop-by-hop set, `Connection` itself included, and `Proxy-*`).
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    is_hop_by_hop_name(name.as_str().as_bytes())
+    // A `HeaderName` is lowercase: compared as such, without folding case.
+    HOP_BY_HOP.contains(name) || name.as_str().starts_with(PROXY_PREFIX)
 }
 
 /// [`is_hop_by_hop`] for a name as it came on the wire (any case), for code that reads and
@@ -215,14 +317,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     remove_prefixed(headers, PROXY_PREFIX);
 }
 
-/// Step 2: identity headers only the gateway may set.
-fn strip_internal(headers: &mut HeaderMap) {
-    for name in INTERNAL_HEADERS {
-        headers.remove(*name);
-    }
-    remove_prefixed(headers, INTERNAL_PREFIX);
-}
-
 /// Removes every header whose (lowercase) name starts with `prefix`; allocates only when one does.
 fn remove_prefixed(headers: &mut HeaderMap, prefix: &str) {
     if !headers.keys().any(|name| name.as_str().starts_with(prefix)) {
@@ -235,27 +329,6 @@ fn remove_prefixed(headers: &mut HeaderMap, prefix: &str) {
         .collect();
     for name in doomed {
         headers.remove(name);
-    }
-}
-
-/// Step 4: `X-Forwarded-For: <what the client sent>, <peer>`, as one header.
-fn append_forwarded_for(headers: &mut HeaderMap, peer: &str) {
-    if !headers.contains_key(&X_FORWARDED_FOR) {
-        if let Ok(value) = HeaderValue::from_str(peer) {
-            headers.insert(X_FORWARDED_FOR, value);
-        }
-        return;
-    }
-    let mut chain: Vec<&str> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .map(str::trim)
-        .filter(|value| !value.is_empty())
-        .collect();
-    chain.push(peer);
-    if let Ok(value) = HeaderValue::from_str(&chain.join(", ")) {
-        headers.insert(X_FORWARDED_FOR, value);
     }
 }
 
@@ -280,6 +353,15 @@ mod tests {
     /// The peer every test request comes from.
     fn peer() -> IpAddr {
         IpAddr::from([192, 0, 2, 7])
+    }
+
+    /// The `Host` of the upstream in these tests.
+    const UPSTREAM_HOST: &str = "upstream.internal:8080";
+
+    /// What the general path does to `parts` for an anonymous caller from `origin`.
+    fn prepare_request(parts: &mut Parts, origin: Option<Origin>) {
+        UpstreamFields::of(parts, HeaderValue::from_static(UPSTREAM_HOST), origin, None)
+            .apply(&mut parts.headers);
     }
 
     /// A request straight from [`peer`], no trusted proxy in between.
@@ -346,7 +428,7 @@ mod tests {
             ("x-forwarded-proto", "https"),
         ]);
         prepare_request(&mut parts, direct());
-        assert_eq!(value(&parts, "host"), None);
+        assert_eq!(value(&parts, "host"), Some(UPSTREAM_HOST));
         assert_eq!(value(&parts, "x-forwarded-host"), Some("api.example.com"));
         assert_eq!(
             value(&parts, "x-forwarded-for"),
@@ -413,5 +495,95 @@ mod tests {
         prepare_request(&mut parts, direct());
         let id = value(&parts, "x-request-id").unwrap_or_default();
         assert!(!id.is_empty() && id != "<bad id>", "{id}");
+    }
+
+    #[test]
+    fn a_verified_callers_identity_replaces_any_the_client_sent() {
+        let principal = Principal {
+            user_id: uuid::Uuid::from_u128(7),
+            session_id: uuid::Uuid::from_u128(9),
+            token_id: "jti".to_owned(),
+            expires_at: chrono::Utc::now(),
+        };
+        let mut parts = parts(&[("x-user-id", "admin"), ("x-keel-session-id", "stolen")]);
+        let fields = UpstreamFields::of(
+            &parts,
+            HeaderValue::from_static(UPSTREAM_HOST),
+            direct(),
+            Some(&principal),
+        );
+        fields.apply(&mut parts.headers);
+        let ids: Vec<_> = parts.headers.get_all("x-user-id").iter().collect();
+        assert_eq!(ids, [principal.user_id.to_string().as_str()]);
+        assert_eq!(
+            value(&parts, "x-keel-session-id"),
+            Some(principal.session_id.to_string().as_str())
+        );
+
+        let mut parts = super::tests::parts(&[("x-user-id", "admin")]);
+        prepare_request(&mut parts, direct());
+        assert_eq!(value(&parts, "x-user-id"), None);
+        assert_eq!(value(&parts, "x-keel-session-id"), None);
+    }
+
+    #[test]
+    fn forwarding_headers_from_an_untrusted_client_never_pass_on_their_own() {
+        // No `Host` to take `X-Forwarded-Host` from: the client's still does not pass.
+        let mut parts = parts(&[
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        parts.headers.remove(header::HOST);
+        prepare_request(&mut parts, direct());
+        assert_eq!(value(&parts, "x-forwarded-host"), None);
+        assert_eq!(value(&parts, "x-forwarded-proto"), Some("http"));
+
+        // Without a peer address, no `X-Forwarded-For` at all (its last hop would pass as ours).
+        let mut parts = super::tests::parts(&[("x-forwarded-for", "203.0.113.1")]);
+        prepare_request(&mut parts, None);
+        assert_eq!(value(&parts, "x-forwarded-for"), None);
+        assert_eq!(value(&parts, "x-keel-client-ip"), None);
+
+        // A chain the client's `Connection` names is hop-by-hop: only the peer is listed.
+        let mut parts = super::tests::parts(&[
+            ("connection", "X-Forwarded-For"),
+            ("x-forwarded-for", "203.0.113.1"),
+        ]);
+        prepare_request(&mut parts, direct());
+        assert_eq!(value(&parts, "x-forwarded-for"), Some("192.0.2.7"));
+    }
+
+    #[test]
+    fn no_field_the_gateway_sets_also_passes_from_the_client() {
+        let sent = [
+            ("host", "api.example.com"),
+            ("connection", "x-custom"),
+            ("x-custom", "1"),
+            ("x-forwarded-for", "203.0.113.1"),
+            ("x-forwarded-host", "a.example"),
+            ("x-forwarded-proto", "https"),
+            ("x-request-id", "abc"),
+            ("x-user-id", "admin"),
+            ("x-keel-client-ip", "198.51.100.1"),
+            ("accept", "*/*"),
+        ];
+        let principal = Principal {
+            user_id: uuid::Uuid::from_u128(1),
+            session_id: uuid::Uuid::from_u128(2),
+            token_id: "jti".to_owned(),
+            expires_at: chrono::Utc::now(),
+        };
+        for origin in [None, direct()] {
+            for principal in [None, Some(&principal)] {
+                let parts = parts(&sent);
+                let fields =
+                    UpstreamFields::of(&parts, HeaderValue::from_static(UPSTREAM_HOST), origin, principal);
+                for (name, _) in fields.set() {
+                    assert!(!fields.passes(name), "{name} is both set and passed on");
+                }
+                assert!(fields.passes(&header::ACCEPT));
+                assert!(!fields.passes(&HeaderName::from_static("x-custom")));
+            }
+        }
     }
 }

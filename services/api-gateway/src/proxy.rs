@@ -20,7 +20,7 @@ use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
-use http::header::{self, HeaderValue};
+use http::header::HeaderValue;
 use http::request::Parts;
 use http::{StatusCode, Uri, Version};
 use keel_authn::Principal;
@@ -34,7 +34,7 @@ use crate::client_address::{Origin, TrustedProxies};
 use crate::config::{GatewayConfig, RouteConfig};
 use crate::edge::{self, EdgeAuth};
 use crate::error::ProxyError;
-use crate::headers;
+use crate::headers::{self, UpstreamFields};
 use crate::limits::{HeaderLimits, Limited, limit_body};
 use crate::metrics::{self, NO_SERVICE, UNMATCHED_ROUTE};
 use crate::policy::Access;
@@ -305,18 +305,26 @@ impl Proxy {
         deadline: tokio::time::Instant,
     ) -> Result<Response, ProxyError> {
         let upgrade = ClientUpgrade::take(&mut parts);
-        let outbound = prepare_upstream(route, matched, &mut parts, principal, origin, upgrade.as_ref())?;
+        let Outbound {
+            pick,
+            span,
+            uri,
+            fields,
+        } = prepare_upstream(route, matched, &parts, principal, origin)?;
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+        fields.apply(&mut parts.headers);
+        // After the hop-by-hop fields went: the upgrade's own are restored.
+        if let Some(upgrade) = &upgrade {
+            upgrade.restore_request_headers(&mut parts.headers);
+        }
         let started = Instant::now();
-        let exchange = self.pools.send(
-            outbound.pick.endpoint(),
-            Request::from_parts(parts, body.body),
-            body.whole,
-        );
-        let sent = tokio::time::timeout_at(deadline, exchange)
-            .instrument(outbound.span)
-            .await;
+        let exchange = self
+            .pools
+            .send(pick.endpoint(), Request::from_parts(parts, body.body), body.whole);
+        let sent = tokio::time::timeout_at(deadline, exchange).instrument(span).await;
         metrics::upstream_duration(route.upstream.service(), started.elapsed());
-        settle(sent, &outbound.pick, route, body.tripped.as_ref(), upgrade)
+        settle(sent, &pick, route, body.tripped.as_ref(), upgrade)
     }
 }
 
@@ -336,25 +344,28 @@ pub(crate) struct Admitted {
     pub(crate) deadline: tokio::time::Instant,
 }
 
-/// Where an admitted request goes: the instance, and the span its exchange runs in.
+/// Where an admitted request goes and what it carries there: the instance, the span its exchange
+/// runs in, its target and its head fields.
 pub(crate) struct Outbound {
     /// The instance (report the outcome to it).
     pub(crate) pick: Pick,
     /// The `gateway.upstream` span.
     pub(crate) span: tracing::Span,
+    /// The request target at the upstream (origin form, the route's prefix stripped if it asks).
+    pub(crate) uri: Uri,
+    /// The head fields for the upstream (the `headers` module's policy, `Host` the instance's).
+    pub(crate) fields: UpstreamFields,
 }
 
-/// Picks an instance of `route`'s service and rewrites `parts` into the request it receives
-/// (header policy of the `headers` module, `principal`'s identity, the upstream URI and `Host`);
-/// `matched` is the length of the path the route's prefix matched, `upgrade` the client's upgrade
-/// (its headers are restored after the hop-by-hop ones are stripped).
+/// Picks an instance of `route`'s service and works out the request it receives from the client's
+/// `parts` (header policy of the `headers` module, `principal`'s identity, the upstream URI and
+/// `Host`); `matched` is the length of the path the route's prefix matched.
 pub(crate) fn prepare_upstream(
     route: &Route,
     matched: usize,
-    parts: &mut Parts,
+    parts: &Parts,
     principal: Option<&Principal>,
     origin: Option<Origin>,
-    upgrade: Option<&ClientUpgrade>,
 ) -> Result<Outbound, ProxyError> {
     let service = route.upstream.service();
     let pick = route
@@ -365,13 +376,6 @@ pub(crate) fn prepare_upstream(
         })?;
     let authority = pick.endpoint();
     let span = tracing::debug_span!("gateway.upstream", service, upstream = %authority);
-    // Before the URI is rewritten: an HTTP/2 request's authority is in its URI.
-    span.in_scope(|| {
-        headers::prepare_request(parts, origin);
-    });
-    if let Some(upgrade) = upgrade {
-        upgrade.restore_request_headers(&mut parts.headers);
-    }
     let strip = route.strip_prefix.then_some(matched);
     let host = HeaderValue::from_str(authority).map_err(http::Error::from);
     let target = host.and_then(|host| Ok((host, upstream_uri(&parts.uri, strip)?)));
@@ -380,13 +384,14 @@ pub(crate) fn prepare_upstream(
         authority: authority.to_owned(),
         source,
     })?;
-    parts.uri = uri;
-    parts.headers.insert(header::HOST, host);
-    parts.version = Version::HTTP_11;
-    if let Some(principal) = principal {
-        headers::add_identity(&mut parts.headers, principal);
-    }
-    Ok(Outbound { pick, span })
+    // In the upstream span: `traceparent` names it.
+    let fields = span.in_scope(|| UpstreamFields::of(parts, host, origin, principal));
+    Ok(Outbound {
+        pick,
+        span,
+        uri,
+        fields,
+    })
 }
 
 /// What the upstream exchange's outcome means for the client: the response, or the failure to

@@ -377,7 +377,7 @@ impl Inner {
     ) -> Outcome {
         let service = route.upstream.service();
         let Admitted {
-            mut parts,
+            parts,
             principal,
             origin,
             decision,
@@ -386,12 +386,11 @@ impl Inner {
         } = admitted;
         let failed =
             |error: ProxyError| Outcome::Local(with_decision(fail(service, &error), decision.as_ref()));
-        let outbound = match prepare_upstream(route, matched, &mut parts, principal.as_deref(), origin, None)
-        {
+        let outbound = match prepare_upstream(route, matched, &parts, principal.as_deref(), origin) {
             Ok(outbound) => outbound,
             Err(error) => return failed(error),
         };
-        wire::write_request_head(&parts, request);
+        wire::write_request_head(&parts, &outbound.uri, &outbound.fields, request);
         let safe = matches!(
             parts.method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
@@ -565,7 +564,7 @@ fn keeps_alive(head: &ResponseHead) -> bool {
 /// after this response (an answer of the gateway's own).
 fn finish_head(headers: &mut HeaderMap, close: bool) {
     if !headers.contains_key(header::DATE)
-        && let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
+        && let Ok(date) = wire::with_date(HeaderValue::from_bytes)
     {
         headers.insert(header::DATE, date);
     }

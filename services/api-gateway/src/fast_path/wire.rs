@@ -16,7 +16,7 @@ use http::request::Parts;
 use http::{Method, StatusCode, Uri, Version};
 use keel_http::REQUEST_ID_HEADER;
 
-use crate::headers;
+use crate::headers::{self, UpstreamFields};
 
 /// What a buffer holding the start of a request says.
 pub(super) enum Head {
@@ -152,14 +152,23 @@ pub(super) fn request_parts(head: &Bytes, taken: &Taken) -> Option<Parts> {
     Some(parts)
 }
 
-/// Appends the request head of `parts` (origin-form target) to `out`.
-pub(super) fn write_request_head(parts: &Parts, out: &mut BytesMut) {
+/// Appends the head of the request `parts` (the client's) as it goes upstream to `out`: the
+/// target `uri` (origin form) and the fields `fields` says (the client's fields that pass, then
+/// the gateway's), the fields the general path sends after applying `fields` to its `HeaderMap`.
+pub(super) fn write_request_head(parts: &Parts, uri: &Uri, fields: &UpstreamFields, out: &mut BytesMut) {
     out.put_slice(parts.method.as_str().as_bytes());
     out.put_u8(b' ');
-    let target = parts.uri.path_and_query().map_or("/", |target| target.as_str());
+    let target = uri.path_and_query().map_or("/", |target| target.as_str());
     out.put_slice(target.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
-    write_fields(&parts.headers, out);
+    for (name, value) in &parts.headers {
+        if fields.passes(name) {
+            put_field(name.as_str().as_bytes(), value.as_bytes(), out);
+        }
+    }
+    for (name, value) in fields.set() {
+        put_field(name.as_str().as_bytes(), value.as_bytes(), out);
+    }
     out.put_slice(b"\r\n");
 }
 
@@ -335,16 +344,39 @@ pub(super) fn write_proxied_response_head<'a>(
         Framing::Empty | Framing::UntilClose => {}
     }
     if !has_date {
-        put_field(
-            b"date",
-            httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
-            out,
-        );
+        with_date(|date| put_field(b"date", date, out));
     }
     if stamp.close {
         put_field(b"connection", b"close", out);
     }
     out.put_slice(b"\r\n");
+}
+
+/// Calls `use_date` with the current time as an HTTP date (RFC 9110 §5.6.7), formatted at most
+/// once a second per thread, as hyper keeps it: every response carries `Date`, and formatting
+/// it anew costs more than the rest of the head's fields together.
+pub(super) fn with_date<R>(use_date: impl FnOnce(&[u8]) -> R) -> R {
+    /// The date last formatted on this thread, and the second it is of.
+    struct CachedDate {
+        second: u64,
+        text: String,
+    }
+    thread_local! {
+        static DATE: std::cell::RefCell<CachedDate> = const {
+            std::cell::RefCell::new(CachedDate { second: u64::MAX, text: String::new() })
+        };
+    }
+    let now = std::time::SystemTime::now();
+    let second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    DATE.with_borrow_mut(|cached| {
+        if cached.second != second {
+            cached.second = second;
+            cached.text = httpdate::fmt_http_date(now);
+        }
+        use_date(cached.text.as_bytes())
+    })
 }
 
 /// `HTTP/1.1 <code> <canonical reason>\r\n`.
@@ -576,12 +608,62 @@ mod tests {
         let values: Vec<_> = parts.headers.get_all("x-a").iter().collect();
         assert_eq!(values, ["1", "2"]);
         let mut out = BytesMut::new();
-        write_request_head(&parts, &mut out);
+        let fields = UpstreamFields::of(&parts, HeaderValue::from_static("upstream:80"), None, None);
+        write_request_head(&parts, &parts.uri, &fields, &mut out);
         assert!(
             out.starts_with(b"GET /api/v1/users?limit=5 HTTP/1.1\r\n"),
             "{out:?}"
         );
         assert!(out.ends_with(b"\r\n\r\n"));
+    }
+
+    #[test]
+    fn the_upstream_head_has_the_fields_the_general_path_sends() {
+        let heads: &[&[u8]] = &[
+            b"GET /a HTTP/1.1\r\nHost: gw\r\nAccept: */*\r\n\r\n",
+            b"GET /a?q=1 HTTP/1.1\r\nHost: gw\r\nX-Request-ID: abc\r\nX-Forwarded-For: 203.0.113.1\r\nX-Forwarded-For: 198.51.100.2\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: gw\r\nConnection: keep-alive, X-Hop, X-Request-ID\r\nX-Hop: 1\r\nX-Request-ID: abc\r\nKeep-Alive: 5\r\nProxy-Authorization: x\r\nTE: trailers\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: gw\r\nX-User-Id: admin\r\nX-Keel-Session-Id: s\r\nX-Keel-Client-Ip: 1.2.3.4\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\nX-A: 1\r\nX-A: 2\r\n\r\n",
+            b"DELETE /a HTTP/1.1\r\nX-Request-ID: <bad>\r\nX-Request-ID: two\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n",
+        ];
+        let origin = crate::client_address::Origin {
+            peer: std::net::IpAddr::from([192, 0, 2, 7]),
+            client: std::net::IpAddr::from([192, 0, 2, 7]),
+            via_trusted_proxy: false,
+        };
+        for raw in heads {
+            let Some((head, taken)) = take(raw) else {
+                panic!("declined")
+            };
+            let Some(mut parts) = request_parts(&head, &taken) else {
+                panic!("no parts")
+            };
+            let fields = UpstreamFields::of(
+                &parts,
+                HeaderValue::from_static("upstream:80"),
+                Some(origin),
+                None,
+            );
+            let mut out = BytesMut::new();
+            write_request_head(&parts, &parts.uri, &fields, &mut out);
+            let mut storage = [httparse::EMPTY_HEADER; 32];
+            let mut written = httparse::Request::new(&mut storage);
+            assert!(matches!(written.parse(&out), Ok(httparse::Status::Complete(len)) if len == out.len()));
+            let mut fast: Vec<(String, Vec<u8>)> = written
+                .headers
+                .iter()
+                .map(|field| (field.name.to_ascii_lowercase(), field.value.to_vec()))
+                .collect();
+            fields.apply(&mut parts.headers);
+            let mut general: Vec<(String, Vec<u8>)> = parts
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+                .collect();
+            fast.sort();
+            general.sort();
+            assert_eq!(fast, general, "{}", String::from_utf8_lossy(raw));
+        }
     }
 
     #[test]
@@ -824,6 +906,19 @@ mod tests {
             dated.contains("\r\ndate: ") && dated.contains(" GMT\r\n"),
             "{dated}"
         );
+    }
+
+    #[test]
+    fn the_cached_date_is_the_current_http_date() {
+        let before = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+        let first = with_date(|date| String::from_utf8(date.to_vec()).unwrap());
+        let second = with_date(|date| String::from_utf8(date.to_vec()).unwrap());
+        let after = std::time::SystemTime::now();
+        for date in [&first, &second] {
+            let parsed = httpdate::parse_http_date(date).unwrap();
+            assert!(before <= parsed && parsed <= after, "{date} is not now");
+            assert_eq!(date.len(), "Thu, 26 Nov 2026 21:55:09 GMT".len());
+        }
     }
 
     #[test]
