@@ -106,18 +106,31 @@ impl TrustedProxies {
 }
 
 /// Appends `ip` as text to `out` without the formatting machinery (it runs several times per
-/// request): a dotted quad for IPv4, `Display` for IPv6.
+/// request): a dotted quad for IPv4, digit by digit into a buffer appended at once; `Display` for
+/// IPv6.
 pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            out.reserve("255.255.255.255".len());
-            let mut digits = itoa::Buffer::new();
+            let mut text = [0_u8; 15];
+            let mut len = 0;
             for (index, octet) in v4.octets().into_iter().enumerate() {
                 if index > 0 {
-                    out.push('.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                out.push_str(digits.format(octet));
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                text[len] = b'0' + octet % 10;
+                len += 1;
             }
+            // ASCII digits and dots: always valid UTF-8.
+            out.push_str(std::str::from_utf8(&text[..len]).unwrap_or_default());
         }
         IpAddr::V6(v6) => {
             use std::fmt::Write as _;
@@ -215,6 +228,9 @@ mod tests {
             "127.0.0.1",
             "10.0.255.7",
             "0.0.0.0",
+            "255.255.255.255",
+            "100.99.10.9",
+            "1.20.199.250",
             "::1",
             "2001:db8::8a2e:370:7334",
             "::ffff:192.0.2.1",

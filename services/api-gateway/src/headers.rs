@@ -22,8 +22,6 @@
 //!
 //! Responses lose their hop-by-hop headers too.
 
-use std::net::IpAddr;
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use keel_authn::Principal;
@@ -143,8 +141,11 @@ impl UpstreamFields {
             set.push((X_FORWARDED_HOST, original_host));
         }
         // Step 4.
-        let proto = believed(sent.forwarded_proto)
-            .or_else(|| HeaderValue::from_str(parts.uri.scheme_str().unwrap_or("http")).ok());
+        let proto = believed(sent.forwarded_proto).or_else(|| match parts.uri.scheme_str() {
+            None | Some("http") => Some(HeaderValue::from_static("http")),
+            Some("https") => Some(HeaderValue::from_static("https")),
+            Some(other) => HeaderValue::from_str(other).ok(),
+        });
         if let Some(proto) = proto {
             set.push((X_FORWARDED_PROTO, proto));
         }
@@ -155,11 +156,19 @@ impl UpstreamFields {
                 true => &[][..],
                 false => &sent.forwarded_for[..],
             };
-            if let Some(value) = forwarded_for(chain, origin.peer) {
+            let mut peer = String::new();
+            push_ip(&mut peer, origin.peer);
+            if let Some(value) = forwarded_for(chain, &peer) {
                 set.push((X_FORWARDED_FOR, value));
             }
-            let mut client = String::new();
-            push_ip(&mut client, origin.client);
+            let client = match origin.client == origin.peer {
+                true => peer,
+                false => {
+                    let mut client = String::new();
+                    push_ip(&mut client, origin.client);
+                    client
+                }
+            };
             if let Ok(value) = HeaderValue::try_from(client) {
                 set.push((X_KEEL_CLIENT_IP, value));
             }
@@ -247,8 +256,11 @@ fn request_id(parts: &Parts, sent: (Option<&HeaderValue>, usize)) -> Option<Head
 }
 
 /// Step 4's `X-Forwarded-For: <what the client sent>, <peer>`, as one field (`chain`: the
-/// client's values, in order).
-fn forwarded_for(chain: &[&HeaderValue], peer: IpAddr) -> Option<HeaderValue> {
+/// client's values, in order; `peer`: the connection's peer address as text).
+fn forwarded_for(chain: &[&HeaderValue], peer: &str) -> Option<HeaderValue> {
+    if chain.is_empty() {
+        return HeaderValue::from_str(peer).ok();
+    }
     let mut value = String::new();
     for sent in chain {
         let Ok(sent) = sent.to_str() else { continue };
@@ -258,7 +270,7 @@ fn forwarded_for(chain: &[&HeaderValue], peer: IpAddr) -> Option<HeaderValue> {
             value.push_str(", ");
         }
     }
-    push_ip(&mut value, peer);
+    value.push_str(peer);
     HeaderValue::try_from(value).ok()
 }
 

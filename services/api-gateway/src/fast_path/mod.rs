@@ -37,7 +37,7 @@ use axum::response::Response;
 use bytes::{BufMut, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Version};
-use keel_http::{ConnectionFront, FrontConnection, Handover, ObservedRequest, SecurityHeaders};
+use keel_http::{ConnectionFront, FrontConnection, Handover, ObservedRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::Instrument;
@@ -79,7 +79,7 @@ pub(crate) struct FastPath {
 struct Inner {
     proxy: Arc<Proxy>,
     upstreams: Arc<RawPools>,
-    security_headers: SecurityHeaders,
+    security: wire::SecurityFields,
     request_timeout: Duration,
     admission: Admission,
 }
@@ -98,7 +98,7 @@ impl FastPath {
             inner: Arc::new(Inner {
                 proxy,
                 upstreams: RawPools::start(&config.upstream),
-                security_headers: keel_http::security_headers_of(http),
+                security: wire::SecurityFields::new(keel_http::security_headers_of(http)),
                 request_timeout: http.request_timeout(),
                 admission: Admission {
                     max_headers: limits.max_headers.unwrap_or(DEFAULT_MAX_HEADERS),
@@ -257,7 +257,7 @@ impl Inner {
                 observed.finish(
                     route_label,
                     head.status,
-                    &self.security_headers,
+                    self.security.headers(),
                     &mut head.headers,
                 );
                 let body = axum::body::to_bytes(body, MAX_LOCAL_BODY)
@@ -282,7 +282,7 @@ impl Inner {
                 let stamp = wire::Stamp {
                     request_id: request_id.as_ref(),
                     decision: answer.decision.as_ref(),
-                    security_headers: &self.security_headers,
+                    security: &self.security,
                     framing: answer.framing,
                     answers_head: method == Method::HEAD,
                     close,

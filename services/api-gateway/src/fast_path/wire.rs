@@ -14,7 +14,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, StatusCode, Uri, Version};
-use keel_http::REQUEST_ID_HEADER;
+use keel_http::{REQUEST_ID_HEADER, SecurityHeaders};
 
 use crate::headers::{self, UpstreamFields};
 
@@ -252,7 +252,7 @@ pub(super) struct Stamp<'a> {
     /// The rate-limit headers (replace the upstream's).
     pub(super) decision: Option<&'a keel_ratelimit::Decision>,
     /// Added unless the upstream set them.
-    pub(super) security_headers: &'a [(HeaderName, HeaderValue)],
+    pub(super) security: &'a SecurityFields,
     /// How the body is relayed: `Content-Length` or `Transfer-Encoding` follow it.
     pub(super) framing: Framing,
     /// The request was a `HEAD`: the upstream's `Content-Length` (of the body a `GET` would get)
@@ -260,6 +260,33 @@ pub(super) struct Stamp<'a> {
     pub(super) answers_head: bool,
     /// The connection closes after this response.
     pub(super) close: bool,
+}
+
+/// The security headers every response gets (`http.security_headers`), with their fields
+/// serialized once: most upstreams set none of them, and the block is then written whole.
+#[derive(Debug)]
+pub(super) struct SecurityFields {
+    headers: SecurityHeaders,
+    block: Box<[u8]>,
+}
+
+impl SecurityFields {
+    /// `headers`, serialized.
+    pub(super) fn new(headers: SecurityHeaders) -> Self {
+        let mut block = BytesMut::new();
+        for (name, value) in headers.iter() {
+            put_field(name.as_str().as_bytes(), value.as_bytes(), &mut block);
+        }
+        Self {
+            headers,
+            block: Box::from(&block[..]),
+        }
+    }
+
+    /// The headers.
+    pub(super) fn headers(&self) -> &SecurityHeaders {
+        &self.headers
+    }
 }
 
 /// Appends the head relayed for an upstream's response with `status` and `fields` to `out`,
@@ -297,6 +324,7 @@ pub(super) fn write_proxied_response_head<'a>(
             || (stamp.request_id.is_some() && name.eq_ignore_ascii_case(REQUEST_ID_HEADER.as_bytes()))
             || stamp.decision.is_some_and(|decision| decision.replaces(name)))
     };
+    let security_headers = stamp.security.headers();
     let mut has_date = false;
     // Bit i: the upstream set security header i itself.
     let mut present = 0_u64;
@@ -305,7 +333,7 @@ pub(super) fn write_proxied_response_head<'a>(
             continue;
         }
         has_date |= name.eq_ignore_ascii_case(b"date");
-        for (index, (security, _)) in stamp.security_headers.iter().enumerate().take(64) {
+        for (index, (security, _)) in security_headers.iter().enumerate().take(64) {
             if name.eq_ignore_ascii_case(security.as_str().as_bytes()) {
                 present |= 1 << index;
             }
@@ -318,15 +346,19 @@ pub(super) fn write_proxied_response_head<'a>(
     if let Some(decision) = stamp.decision {
         decision.for_each_field(|name, value| put_field(name.as_str().as_bytes(), value, out));
     }
-    for (index, (name, value)) in stamp.security_headers.iter().enumerate() {
-        let set_upstream = match index {
-            0..64 => present & (1 << index) != 0,
-            _ => fields
-                .clone()
-                .any(|(field, _)| field.eq_ignore_ascii_case(name.as_str().as_bytes()) && passes(field)),
-        };
-        if !set_upstream {
-            put_field(name.as_str().as_bytes(), value.as_bytes(), out);
+    if present == 0 && security_headers.len() <= 64 {
+        out.extend_from_slice(&stamp.security.block);
+    } else {
+        for (index, (name, value)) in security_headers.iter().enumerate() {
+            let set_upstream = match index {
+                0..64 => present & (1 << index) != 0,
+                _ => fields
+                    .clone()
+                    .any(|(field, _)| field.eq_ignore_ascii_case(name.as_str().as_bytes()) && passes(field)),
+            };
+            if !set_upstream {
+                put_field(name.as_str().as_bytes(), value.as_bytes(), out);
+            }
         }
     }
     if let Some(id) = stamp.request_id {
@@ -389,16 +421,20 @@ fn write_status_line(status: StatusCode, out: &mut BytesMut) {
 }
 
 /// `<name>: <value>\r\n`.
+#[inline]
 fn put_field(name: &[u8], value: &[u8], out: &mut BytesMut) {
-    out.put_slice(name);
+    out.reserve(name.len() + value.len() + 4);
+    out.extend_from_slice(name);
     put_field_value(value, out);
 }
 
 /// `: <value>\r\n`, after a field's name.
+#[inline]
 fn put_field_value(value: &[u8], out: &mut BytesMut) {
-    out.put_slice(b": ");
-    out.put_slice(value);
-    out.put_slice(b"\r\n");
+    out.reserve(value.len() + 4);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Finds where a chunked body ends as its bytes pass, without changing them.
@@ -791,6 +827,7 @@ mod tests {
                 HeaderValue::from_static("no-referrer"),
             ),
         ];
+        let security = SecurityFields::new(SecurityHeaders::from(security));
         let request_id = HeaderValue::from_static("req-1");
         let decision = keel_ratelimit::Decision {
             allowed: true,
@@ -802,7 +839,7 @@ mod tests {
         let stamp = Stamp {
             request_id: Some(&request_id),
             decision: Some(&decision),
-            security_headers: &security,
+            security: &security,
             framing: Framing::Length(2),
             answers_head: false,
             close: true,
@@ -840,6 +877,12 @@ mod tests {
              content-length: 2\r\n\
              connection: close\r\n\r\n"
         );
+        // None of them set upstream: all of them, in their order.
+        let head = proxied_head(StatusCode::OK, &[("Date", "x")], &stamp);
+        assert!(
+            head.contains("\r\nx-frame-options: DENY\r\nreferrer-policy: no-referrer\r\n"),
+            "{head}"
+        );
     }
 
     #[test]
@@ -847,7 +890,7 @@ mod tests {
         let stamp = Stamp {
             request_id: None,
             decision: None,
-            security_headers: &[],
+            security: &SecurityFields::new(SecurityHeaders::from([])),
             framing: Framing::Length(0),
             answers_head: false,
             close: false,
@@ -860,10 +903,11 @@ mod tests {
 
     #[test]
     fn a_proxied_heads_framing_fields_follow_how_its_body_is_relayed() {
+        let security = SecurityFields::new(SecurityHeaders::from([]));
         let stamp = |framing| Stamp {
             request_id: None,
             decision: None,
-            security_headers: &[],
+            security: &security,
             framing,
             answers_head: false,
             close: false,
