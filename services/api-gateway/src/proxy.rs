@@ -203,12 +203,12 @@ impl Proxy {
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(address)| *address);
-        let admitted = match self.admit(routing, route, request, peer).await {
+        let (parts, body) = request.into_parts();
+        let admitted = match self.admit(routing, route, &parts, body, peer).await {
             Ok(admitted) => admitted,
             Err(refused) => return refused,
         };
         let Admitted {
-            parts,
             body,
             principal,
             origin,
@@ -243,19 +243,19 @@ impl Proxy {
         response
     }
 
-    /// The first half of serving a request `route` matched, from `peer` (`None` when unknown):
-    /// header limits (431), declared body size (413), authentication and permission (401, 403),
+    /// The first half of serving a request `route` matched (its head `parts` and `body`), from
+    /// `peer` (`None` when unknown): header limits (431), declared body size (413), authentication and permission (401, 403),
     /// rate limits (429), each refusal answered. What is admitted has been counted against the
     /// rate limits and has the deadline of the route's timeout, from now.
     pub(crate) async fn admit(
         &self,
         routing: &Routing,
         route: &Route,
-        request: Request,
+        parts: &Parts,
+        body: Body,
         peer: Option<SocketAddr>,
     ) -> Result<Admitted, Response> {
         let service = route.upstream.service();
-        let (parts, body) = request.into_parts();
         let checked = routing
             .header_limits
             .check(&parts.headers)
@@ -279,7 +279,6 @@ impl Proxy {
             return Err(rate_limited(decision));
         }
         Ok(Admitted {
-            parts,
             body,
             principal,
             origin,
@@ -328,10 +327,9 @@ impl Proxy {
     }
 }
 
-/// A request a route admitted ([`Proxy::admit`]): nothing sent upstream yet.
+/// What [`Proxy::admit`] found of a request a route admitted (its head stays with the caller):
+/// nothing sent upstream yet.
 pub(crate) struct Admitted {
-    /// The request's head, as the client sent it (plus `X-Request-ID`).
-    pub(crate) parts: Parts,
     /// Its body, within the route's limit.
     pub(crate) body: Limited,
     /// The verified caller, if any.

@@ -145,13 +145,21 @@ impl Inner {
         let mut upstream_head = BytesMut::with_capacity(1024);
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
+        // One timer for the connection's life per deadline it waits on (the next head, an
+        // upstream's answer), moved only when it must be ([`expires`]).
+        let head_timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        let answer_timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(head_timer, answer_timer);
         loop {
             let waited = match limits.header_read_timeout {
                 Some(timeout) => {
+                    let deadline = tokio::time::Instant::now() + timeout;
                     let reading = self.read_head(&mut stream, &mut input, cancelled.as_mut());
-                    tokio::time::timeout(timeout, reading)
-                        .await
-                        .unwrap_or(Wait::Close)
+                    tokio::select! {
+                        biased;
+                        waited = reading => waited,
+                        () = expires(head_timer.as_mut(), deadline) => Wait::Close,
+                    }
                 }
                 None => self.read_head(&mut stream, &mut input, cancelled.as_mut()).await,
             };
@@ -174,6 +182,7 @@ impl Inner {
             let buffers = Buffers {
                 output: &mut output,
                 upstream_head: &mut upstream_head,
+                answer_timer: answer_timer.as_mut(),
             };
             let closing = Closing {
                 requested: taken.close,
@@ -235,12 +244,13 @@ impl Inner {
         let Buffers {
             output,
             upstream_head,
+            answer_timer,
         } = buffers;
         upstream_head.clear();
         // `http.request_timeout_ms`, as the stack's timeout layer applies it.
         let request_deadline = tokio::time::Instant::now() + self.request_timeout;
         // Boxed: the wrappers below would each move the whole (large) state machine otherwise.
-        let working = Box::pin(self.forward(parts, peer, request_deadline, upstream_head));
+        let working = Box::pin(self.forward(&parts, peer, request_deadline, upstream_head, answer_timer));
         let working = keel_telemetry::context::scope(context, working).instrument(span);
         // As hyper does, a client that closes its connection while its request is being served
         // ends the request: the upstream exchange is dropped (its connection with it).
@@ -299,13 +309,14 @@ impl Inner {
     }
 
     /// Routes, admits and forwards a request (by `request_deadline`, writing the upstream request
-    /// in `upstream_head`); the answer to write.
+    /// in `upstream_head`, waiting for its answer on `answer_timer`); the answer to write.
     async fn forward(
         &self,
-        parts: http::request::Parts,
+        parts: &http::request::Parts,
         peer: SocketAddr,
         request_deadline: tokio::time::Instant,
         upstream_head: &mut BytesMut,
+        answer_timer: Pin<&mut tokio::time::Sleep>,
     ) -> Outcome {
         let received = Instant::now();
         let routing = self.proxy.routing.load_full();
@@ -330,17 +341,21 @@ impl Inner {
             }
         };
         let service = route.upstream.service();
-        let request = http::Request::from_parts(parts, Body::empty());
         // A timer only when admission has to wait (a token to verify, a permission to ask).
         let admitted = tokio::time::timeout_at(
             request_deadline,
-            self.proxy.admit(&routing, route, request, Some(peer)),
+            self.proxy
+                .admit(&routing, route, parts, Body::empty(), Some(peer)),
         );
         let outcome = match admitted.await {
             Err(_) => self.timed_out(),
             Ok(Err(refused)) => Outcome::Local(refused),
             Ok(Ok(admitted)) => {
-                self.send(route, matched, admitted, request_deadline, upstream_head)
+                let deadlines = Deadlines {
+                    request: request_deadline,
+                    timer: answer_timer,
+                };
+                self.send(route, matched, parts, admitted, deadlines, upstream_head)
                     .await
             }
         };
@@ -371,13 +386,14 @@ impl Inner {
         &self,
         route: &crate::proxy::Route,
         matched: usize,
+        parts: &http::request::Parts,
         admitted: Admitted,
-        request_deadline: tokio::time::Instant,
+        deadlines: Deadlines<'_>,
         request: &mut BytesMut,
     ) -> Outcome {
+        let request_deadline = deadlines.request;
         let service = route.upstream.service();
         let Admitted {
-            parts,
             principal,
             origin,
             decision,
@@ -386,11 +402,11 @@ impl Inner {
         } = admitted;
         let failed =
             |error: ProxyError| Outcome::Local(with_decision(fail(service, &error), decision.as_ref()));
-        let outbound = match prepare_upstream(route, matched, &parts, principal.as_deref(), origin) {
+        let outbound = match prepare_upstream(route, matched, parts, principal.as_deref(), origin) {
             Ok(outbound) => outbound,
             Err(error) => return failed(error),
         };
-        wire::write_request_head(&parts, &outbound.uri, &outbound.fields, request);
+        wire::write_request_head(parts, &outbound.uri, &outbound.fields, request);
         let safe = matches!(
             parts.method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
@@ -398,9 +414,12 @@ impl Inner {
         let authority = outbound.pick.endpoint();
         let started = Instant::now();
         let exchange = self.upstreams.exchange(authority, request, safe);
-        let sent = tokio::time::timeout_at(deadline.min(request_deadline), exchange)
-            .instrument(outbound.span)
-            .await;
+        let exchange = exchange.instrument(outbound.span);
+        let sent = tokio::select! {
+            biased;
+            sent = exchange => Ok(sent),
+            () = expires(deadlines.timer, deadline.min(request_deadline)) => Err(()),
+        };
         metrics::upstream_duration(service, started.elapsed());
         match sent {
             Ok(Ok((head, connection))) => {
@@ -484,12 +503,39 @@ impl Inner {
     }
 }
 
-/// The connection's buffers a request uses.
+/// The connection's buffers (and timer) a request uses.
 struct Buffers<'a> {
     /// What goes to the client.
     output: &'a mut BytesMut,
     /// The request head for the upstream.
     upstream_head: &'a mut BytesMut,
+    /// Times the upstream's answer.
+    answer_timer: Pin<&'a mut tokio::time::Sleep>,
+}
+
+/// By when an upstream's answer must have come: the request's own deadline
+/// (`http.request_timeout_ms`), and the connection's timer to wait for it and the route's on.
+struct Deadlines<'a> {
+    request: tokio::time::Instant,
+    timer: Pin<&'a mut tokio::time::Sleep>,
+}
+
+/// Completes at `deadline`, on `timer`: a timer kept for a connection's life for deadlines that
+/// come later and later (each request's, from its start). Instead of being moved (taken out of
+/// the runtime's timer wheel and put back) for every request, it is moved when it fires before the
+/// deadline it is waited for, at most once per timeout's length; only a deadline earlier than
+/// the one it is set for (a route with a shorter timeout) moves it at once.
+async fn expires(mut timer: Pin<&mut tokio::time::Sleep>, deadline: tokio::time::Instant) {
+    if timer.deadline() > deadline {
+        timer.as_mut().reset(deadline);
+    }
+    loop {
+        timer.as_mut().await;
+        if timer.deadline() >= deadline {
+            return;
+        }
+        timer.as_mut().reset(deadline);
+    }
 }
 
 /// Whether a connection closes after the request being served.
@@ -650,5 +696,60 @@ async fn read_more(connection: &mut Connection) -> Result<(), ()> {
     match connection.stream.read_buf(&mut connection.buffer).await {
         Ok(0) | Err(_) => Err(()),
         Ok(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    /// Runs `expires` on `timer` for `after` from now; when it completed, from the start.
+    async fn waited(timer: Pin<&mut tokio::time::Sleep>, after: Duration) -> Duration {
+        let start = Instant::now();
+        expires(timer, start + after).await;
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_timer_expires_at_each_deadline_later_or_earlier() {
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        assert_eq!(
+            waited(timer.as_mut(), Duration::from_secs(10)).await,
+            Duration::from_secs(10)
+        );
+        // Later deadlines, one after the other, each waited for in full.
+        assert_eq!(
+            waited(timer.as_mut(), Duration::from_secs(30)).await,
+            Duration::from_secs(30)
+        );
+        // An earlier one than the timer is set for (a route with a shorter timeout).
+        let start = Instant::now();
+        let abandoned = tokio::time::timeout(
+            Duration::from_secs(1),
+            expires(timer.as_mut(), start + Duration::from_secs(60)),
+        );
+        assert!(
+            abandoned.await.is_err(),
+            "a deadline 60 s away is not reached after 1 s"
+        );
+        assert_eq!(
+            waited(timer.as_mut(), Duration::from_millis(300)).await,
+            Duration::from_millis(300)
+        );
+        // A wait abandoned early leaves the timer set for its deadline; the next, later, still
+        // waits for its own in full.
+        let abandoned = tokio::time::timeout(
+            Duration::from_secs(2),
+            expires(timer.as_mut(), Instant::now() + Duration::from_secs(5)),
+        );
+        assert!(abandoned.await.is_err());
+        assert_eq!(
+            waited(timer.as_mut(), Duration::from_secs(8)).await,
+            Duration::from_secs(8)
+        );
+        // A deadline already passed: at once.
+        assert_eq!(waited(timer.as_mut(), Duration::ZERO).await, Duration::ZERO);
     }
 }
