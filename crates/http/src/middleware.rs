@@ -170,6 +170,17 @@ impl ObservedRequest {
     /// Starts observing a request of `method` to `route` (its route template, the metric label)
     /// with the request `headers`, whose `X-Request-ID` it sets to the request's id.
     pub fn begin(method: &Method, route: &str, headers: &mut http::HeaderMap) -> Self {
+        let observed = Self::begin_detached(method, route, headers);
+        if let Some(value) = &observed.header_value {
+            headers.insert(REQUEST_ID_HEADER_NAME, value.clone());
+        }
+        observed
+    }
+
+    /// Starts observing a request like [`ObservedRequest::begin`], leaving its `headers` as the
+    /// client sent them: for code that passes the request id on itself
+    /// ([`ObservedRequest::request_id_header`]).
+    pub fn begin_detached(method: &Method, route: &str, headers: &http::HeaderMap) -> Self {
         let sent = headers.get(REQUEST_ID_HEADER_NAME);
         let (id, honoured) = RequestId::from_header(sent);
         let replaced = sent.is_some() && !honoured;
@@ -186,9 +197,6 @@ impl ObservedRequest {
             span.in_scope(|| tracing::debug!("replaced an unusable X-Request-ID with a fresh one"));
         }
         let header_value = HeaderValue::from_str(&id.0).ok();
-        if let Some(value) = &header_value {
-            headers.insert(REQUEST_ID_HEADER_NAME, value.clone());
-        }
         Self {
             context: RequestContext::new(id.0.clone()),
             id,
@@ -197,6 +205,12 @@ impl ObservedRequest {
             method: method.clone(),
             started: Instant::now(),
         }
+    }
+
+    /// The request's id as the `X-Request-ID` value to send (`None` only for an id that is not a
+    /// valid header value, which neither an accepted nor a fresh id is).
+    pub fn request_id_header(&self) -> Option<&HeaderValue> {
+        self.header_value.as_ref()
     }
 
     /// Ends the request to `route` (as given to [`ObservedRequest::begin`]) with `status`:

@@ -96,12 +96,14 @@ struct Sent<'a> {
 }
 
 impl UpstreamFields {
-    /// The fields of the request `parts` (as the client sent it, with the stack's `X-Request-ID`)
-    /// for an upstream reached as `host`, from `origin` (`None` when the connection's peer is
-    /// unknown), on behalf of `principal` when the gateway verified the caller. `traceparent`
-    /// names the current span.
+    /// The fields of the request `parts` for an upstream reached as `host`, from `origin` (`None`
+    /// when the connection's peer is unknown), on behalf of `principal` when the gateway verified
+    /// the caller. `request_id` is the stack's request id when the caller holds it (the fast path,
+    /// whose `parts` are as the client sent them); without it, the id is the one the stack put in
+    /// `parts` (the general path's edge layer). `traceparent` names the current span.
     pub(crate) fn of(
         parts: &Parts,
+        request_id: Option<&HeaderValue>,
         host: HeaderValue,
         origin: Option<Origin>,
         principal: Option<&Principal>,
@@ -173,9 +175,13 @@ impl UpstreamFields {
                 set.push((X_KEEL_CLIENT_IP, value));
             }
         }
-        // Step 5: the stack's request id, normally in the header already (the edge layer or the
-        // fast path's `ObservedRequest` set it) and then passed on as it is, not rebuilt.
-        if let Some(id) = request_id(parts, sent.request_ids) {
+        // Step 5: the stack's request id: given, or in the header already (the edge layer set it)
+        // and then passed on as it is, not rebuilt.
+        let request_id = match request_id {
+            Some(id) => Some(id.clone()),
+            None => stack_request_id(parts, sent.request_ids),
+        };
+        if let Some(id) = request_id {
             set.push((REQUEST_ID_HEADER_NAME, id));
         }
         set.push((header::HOST, host));
@@ -235,10 +241,10 @@ impl UpstreamFields {
     }
 }
 
-/// Step 5's `X-Request-ID`: the stack's (in the extensions on the general path), else the
-/// client's single acceptable one (the fast path's `ObservedRequest` put the stack's there), else
-/// a fresh one. `sent` is the first value the request carries and how many it carries.
-fn request_id(parts: &Parts, sent: (Option<&HeaderValue>, usize)) -> Option<HeaderValue> {
+/// Step 5's `X-Request-ID` on the general path: the stack's (in the extensions, and normally in
+/// the header too), else the client's single acceptable one, else a fresh one. `sent` is the
+/// first value the request carries and how many it carries.
+fn stack_request_id(parts: &Parts, sent: (Option<&HeaderValue>, usize)) -> Option<HeaderValue> {
     let only = sent.0.filter(|_| sent.1 == 1);
     let stack_id = parts.extensions.get::<RequestId>();
     let in_place = match stack_id {
@@ -372,7 +378,7 @@ mod tests {
 
     /// What the general path does to `parts` for an anonymous caller from `origin`.
     fn prepare_request(parts: &mut Parts, origin: Option<Origin>) {
-        UpstreamFields::of(parts, HeaderValue::from_static(UPSTREAM_HOST), origin, None)
+        UpstreamFields::of(parts, None, HeaderValue::from_static(UPSTREAM_HOST), origin, None)
             .apply(&mut parts.headers);
     }
 
@@ -507,6 +513,14 @@ mod tests {
         prepare_request(&mut parts, direct());
         let id = value(&parts, "x-request-id").unwrap_or_default();
         assert!(!id.is_empty() && id != "<bad id>", "{id}");
+
+        // Handed over by the caller (the fast path): the client's, as sent, never pass.
+        let mut parts = super::tests::parts(&[("x-request-id", "client-id"), ("x-request-id", "two")]);
+        let stack_id = HeaderValue::from_static("stack-id");
+        let host = HeaderValue::from_static(UPSTREAM_HOST);
+        UpstreamFields::of(&parts, Some(&stack_id), host, direct(), None).apply(&mut parts.headers);
+        let ids: Vec<_> = parts.headers.get_all("x-request-id").iter().collect();
+        assert_eq!(ids, ["stack-id"]);
     }
 
     #[test]
@@ -520,6 +534,7 @@ mod tests {
         let mut parts = parts(&[("x-user-id", "admin"), ("x-keel-session-id", "stolen")]);
         let fields = UpstreamFields::of(
             &parts,
+            None,
             HeaderValue::from_static(UPSTREAM_HOST),
             direct(),
             Some(&principal),
@@ -588,8 +603,13 @@ mod tests {
         for origin in [None, direct()] {
             for principal in [None, Some(&principal)] {
                 let parts = parts(&sent);
-                let fields =
-                    UpstreamFields::of(&parts, HeaderValue::from_static(UPSTREAM_HOST), origin, principal);
+                let fields = UpstreamFields::of(
+                    &parts,
+                    None,
+                    HeaderValue::from_static(UPSTREAM_HOST),
+                    origin,
+                    principal,
+                );
                 for (name, _) in fields.set() {
                     assert!(!fields.passes(name), "{name} is both set and passed on");
                 }

@@ -309,7 +309,7 @@ impl Proxy {
             span,
             uri,
             fields,
-        } = prepare_upstream(route, matched, &parts, principal, origin)?;
+        } = prepare_upstream(route, matched, &parts, None, principal, origin)?;
         parts.uri = uri;
         parts.version = Version::HTTP_11;
         fields.apply(&mut parts.headers);
@@ -357,11 +357,13 @@ pub(crate) struct Outbound {
 
 /// Picks an instance of `route`'s service and works out the request it receives from the client's
 /// `parts` (header policy of the `headers` module, `principal`'s identity, the upstream URI and
-/// `Host`); `matched` is the length of the path the route's prefix matched.
+/// `Host`); `matched` is the length of the path the route's prefix matched, `request_id` the
+/// stack's request id when the caller holds it (`UpstreamFields::of`).
 pub(crate) fn prepare_upstream(
     route: &Route,
     matched: usize,
     parts: &Parts,
+    request_id: Option<&HeaderValue>,
     principal: Option<&Principal>,
     origin: Option<Origin>,
 ) -> Result<Outbound, ProxyError> {
@@ -383,7 +385,7 @@ pub(crate) fn prepare_upstream(
         source,
     })?;
     // In the upstream span: `traceparent` names it.
-    let fields = span.in_scope(|| UpstreamFields::of(parts, host, origin, principal));
+    let fields = span.in_scope(|| UpstreamFields::of(parts, request_id, host, origin, principal));
     Ok(Outbound {
         pick,
         span,

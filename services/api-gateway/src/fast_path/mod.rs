@@ -230,7 +230,7 @@ impl Inner {
         &self,
         client: &mut TcpStream,
         buffers: Buffers<'_>,
-        mut parts: http::request::Parts,
+        parts: http::request::Parts,
         peer: SocketAddr,
         closing: Closing<'_>,
     ) -> Next {
@@ -239,7 +239,10 @@ impl Inner {
             _ => CATCH_ALL_ROUTE,
         };
         let method = parts.method.clone();
-        let observed = ObservedRequest::begin(&method, route_label, &mut parts.headers);
+        // The client's head stays as sent: the request id goes upstream with the fields the
+        // gateway sets (`headers::UpstreamFields`).
+        let observed = ObservedRequest::begin_detached(&method, route_label, &parts.headers);
+        let request_id = observed.request_id_header().cloned();
         let (span, context) = (observed.span.clone(), observed.context.clone());
         let Buffers {
             output,
@@ -250,7 +253,12 @@ impl Inner {
         // `http.request_timeout_ms`, as the stack's timeout layer applies it.
         let request_deadline = tokio::time::Instant::now() + self.request_timeout;
         // Boxed: the wrappers below would each move the whole (large) state machine otherwise.
-        let working = Box::pin(self.forward(&parts, peer, request_deadline, upstream_head, answer_timer));
+        let incoming = Incoming {
+            parts: &parts,
+            request_id: request_id.as_ref(),
+            peer,
+        };
+        let working = Box::pin(self.forward(incoming, request_deadline, upstream_head, answer_timer));
         let working = keel_telemetry::context::scope(context, working).instrument(span);
         // As hyper does, a client that closes its connection while its request is being served
         // ends the request: the upstream exchange is dropped (its connection with it).
@@ -312,13 +320,17 @@ impl Inner {
     /// in `upstream_head`, waiting for its answer on `answer_timer`); the answer to write.
     async fn forward(
         &self,
-        parts: &http::request::Parts,
-        peer: SocketAddr,
+        incoming: Incoming<'_>,
         request_deadline: tokio::time::Instant,
         upstream_head: &mut BytesMut,
         answer_timer: Pin<&mut tokio::time::Sleep>,
     ) -> Outcome {
         let received = Instant::now();
+        let Incoming {
+            parts,
+            request_id,
+            peer,
+        } = incoming;
         let routing = self.proxy.routing.load_full();
         let path = parts.uri.path();
         let found = match has_dot_segment(path) {
@@ -355,7 +367,12 @@ impl Inner {
                     request: request_deadline,
                     timer: answer_timer,
                 };
-                self.send(route, matched, parts, admitted, deadlines, upstream_head)
+                let incoming = Incoming {
+                    parts,
+                    request_id,
+                    peer,
+                };
+                self.send(route, matched, incoming, admitted, deadlines, upstream_head)
                     .await
             }
         };
@@ -386,7 +403,7 @@ impl Inner {
         &self,
         route: &crate::proxy::Route,
         matched: usize,
-        parts: &http::request::Parts,
+        incoming: Incoming<'_>,
         admitted: Admitted,
         deadlines: Deadlines<'_>,
         request: &mut BytesMut,
@@ -402,7 +419,15 @@ impl Inner {
         } = admitted;
         let failed =
             |error: ProxyError| Outcome::Local(with_decision(fail(service, &error), decision.as_ref()));
-        let outbound = match prepare_upstream(route, matched, parts, principal.as_deref(), origin) {
+        let parts = incoming.parts;
+        let outbound = match prepare_upstream(
+            route,
+            matched,
+            parts,
+            incoming.request_id,
+            principal.as_deref(),
+            origin,
+        ) {
             Ok(outbound) => outbound,
             Err(error) => return failed(error),
         };
@@ -501,6 +526,17 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// The request being served, as the client sent it.
+#[derive(Clone, Copy)]
+struct Incoming<'a> {
+    /// Its head.
+    parts: &'a http::request::Parts,
+    /// The stack's id for it (`ObservedRequest::request_id_header`).
+    request_id: Option<&'a HeaderValue>,
+    /// The connection's peer.
+    peer: SocketAddr,
 }
 
 /// The connection's buffers (and timer) a request uses.

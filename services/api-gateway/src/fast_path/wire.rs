@@ -644,7 +644,7 @@ mod tests {
         let values: Vec<_> = parts.headers.get_all("x-a").iter().collect();
         assert_eq!(values, ["1", "2"]);
         let mut out = BytesMut::new();
-        let fields = UpstreamFields::of(&parts, HeaderValue::from_static("upstream:80"), None, None);
+        let fields = UpstreamFields::of(&parts, None, HeaderValue::from_static("upstream:80"), None, None);
         write_request_head(&parts, &parts.uri, &fields, &mut out);
         assert!(
             out.starts_with(b"GET /api/v1/users?limit=5 HTTP/1.1\r\n"),
@@ -676,6 +676,7 @@ mod tests {
             };
             let fields = UpstreamFields::of(
                 &parts,
+                None,
                 HeaderValue::from_static("upstream:80"),
                 Some(origin),
                 None,
