@@ -8,7 +8,9 @@
 //!    `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`): they describe the client's connection, not
 //!    the request;
 //! 2. client-sent internal identity headers go (`X-User-Id`, `X-Keel-*`): only the gateway may set
-//!    them, after it has verified who the caller is;
+//!    them, after it has verified who the caller is. Here and in every step, a name spelled with
+//!    `_` for `-` (`X_User_Id`) goes where the real name would: CGI-style servers read both as
+//!    one variable;
 //! 3. `Host` becomes the upstream's; the client's goes to `X-Forwarded-Host`;
 //! 4. `X-Forwarded-For` gets the peer's address appended; `X-Forwarded-Proto` is the scheme the
 //!    client used, and `X-Keel-Client-Ip` the client's address (the peer's, or behind a trusted
@@ -208,13 +210,26 @@ impl UpstreamFields {
     /// Whether the client's fields called `name` pass on unchanged (steps 1 and 2, and none of
     /// the names the gateway sets).
     pub(crate) fn passes(&self, name: &HeaderName) -> bool {
-        !(is_hop_by_hop(name)
+        !(self.drops(name) || (name.as_str().contains('_') && self.drops_look_alike(name)))
+    }
+
+    /// Whether a client's field called `name` is removed or replaced.
+    fn drops(&self, name: &HeaderName) -> bool {
+        is_hop_by_hop(name)
             || is_internal(name)
             || REPLACED.contains(name)
             || self.set[..self.injected]
                 .iter()
                 .any(|(injected, _)| injected == name)
-            || self.connection_named.contains(name))
+            || self.connection_named.contains(name)
+    }
+
+    /// Whether `name`, with its `_` read as `-`, is removed or replaced: a service behind a
+    /// CGI-style server (WSGI, Rack, PHP, FastCGI) sees `X_User_Id` and `X-User-Id` as one
+    /// variable (`HTTP_X_USER_ID`), so a look-alike must not pass where the real name would not.
+    fn drops_look_alike(&self, name: &HeaderName) -> bool {
+        let dashed = name.as_str().replace('_', "-");
+        HeaderName::from_bytes(dashed.as_bytes()).is_ok_and(|dashed| self.drops(&dashed))
     }
 
     /// The fields the gateway sets, after the client's passing ones.
@@ -577,6 +592,30 @@ mod tests {
             ("x-forwarded-for", "203.0.113.1"),
         ]);
         prepare_request(&mut parts, direct());
+        assert_eq!(value(&parts, "x-forwarded-for"), Some("192.0.2.7"));
+    }
+
+    #[test]
+    fn look_alikes_with_underscores_go_where_their_names_would() {
+        let mut parts = parts(&[
+            ("x_user_id", "admin"),
+            ("X_Keel_Session_Id", "stolen"),
+            ("x_forwarded_for", "203.0.113.1"),
+            ("x_request_id", "mine"),
+            ("proxy_authorization", "Basic x"),
+            ("x_custom_thing", "kept"),
+        ]);
+        prepare_request(&mut parts, direct());
+        for gone in [
+            "x_user_id",
+            "x_keel_session_id",
+            "x_forwarded_for",
+            "x_request_id",
+            "proxy_authorization",
+        ] {
+            assert_eq!(value(&parts, gone), None, "{gone}");
+        }
+        assert_eq!(value(&parts, "x_custom_thing"), Some("kept"));
         assert_eq!(value(&parts, "x-forwarded-for"), Some("192.0.2.7"));
     }
 

@@ -15,8 +15,9 @@ use std::task::{Context, Poll, ready};
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::{HeaderMap, header};
+use http::{HeaderMap, HeaderValue, header};
 use http_body::{Frame, SizeHint};
+use keel_http::REQUEST_ID_HEADER_NAME;
 
 use crate::error::ProxyError;
 
@@ -34,17 +35,33 @@ pub(crate) struct HeaderLimits {
 
 impl HeaderLimits {
     /// `Err` (a 431) when `headers` has more fields or more bytes than allowed. Counts the fields
-    /// as the gateway receives them (the HTTP stack has added `X-Request-ID` when it was missing).
-    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
-        if headers.len() > self.max_headers {
+    /// as the general path receives them, where the HTTP stack's edge layer has replaced any
+    /// `X-Request-ID` the client sent with the request's id: `stack_id` is that id when
+    /// `headers` are still as the client sent them (the fast path), counted in place of the
+    /// client's `X-Request-ID` fields; `None` when `headers` hold it already.
+    pub(crate) fn check(
+        &self,
+        headers: &HeaderMap,
+        stack_id: Option<&HeaderValue>,
+    ) -> Result<(), ProxyError> {
+        let mut fields = 0;
+        let mut bytes = 0;
+        for (name, value) in headers {
+            if stack_id.is_some() && *name == REQUEST_ID_HEADER_NAME {
+                continue;
+            }
+            fields += 1;
+            bytes += name.as_str().len() + value.len() + FIELD_OVERHEAD;
+        }
+        if let Some(id) = stack_id {
+            fields += 1;
+            bytes += REQUEST_ID_HEADER_NAME.as_str().len() + id.len() + FIELD_OVERHEAD;
+        }
+        if fields > self.max_headers {
             return Err(ProxyError::TooManyHeaders {
                 max: self.max_headers,
             });
         }
-        let bytes: usize = headers
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + FIELD_OVERHEAD)
-            .sum();
         match bytes > self.max_bytes {
             true => Err(ProxyError::HeadersTooLarge {
                 max_bytes: self.max_bytes,
@@ -178,17 +195,40 @@ mod tests {
             max_headers: 2,
             max_bytes: 20,
         };
-        assert!(limits.check(&headers(&[("a", "1"), ("b", "2")])).is_ok());
+        assert!(limits.check(&headers(&[("a", "1"), ("b", "2")]), None).is_ok());
         assert!(matches!(
-            limits.check(&headers(&[("a", "1"), ("a", "2"), ("b", "3")])),
+            limits.check(&headers(&[("a", "1"), ("a", "2"), ("b", "3")]), None),
             Err(ProxyError::TooManyHeaders { max: 2 })
         ));
         // 4 + 12 + 4 = 20 bytes fits; one more byte does not.
-        assert!(limits.check(&headers(&[("name", "twelve bytes")])).is_ok());
+        assert!(limits.check(&headers(&[("name", "twelve bytes")]), None).is_ok());
         assert!(matches!(
-            limits.check(&headers(&[("name", "thirteen byte")])),
+            limits.check(&headers(&[("name", "thirteen byte")]), None),
             Err(ProxyError::HeadersTooLarge { max_bytes: 20 })
         ));
+    }
+
+    #[test]
+    fn the_client_head_counts_as_the_general_path_sees_it_with_the_stacks_request_id() {
+        let limits = HeaderLimits {
+            max_headers: 2,
+            max_bytes: 100,
+        };
+        let stack_id = HeaderValue::from_static("0123456789");
+        // The general path's edge layer would have added the id: one field too many.
+        assert!(matches!(
+            limits.check(&headers(&[("a", "1"), ("b", "2")]), Some(&stack_id)),
+            Err(ProxyError::TooManyHeaders { max: 2 })
+        ));
+        // The client's own ids (two, and a long one) are replaced by the stack's, counted once.
+        let long = "x".repeat(90);
+        let mut sent = headers(&[("a", "1"), ("x-request-id", "one")]);
+        sent.append(
+            "x-request-id",
+            HeaderValue::from_str(&long).unwrap_or_else(|e| panic!("{e}")),
+        );
+        assert!(limits.check(&sent, Some(&stack_id)).is_ok());
+        assert!(limits.check(&sent, None).is_err());
     }
 
     #[test]

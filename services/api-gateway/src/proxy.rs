@@ -204,7 +204,7 @@ impl Proxy {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(address)| *address);
         let (parts, body) = request.into_parts();
-        let admitted = match self.admit(routing, route, &parts, body, peer).await {
+        let admitted = match self.admit(routing, route, &parts, body, None, peer).await {
             Ok(admitted) => admitted,
             Err(refused) => return refused,
         };
@@ -243,8 +243,9 @@ impl Proxy {
         response
     }
 
-    /// The first half of serving a request `route` matched (its head `parts` and `body`), from
-    /// `peer` (`None` when unknown): header limits (431), declared body size (413), authentication and permission (401, 403),
+    /// The first half of serving a request `route` matched (its head `parts` and `body`; the
+    /// stack's `request_id` when `parts` are as the client sent them, as for
+    /// `HeaderLimits::check`), from `peer` (`None` when unknown): header limits (431), declared body size (413), authentication and permission (401, 403),
     /// rate limits (429), each refusal answered. What is admitted has been counted against the
     /// rate limits and has the deadline of the route's timeout, from now.
     pub(crate) async fn admit(
@@ -253,12 +254,13 @@ impl Proxy {
         route: &Route,
         parts: &Parts,
         body: Body,
+        request_id: Option<&HeaderValue>,
         peer: Option<SocketAddr>,
     ) -> Result<Admitted, Response> {
         let service = route.upstream.service();
         let checked = routing
             .header_limits
-            .check(&parts.headers)
+            .check(&parts.headers, request_id)
             .and_then(|()| limit_body(&parts.headers, body, route.body_limit));
         let body = checked.map_err(|error| fail(service, &error))?;
         let admitted = self.auth.admit(&route.access, &parts.headers).await;

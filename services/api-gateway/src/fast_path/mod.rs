@@ -357,7 +357,7 @@ impl Inner {
         let admitted = tokio::time::timeout_at(
             request_deadline,
             self.proxy
-                .admit(&routing, route, parts, Body::empty(), Some(peer)),
+                .admit(&routing, route, parts, Body::empty(), request_id, Some(peer)),
         );
         let outcome = match admitted.await {
             Err(_) => self.timed_out(),

@@ -659,7 +659,7 @@ mod tests {
             b"GET /a HTTP/1.1\r\nHost: gw\r\nAccept: */*\r\n\r\n",
             b"GET /a?q=1 HTTP/1.1\r\nHost: gw\r\nX-Request-ID: abc\r\nX-Forwarded-For: 203.0.113.1\r\nX-Forwarded-For: 198.51.100.2\r\n\r\n",
             b"GET /a HTTP/1.1\r\nHost: gw\r\nConnection: keep-alive, X-Hop, X-Request-ID\r\nX-Hop: 1\r\nX-Request-ID: abc\r\nKeep-Alive: 5\r\nProxy-Authorization: x\r\nTE: trailers\r\n\r\n",
-            b"GET /a HTTP/1.1\r\nHost: gw\r\nX-User-Id: admin\r\nX-Keel-Session-Id: s\r\nX-Keel-Client-Ip: 1.2.3.4\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\nX-A: 1\r\nX-A: 2\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: gw\r\nX-User-Id: admin\r\nX_User_Id: admin\r\nX_Other: 1\r\nX-Keel-Session-Id: s\r\nX-Keel-Client-Ip: 1.2.3.4\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\nX-A: 1\r\nX-A: 2\r\n\r\n",
             b"DELETE /a HTTP/1.1\r\nX-Request-ID: <bad>\r\nX-Request-ID: two\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n",
         ];
         let origin = crate::client_address::Origin {
