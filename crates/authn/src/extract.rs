@@ -74,7 +74,14 @@ pub fn note_authentication<P: std::borrow::Borrow<Principal>>(
     match &outcome {
         Ok(principal) => {
             if let Some(context) = keel_telemetry::context::current() {
-                context.set_user_id(principal.borrow().user_id.to_string());
+                // Not `to_string`: the formatting machinery costs more than the id itself.
+                let user_id = principal.borrow().user_id;
+                context.set_user_id(
+                    user_id
+                        .hyphenated()
+                        .encode_lower(&mut uuid::Uuid::encode_buffer())
+                        .to_owned(),
+                );
             }
         }
         Err(AuthnError::KeysUnavailable) => {
