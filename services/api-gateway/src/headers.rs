@@ -44,9 +44,8 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// The client's address as the gateway resolved it (internal: a client-sent one is dropped).
 pub(crate) const X_KEEL_CLIENT_IP: HeaderName = HeaderName::from_static("x-keel-client-ip");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-/// The headers step 1 removes whatever `Connection` says (besides `Proxy-*`). A `static`, not a
-/// `const`: a const array would be built and dropped (a call per name) at every use.
-static HOP_BY_HOP: [HeaderName; 6] = [
+/// The headers step 1 removes whatever `Connection` says (besides `Proxy-*`).
+const HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
     KEEP_ALIVE,
     header::TE,
@@ -61,7 +60,7 @@ const X_KEEL_SESSION_ID: HeaderName = HeaderName::from_static("x-keel-session-id
 
 /// The names the gateway sets on every request going upstream: no client field of these names
 /// passes (steps 3 to 5; the internal ones of steps 2 and 6 go by [`is_internal`]).
-static REPLACED: [HeaderName; 5] = [
+const REPLACED: [HeaderName; 5] = [
     header::HOST,
     X_FORWARDED_FOR,
     X_FORWARDED_PROTO,
@@ -352,7 +351,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in &HOP_BY_HOP {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
     remove_prefixed(headers, PROXY_PREFIX);
