@@ -12,7 +12,7 @@
 #   1. saturation: `wrk -t2 -c64 -d10s` against direct, then nginx and the gateway in
 #      PERF_ROUNDS alternating rounds (their ratio is the median of the rounds' ratios: one pair of
 #      runs on a shared VM moves by ±20%); platform-public and platform-jwt (same upstream, same
-#      platform process, without and with a bearer token).
+#      platform process, without and with a bearer token), also in PERF_ROUNDS alternating rounds.
 #   2. fixed rate, open loop: `oha -q 10000 -z 10s --latency-correction` against direct, nginx,
 #      gateway (latency counted from when each request was due, so queueing shows).
 # Each target is warmed up for PERF_WARMUP seconds first (discarded).
@@ -236,9 +236,14 @@ jwt_step() {
     fi
     check "$base/perf/public/hello"
     check "$base/perf/private/hello" -H "authorization: Bearer $token"
-    extra_labels=(--label "rate_limited=$(rate_limited "$base/perf/public/hello")")
-    saturation platform-public "$base/perf/public/hello"
-    saturation platform-jwt "$base/perf/private/hello" -H "authorization: Bearer $token"
+    local limited round
+    limited=$(rate_limited "$base/perf/public/hello")
+    # Alternating rounds, as for nginx and the gateway: one pair of runs moves by ±20% here.
+    for ((round = 1; round <= rounds; round++)); do
+        extra_labels=(--label "rate_limited=$limited" --label "round=$round")
+        saturation platform-public "$base/perf/public/hello"
+        saturation platform-jwt "$base/perf/private/hello" -H "authorization: Bearer $token"
+    done
     extra_labels=()
     stop "$platform"
 }
