@@ -107,8 +107,9 @@ config_dir() {
 }
 
 # Common labels of every line.
+# Quoted as a JSON string: a short hash such as 8267e31 would otherwise be read as a number.
 revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-labels=(--label "revision=$revision" --label "connections=$connections")
+labels=(--label "revision=\"$revision\"" --label "connections=$connections")
 
 # saturation TARGET URL [wrk args...]
 saturation() {

@@ -260,6 +260,11 @@ mod tests {
             label("url=http://x/y"),
             Ok(("url".to_owned(), Value::from("http://x/y")))
         );
+        // A short hash that reads as a number stays a string when passed as a JSON string.
+        assert_eq!(
+            label("revision=\"8267e31\""),
+            Ok(("revision".to_owned(), Value::from("8267e31")))
+        );
         assert!(label("novalue").is_err());
         assert!(label("=1").is_err());
     }
