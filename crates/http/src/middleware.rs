@@ -279,8 +279,8 @@ fn record_request(method: &Method, route: &str, status: http::StatusCode, elapse
         ("route", route),
         ("status", status.as_str()),
     ];
-    keel_telemetry::metrics::increment_counter("keel_http_requests_total", &labels);
-    keel_telemetry::metrics::record_histogram(
+    keel_telemetry::metrics::increment_and_record(
+        "keel_http_requests_total",
         "keel_http_request_duration_seconds",
         &labels,
         elapsed.as_secs_f64(),

@@ -4,10 +4,32 @@
 //! is `allowed`, `denied` or `unavailable` (the store could not decide; whether the request then
 //! went through is the caller's policy, which the caller reports).
 //!
-//! Counted through `keel_telemetry::metrics`, whose per-thread handle cache spares the recorder's
-//! registry lookup on every check (this runs on every request through the gateway).
+//! The six series are fixed, so their handles are kept in a static ([`KeptCounter`]): a check,
+//! which runs on every request through the gateway, counts with one atomic add.
+
+use std::sync::LazyLock;
+
+use keel_telemetry::metrics::KeptCounter;
 
 use crate::{Decision, RateLimitError};
+
+const BACKENDS: [&str; 2] = ["memory", "redis"];
+const OUTCOMES: [&str; 3] = ["allowed", "denied", "unavailable"];
+
+/// One counter per backend and outcome, in the order of [`BACKENDS`] × [`OUTCOMES`].
+static DECISIONS: LazyLock<Vec<KeptCounter>> = LazyLock::new(|| {
+    BACKENDS
+        .iter()
+        .flat_map(|backend| {
+            OUTCOMES.iter().map(move |outcome| {
+                KeptCounter::new(
+                    "keel_ratelimit_decisions_total",
+                    &[("backend", backend), ("outcome", outcome)],
+                )
+            })
+        })
+        .collect()
+});
 
 /// Which backend decided.
 #[derive(Debug, Clone, Copy)]
@@ -21,16 +43,15 @@ pub(crate) enum Backend {
 /// Counts one check's outcome.
 pub(crate) fn record(backend: Backend, outcome: &Result<Decision, RateLimitError>) {
     let backend = match backend {
-        Backend::Memory => "memory",
-        Backend::Redis => "redis",
+        Backend::Memory => 0,
+        Backend::Redis => 1,
     };
     let outcome = match outcome {
-        Ok(decision) if decision.allowed => "allowed",
-        Ok(_) => "denied",
-        Err(_) => "unavailable",
+        Ok(decision) if decision.allowed => 0,
+        Ok(_) => 1,
+        Err(_) => 2,
     };
-    keel_telemetry::metrics::increment_counter(
-        "keel_ratelimit_decisions_total",
-        &[("backend", backend), ("outcome", outcome)],
-    );
+    if let Some(counter) = DECISIONS.get(backend * OUTCOMES.len() + outcome) {
+        counter.increment();
+    }
 }

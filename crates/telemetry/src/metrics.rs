@@ -7,11 +7,16 @@
 //!
 //! [`increment_counter`] and [`record_histogram`] are for hot paths (every request): they keep the
 //! handle of each name and label set once registered, so a request neither allocates its label
-//! strings nor hashes a metric key in the shared registry.
+//! strings nor hashes a metric key in the shared registry. Where the owner of a label set lives
+//! as long as its series are counted (a gateway route, a rate-limit class), [`KeptCounter`],
+//! [`KeptHistogram`] and [`KeptStatusCounters`] do better still: the owner holds the handles, so
+//! recording is one atomic operation, with no lookup at all.
 
 use std::cell::RefCell;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
+
+use http::StatusCode;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -92,6 +97,8 @@ fn same_static(a: &'static str, b: &'static str) -> bool {
 struct Handles {
     counters: HandleCache<metrics::Counter>,
     histograms: HandleCache<metrics::Histogram>,
+    /// [`increment_and_record`]'s pairs, with the histogram's name.
+    pairs: HandleCache<(metrics::Counter, metrics::Histogram, &'static str)>,
 }
 
 thread_local! {
@@ -190,6 +197,195 @@ pub fn record_histogram(name: &'static str, labels: &[(&'static str, &str)], val
         |labels| metrics::histogram!(name, &labels),
         |histogram| histogram.record(value),
     );
+}
+
+/// Adds one to the counter `counter` and records `value` in the histogram `histogram`, both with
+/// `labels`: what [`increment_counter`] and [`record_histogram`] do, with one lookup for the two.
+pub fn increment_and_record(
+    counter: &'static str,
+    histogram: &'static str,
+    labels: &[(&'static str, &str)],
+    value: f64,
+) {
+    if HANDLE.get().is_none() {
+        let labels = owned(labels);
+        metrics::counter!(counter, &labels).increment(1);
+        metrics::histogram!(histogram, &labels).record(value);
+        return;
+    }
+    HANDLES.with_borrow_mut(|handles| {
+        let known = &mut handles.pairs;
+        let mut state = known.hasher.build_hasher();
+        state.write_usize(histogram.as_ptr() as usize);
+        let hash = key_hash(&known.hasher, counter, labels) ^ state.finish();
+        let found = known.entries.find(hash, |cached| {
+            cached.is(counter, labels) && same_static(cached.handle.2, histogram)
+        });
+        if let Some(Cached {
+            handle: (kept_counter, kept_histogram, _),
+            ..
+        }) = found
+        {
+            kept_counter.increment(1);
+            kept_histogram.record(value);
+            return;
+        }
+        let registered = owned(labels);
+        let handle = (
+            metrics::counter!(counter, &registered),
+            metrics::histogram!(histogram, &registered),
+            histogram,
+        );
+        handle.0.increment(1);
+        handle.1.record(value);
+        let labels = labels
+            .iter()
+            .map(|(label, value)| (*label, Box::from(*value)))
+            .collect();
+        known.entries.insert_unique(
+            hash,
+            Cached {
+                hash,
+                name: counter,
+                labels,
+                handle,
+            },
+            |cached| cached.hash,
+        );
+    });
+}
+
+/// The name and labels of one series, owned by whoever keeps its handle.
+#[derive(Debug)]
+struct Series {
+    name: &'static str,
+    labels: Vec<(&'static str, String)>,
+}
+
+impl Series {
+    fn new(name: &'static str, labels: &[(&'static str, &str)]) -> Self {
+        Self {
+            name,
+            labels: owned(labels),
+        }
+    }
+}
+
+/// The handle kept in `cell`, registered by `register` on first use. While no recorder of ours is
+/// installed the handle is registered every time and not kept (as in [`with_cached_handle`]).
+fn with_kept_handle<H>(cell: &OnceLock<H>, register: impl FnOnce() -> H, apply: impl FnOnce(&H)) {
+    if let Some(handle) = cell.get() {
+        apply(handle);
+    } else if HANDLE.get().is_none() {
+        apply(&register());
+    } else {
+        apply(cell.get_or_init(register));
+    }
+}
+
+/// A counter of one name and label set, kept by its owner: incrementing it is one atomic add.
+/// For label sets whose owner lives while they are counted (a route, a class); a label set made
+/// per request belongs in [`increment_counter`].
+#[derive(Debug)]
+pub struct KeptCounter {
+    series: Series,
+    handle: OnceLock<metrics::Counter>,
+}
+
+impl KeptCounter {
+    /// The counter `name` with `labels` (registered with the recorder on first use).
+    pub fn new(name: &'static str, labels: &[(&'static str, &str)]) -> Self {
+        Self {
+            series: Series::new(name, labels),
+            handle: OnceLock::new(),
+        }
+    }
+
+    /// Adds one, as `metrics::counter!(name, labels).increment(1)` does.
+    pub fn increment(&self) {
+        let Series { name, labels } = &self.series;
+        with_kept_handle(
+            &self.handle,
+            || metrics::counter!(*name, labels),
+            |counter| counter.increment(1),
+        );
+    }
+}
+
+/// A histogram of one name and label set, kept by its owner (see [`KeptCounter`]).
+#[derive(Debug)]
+pub struct KeptHistogram {
+    series: Series,
+    handle: OnceLock<metrics::Histogram>,
+}
+
+impl KeptHistogram {
+    /// The histogram `name` with `labels` (registered with the recorder on first use).
+    pub fn new(name: &'static str, labels: &[(&'static str, &str)]) -> Self {
+        Self {
+            series: Series::new(name, labels),
+            handle: OnceLock::new(),
+        }
+    }
+
+    /// Records `value`, as `metrics::histogram!(name, labels).record(value)` does.
+    pub fn record(&self, value: f64) {
+        let Series { name, labels } = &self.series;
+        with_kept_handle(
+            &self.handle,
+            || metrics::histogram!(*name, labels),
+            |histogram| histogram.record(value),
+        );
+    }
+}
+
+/// The statuses [`KeptStatusCounters`] keeps a handle for: the ones services answer every day.
+const KEPT_STATUSES: [u16; 20] = [
+    200, 201, 202, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 502, 503,
+];
+
+/// A counter of one name and label set plus a `status` label (an HTTP status), kept by its owner:
+/// the common statuses ([`KEPT_STATUSES`]) count with one atomic add, the others through
+/// [`increment_counter`].
+#[derive(Debug)]
+pub struct KeptStatusCounters {
+    series: Series,
+    kept: [OnceLock<metrics::Counter>; KEPT_STATUSES.len()],
+}
+
+impl KeptStatusCounters {
+    /// The counter `name` with `labels` and a last label `status`.
+    pub fn new(name: &'static str, labels: &[(&'static str, &str)]) -> Self {
+        Self {
+            series: Series::new(name, labels),
+            kept: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    /// Adds one to the series of `status`.
+    pub fn increment(&self, status: StatusCode) {
+        let Series { name, labels } = &self.series;
+        let with_status = || {
+            let mut all: Vec<(&'static str, &str)> = labels
+                .iter()
+                .map(|(label, value)| (*label, value.as_str()))
+                .collect();
+            all.push(("status", status.as_str()));
+            all
+        };
+        let kept = KEPT_STATUSES
+            .iter()
+            .position(|&kept| kept == status.as_u16())
+            .and_then(|slot| self.kept.get(slot));
+        match kept {
+            Some(cell) => with_kept_handle(
+                cell,
+                || metrics::counter!(*name, &owned(&with_status())),
+                |counter| counter.increment(1),
+            ),
+            None => increment_counter(name, &with_status()),
+        }
+    }
 }
 
 /// Help texts for the metrics every Keel process exports.
@@ -292,5 +488,70 @@ mod tests {
             rendered.contains(r#"keel_test_cached_seconds_count{route="/a"} 2"#),
             "{rendered}"
         );
+    }
+
+    #[test]
+    fn kept_handles_count_in_the_series_the_macros_name() {
+        let handle = install();
+        let counter = KeptCounter::new("keel_test_kept_total", &[("route", "/k"), ("outcome", "x")]);
+        let histogram = KeptHistogram::new("keel_test_kept_seconds", &[("route", "/k")]);
+        let statuses = KeptStatusCounters::new("keel_test_kept_status_total", &[("route", "/k")]);
+        for _ in 0..3 {
+            counter.increment();
+            histogram.record(0.001);
+            statuses.increment(StatusCode::OK);
+        }
+        // A status without a kept handle counts in its own series all the same.
+        statuses.increment(StatusCode::IM_A_TEAPOT);
+        statuses.increment(StatusCode::IM_A_TEAPOT);
+        // A second owner of the same series adds to it.
+        KeptCounter::new("keel_test_kept_total", &[("route", "/k"), ("outcome", "x")]).increment();
+        let rendered = handle.render();
+        for expected in [
+            r#"keel_test_kept_total{route="/k",outcome="x"} 4"#,
+            r#"keel_test_kept_seconds_count{route="/k"} 3"#,
+            r#"keel_test_kept_status_total{route="/k",status="200"} 3"#,
+            r#"keel_test_kept_status_total{route="/k",status="418"} 2"#,
+        ] {
+            assert!(rendered.contains(expected), "{expected} in {rendered}");
+        }
+    }
+
+    #[test]
+    fn every_kept_status_has_its_own_slot() {
+        let mut seen = std::collections::HashSet::new();
+        assert!(KEPT_STATUSES.iter().all(|status| seen.insert(status)));
+        assert!(
+            KEPT_STATUSES
+                .iter()
+                .all(|&status| StatusCode::from_u16(status).is_ok())
+        );
+    }
+
+    #[test]
+    fn pairs_count_and_record_per_label_set_and_histogram() {
+        let handle = install();
+        let labels = [("method", "GET"), ("status", "200")];
+        increment_and_record("keel_test_pair_total", "keel_test_pair_seconds", &labels, 0.001);
+        increment_and_record("keel_test_pair_total", "keel_test_pair_seconds", &labels, 0.002);
+        // The same counter with another histogram is another pair, not the first one's.
+        increment_and_record(
+            "keel_test_pair_total",
+            "keel_test_pair_other_seconds",
+            &labels,
+            0.5,
+        );
+        let other = [("method", "GET"), ("status", "404")];
+        increment_and_record("keel_test_pair_total", "keel_test_pair_seconds", &other, 0.001);
+        let rendered = handle.render();
+        for expected in [
+            r#"keel_test_pair_total{method="GET",status="200"} 3"#,
+            r#"keel_test_pair_total{method="GET",status="404"} 1"#,
+            r#"keel_test_pair_seconds_count{method="GET",status="200"} 2"#,
+            r#"keel_test_pair_other_seconds_count{method="GET",status="200"} 1"#,
+            r#"keel_test_pair_seconds_count{method="GET",status="404"} 1"#,
+        ] {
+            assert!(rendered.contains(expected), "{expected} in {rendered}");
+        }
     }
 }

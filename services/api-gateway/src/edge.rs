@@ -116,19 +116,73 @@ impl EdgeAuth {
     }
 }
 
-/// The `outcome` label of `keel_gateway_auth_total` for a request with `access` and this result.
-pub(crate) fn outcome(access: &Access, result: &Result<Option<Arc<Principal>>, AuthnError>) -> &'static str {
-    match (access, result) {
-        (Access::Public, Ok(_)) => "public",
-        (_, Ok(None)) => "anonymous",
-        (Access::Permission(_), Ok(Some(_))) => "allowed",
-        (_, Ok(Some(_))) => "authenticated",
-        (_, Err(AuthnError::MissingToken)) => "missing",
-        (_, Err(AuthnError::Forbidden(_))) => "denied",
-        (_, Err(AuthnError::KeysUnavailable | AuthnError::JwksFetch(_) | AuthnError::Authz(_))) => {
-            "unavailable"
+/// An authentication decision at the edge: the `outcome` label of `keel_gateway_auth_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthOutcome {
+    /// A public route: nothing checked.
+    Public,
+    /// No token, on a route that does not require one.
+    Anonymous,
+    /// A valid token, on a route that asks for no permission.
+    Authenticated,
+    /// A valid token whose user holds the route's permission.
+    Allowed,
+    /// No token where one is required.
+    Missing,
+    /// A token that does not verify.
+    Invalid,
+    /// A valid token whose user lacks the route's permission.
+    Denied,
+    /// The keys or the permission check could not be had.
+    Unavailable,
+}
+
+impl AuthOutcome {
+    /// Every outcome, in the order of [`AuthOutcome::index`].
+    pub(crate) const ALL: [Self; 8] = [
+        Self::Public,
+        Self::Anonymous,
+        Self::Authenticated,
+        Self::Allowed,
+        Self::Missing,
+        Self::Invalid,
+        Self::Denied,
+        Self::Unavailable,
+    ];
+
+    /// Its position in [`AuthOutcome::ALL`].
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Anonymous => "anonymous",
+            Self::Authenticated => "authenticated",
+            Self::Allowed => "allowed",
+            Self::Missing => "missing",
+            Self::Invalid => "invalid",
+            Self::Denied => "denied",
+            Self::Unavailable => "unavailable",
         }
-        (_, Err(_)) => "invalid",
+    }
+}
+
+/// The decision for a request with `access` and this result.
+pub(crate) fn outcome(access: &Access, result: &Result<Option<Arc<Principal>>, AuthnError>) -> AuthOutcome {
+    match (access, result) {
+        (Access::Public, Ok(_)) => AuthOutcome::Public,
+        (_, Ok(None)) => AuthOutcome::Anonymous,
+        (Access::Permission(_), Ok(Some(_))) => AuthOutcome::Allowed,
+        (_, Ok(Some(_))) => AuthOutcome::Authenticated,
+        (_, Err(AuthnError::MissingToken)) => AuthOutcome::Missing,
+        (_, Err(AuthnError::Forbidden(_))) => AuthOutcome::Denied,
+        (_, Err(AuthnError::KeysUnavailable | AuthnError::JwksFetch(_) | AuthnError::Authz(_))) => {
+            AuthOutcome::Unavailable
+        }
+        (_, Err(_)) => AuthOutcome::Invalid,
     }
 }
 
@@ -138,20 +192,26 @@ mod tests {
     #[test]
     fn outcomes_name_what_happened() {
         let permission = Access::Permission("platform.audit.read".into());
-        assert_eq!(outcome(&Access::Public, &Ok(None)), "public");
-        assert_eq!(outcome(&Access::Optional, &Ok(None)), "anonymous");
+        assert_eq!(outcome(&Access::Public, &Ok(None)).label(), "public");
+        assert_eq!(outcome(&Access::Optional, &Ok(None)).label(), "anonymous");
         assert_eq!(
-            outcome(&Access::Required, &Err(AuthnError::MissingToken)),
+            outcome(&Access::Required, &Err(AuthnError::MissingToken)).label(),
             "missing"
         );
-        assert_eq!(outcome(&Access::Required, &Err(AuthnError::Expired)), "invalid");
         assert_eq!(
-            outcome(&permission, &Err(AuthnError::Forbidden("p".into()))),
+            outcome(&Access::Required, &Err(AuthnError::Expired)).label(),
+            "invalid"
+        );
+        assert_eq!(
+            outcome(&permission, &Err(AuthnError::Forbidden("p".into()))).label(),
             "denied"
         );
         assert_eq!(
-            outcome(&permission, &Err(AuthnError::KeysUnavailable)),
+            outcome(&permission, &Err(AuthnError::KeysUnavailable)).label(),
             "unavailable"
         );
+        for (index, outcome) in AuthOutcome::ALL.into_iter().enumerate() {
+            assert_eq!(outcome.index(), index, "{outcome:?}");
+        }
     }
 }

@@ -64,9 +64,63 @@ pub(crate) fn describe() {
     );
 }
 
-// Every request records through handles cached per thread (`keel_telemetry::metrics`): no
-// label strings are allocated and no metric key hashed in the shared registry per request.
-use keel_telemetry::metrics::{increment_counter, record_histogram};
+// A request a route matched records through the route's own handles (`RouteMetrics`); the
+// others (no route, upstream errors) through handles cached per thread (`keel_telemetry::metrics`):
+// either way no label strings are allocated and no metric key hashed in the shared registry per
+// request.
+use keel_telemetry::metrics::{
+    KeptCounter, KeptHistogram, KeptStatusCounters, increment_counter, record_histogram,
+};
+
+use crate::edge::AuthOutcome;
+
+/// The series of one route, kept with it: a request it matched records each with one atomic
+/// operation, without looking its labels up.
+#[derive(Debug)]
+pub(crate) struct RouteMetrics {
+    /// `keel_gateway_requests_total{route, service, status}`.
+    requests: KeptStatusCounters,
+    /// `keel_gateway_request_duration_seconds{route}`.
+    duration: KeptHistogram,
+    /// `keel_gateway_upstream_duration_seconds{service}`.
+    upstream_duration: KeptHistogram,
+    /// `keel_gateway_auth_total{route, outcome}`, by [`AuthOutcome::index`].
+    auth: Vec<KeptCounter>,
+}
+
+impl RouteMetrics {
+    /// The series of the route with the label `route` to `service`.
+    pub(crate) fn new(route: &str, service: &str) -> Self {
+        Self {
+            requests: KeptStatusCounters::new(REQUESTS, &[("route", route), ("service", service)]),
+            duration: KeptHistogram::new(REQUEST_DURATION, &[("route", route)]),
+            upstream_duration: KeptHistogram::new(UPSTREAM_DURATION, &[("service", service)]),
+            auth: AuthOutcome::ALL
+                .iter()
+                .map(|outcome| KeptCounter::new(AUTH, &[("route", route), ("outcome", outcome.label())]))
+                .collect(),
+        }
+    }
+
+    /// One answered request, `elapsed` after it reached the gateway (as [`request`] and
+    /// [`request_duration`] count it).
+    pub(crate) fn answered(&self, status: http::StatusCode, elapsed: Duration) {
+        self.requests.increment(status);
+        self.duration.record(elapsed.as_secs_f64());
+    }
+
+    /// One authentication decision on a request of the route.
+    pub(crate) fn auth(&self, outcome: AuthOutcome) {
+        if let Some(counter) = self.auth.get(outcome.index()) {
+            counter.increment();
+        }
+    }
+
+    /// One upstream exchange's time to the response head (or to its failure).
+    pub(crate) fn upstream_duration(&self, elapsed: Duration) {
+        self.upstream_duration.record(elapsed.as_secs_f64());
+    }
+}
 
 /// One answered request.
 pub(crate) fn request(route: &str, service: &str, status: http::StatusCode) {
@@ -83,16 +137,6 @@ pub(crate) fn request(route: &str, service: &str, status: http::StatusCode) {
 /// How long the gateway took to answer a request of `route` (to the response head).
 pub(crate) fn request_duration(route: &str, elapsed: Duration) {
     record_histogram(REQUEST_DURATION, &[("route", route)], elapsed.as_secs_f64());
-}
-
-/// One authentication decision on a request of `route`.
-pub(crate) fn auth(route: &str, outcome: &'static str) {
-    increment_counter(AUTH, &[("route", route), ("outcome", outcome)]);
-}
-
-/// One upstream exchange's time to the response head (or to its failure).
-pub(crate) fn upstream_duration(service: &str, elapsed: Duration) {
-    record_histogram(UPSTREAM_DURATION, &[("service", service)], elapsed.as_secs_f64());
 }
 
 /// One request that got no upstream response.

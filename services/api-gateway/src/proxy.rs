@@ -36,7 +36,7 @@ use crate::edge::{self, EdgeAuth};
 use crate::error::ProxyError;
 use crate::headers::{self, UpstreamFields};
 use crate::limits::{HeaderLimits, Limited, limit_body};
-use crate::metrics::{self, NO_SERVICE, UNMATCHED_ROUTE};
+use crate::metrics::{self, NO_SERVICE, RouteMetrics, UNMATCHED_ROUTE};
 use crate::policy::Access;
 use crate::pool::{PooledBody, UpstreamError, UpstreamPools};
 use crate::rate_limit::{RateClass, RateLimits};
@@ -47,8 +47,8 @@ use crate::upstream::Upstream;
 /// A route ready to serve: where it goes and how.
 #[derive(Debug)]
 pub(crate) struct Route {
-    /// The configured prefix, the `route` metric label.
-    pub(crate) label: Box<str>,
+    /// Its series (labelled with the configured prefix), kept with it.
+    pub(crate) metrics: RouteMetrics,
     pub(crate) upstream: Arc<Upstream>,
     strip_prefix: bool,
     pub(crate) timeout: Duration,
@@ -75,7 +75,7 @@ impl Route {
                 .timeout_ms
                 .map_or(gateway.upstream.timeout(), Duration::from_millis),
             strip_prefix: config.strip_prefix,
-            label: config.prefix.into(),
+            metrics: RouteMetrics::new(&config.prefix, upstream.service()),
             upstream,
         }
     }
@@ -175,17 +175,19 @@ impl Proxy {
                     false => ProxyError::MethodNotAllowed { allowed },
                 }),
         };
-        let (route, service, response) = match found {
-            Err(error) => (UNMATCHED_ROUTE, NO_SERVICE, fail(NO_SERVICE, &error)),
-            Ok((route, matched)) => (
-                &*route.label,
-                route.upstream.service(),
-                self.serve_route(&routing, route, matched, request).await,
-            ),
-        };
-        metrics::request(route, service, response.status());
-        metrics::request_duration(route, received.elapsed());
-        response
+        match found {
+            Err(error) => {
+                let response = fail(NO_SERVICE, &error);
+                metrics::request(UNMATCHED_ROUTE, NO_SERVICE, response.status());
+                metrics::request_duration(UNMATCHED_ROUTE, received.elapsed());
+                response
+            }
+            Ok((route, matched)) => {
+                let response = self.serve_route(&routing, route, matched, request).await;
+                route.metrics.answered(response.status(), received.elapsed());
+                response
+            }
+        }
     }
 
     /// Answers a request `route` matched (`matched` bytes of its path), in order: header limits
@@ -264,7 +266,7 @@ impl Proxy {
             .and_then(|()| limit_body(&parts.headers, body, route.body_limit));
         let body = checked.map_err(|error| fail(service, &error))?;
         let admitted = self.auth.admit(&route.access, &parts.headers).await;
-        metrics::auth(&route.label, edge::outcome(&route.access, &admitted));
+        route.metrics.auth(edge::outcome(&route.access, &admitted));
         let principal = admitted.map_err(IntoResponse::into_response)?;
         let origin = peer.map(|address| routing.trusted_proxies.resolve(address.ip(), &parts.headers));
         // The caller is known (`principal`, else the client address) and nothing has been sent
@@ -324,7 +326,7 @@ impl Proxy {
             .pools
             .send(pick.endpoint(), Request::from_parts(parts, body.body), body.whole);
         let sent = tokio::time::timeout_at(deadline, exchange).instrument(span).await;
-        metrics::upstream_duration(route.upstream.service(), started.elapsed());
+        route.metrics.upstream_duration(started.elapsed());
         settle(sent, &pick, route, body.tripped.as_ref(), upgrade)
     }
 }

@@ -20,8 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use keel_ratelimit::{Decision, Quota, RateLimiter};
+use keel_telemetry::metrics::KeptCounter;
 use serde::Deserialize;
 use uuid::Uuid;
+
+/// The decisions of every class, by class and outcome (`allowed`, `denied`).
+const DECISIONS: &str = "keel_gateway_rate_limit_decisions_total";
 
 /// The class a route without `rate_limit_class` belongs to.
 pub(crate) const DEFAULT_CLASS: &str = "default";
@@ -80,11 +84,26 @@ impl RateLimitConfig {
     }
 }
 
-/// One class, resolved for a route: its name (the metric label and key part) and quotas.
+/// One class, resolved for a route: its name (the metric label and key part), quotas and the
+/// series of its decisions (`keel_gateway_rate_limit_decisions_total{class, outcome}`).
 #[derive(Debug)]
 pub(crate) struct RateClass {
     name: Box<str>,
     quotas: RateClassConfig,
+    allowed: KeptCounter,
+    denied: KeptCounter,
+}
+
+impl RateClass {
+    fn new(name: &str, quotas: RateClassConfig) -> Self {
+        let counter = |outcome| KeptCounter::new(DECISIONS, &[("class", name), ("outcome", outcome)]);
+        Self {
+            name: name.into(),
+            quotas,
+            allowed: counter("allowed"),
+            denied: counter("denied"),
+        }
+    }
 }
 
 /// The limiter and the classes every route shares.
@@ -110,13 +129,7 @@ impl RateLimits {
         let classes = config
             .classes
             .iter()
-            .map(|(name, quotas)| {
-                let class = RateClass {
-                    name: name.as_str().into(),
-                    quotas: *quotas,
-                };
-                (name.clone(), Arc::new(class))
-            })
+            .map(|(name, quotas)| (name.clone(), Arc::new(RateClass::new(name, *quotas))))
             .collect();
         Self {
             limiter: limiter.filter(|_| config.enabled),
@@ -174,12 +187,10 @@ impl RateLimits {
             (Some(ip), Some(user)) => Some(ip.stricter(user)),
             (one, other) => one.or(other),
         };
-        if let Some(decision) = &decision {
-            let outcome = if decision.allowed { "allowed" } else { "denied" };
-            keel_telemetry::metrics::increment_counter(
-                "keel_gateway_rate_limit_decisions_total",
-                &[("class", &class.name), ("outcome", outcome)],
-            );
+        match &decision {
+            Some(decision) if decision.allowed => class.allowed.increment(),
+            Some(_) => class.denied.increment(),
+            None => {}
         }
         decision
     }

@@ -352,7 +352,6 @@ impl Inner {
                 return Outcome::Local(response);
             }
         };
-        let service = route.upstream.service();
         // A timer only when admission has to wait (a token to verify, a permission to ask).
         let admitted = tokio::time::timeout_at(
             request_deadline,
@@ -382,8 +381,7 @@ impl Inner {
             // On the general path the stack's timeout drops the proxy before it counts anything.
             Outcome::TimedOut(_) => return outcome,
         };
-        metrics::request(&route.label, service, status);
-        metrics::request_duration(&route.label, received.elapsed());
+        route.metrics.answered(status, received.elapsed());
         outcome
     }
 
@@ -445,7 +443,7 @@ impl Inner {
             sent = exchange => Ok(sent),
             () = expires(deadlines.timer, deadline.min(request_deadline)) => Err(()),
         };
-        metrics::upstream_duration(service, started.elapsed());
+        route.metrics.upstream_duration(started.elapsed());
         match sent {
             Ok(Ok((head, connection))) => {
                 outbound.pick.succeeded();
