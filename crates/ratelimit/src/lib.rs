@@ -58,4 +58,12 @@ pub trait RateLimiter: Send + Sync {
     /// [`RateLimitError::Unavailable`] for the shipped backends); the caller chooses to fail open
     /// or closed.
     async fn check(&self, key: &str, quota: Quota) -> Result<Decision, RateLimitError>;
+
+    /// What [`RateLimiter::check`] would answer, when this limiter can answer at once (an
+    /// in-process store), else `None` (the caller then awaits `check`). For hot paths: `check`'s
+    /// future is boxed, one allocation per call that a store without I/O does not need.
+    fn check_now(&self, key: &str, quota: Quota) -> Option<Result<Decision, RateLimitError>> {
+        let _ = (key, quota);
+        None
+    }
 }

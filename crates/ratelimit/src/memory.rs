@@ -110,4 +110,8 @@ impl RateLimiter for InMemoryRateLimiter {
     async fn check(&self, key: &str, quota: Quota) -> Result<Decision, RateLimitError> {
         Ok(self.decide(key, quota))
     }
+
+    fn check_now(&self, key: &str, quota: Quota) -> Option<Result<Decision, RateLimitError>> {
+        Some(Ok(self.decide(key, quota)))
+    }
 }

@@ -57,49 +57,53 @@ tokio::task_local! {
     static CURRENT: RequestContext;
 }
 
-/// Correlation data of one request.
+/// Correlation data of one request. Cheap to clone: the clones share one allocation.
 #[derive(Debug, Clone)]
-pub struct RequestContext {
-    request_id: Arc<str>,
-    user_id: Arc<OnceLock<String>>,
-    audited: Arc<AtomicBool>,
+pub struct RequestContext(Arc<Correlation>);
+
+/// What a [`RequestContext`] and its clones share.
+#[derive(Debug)]
+struct Correlation {
+    request_id: String,
+    user_id: OnceLock<String>,
+    audited: AtomicBool,
 }
 
 impl RequestContext {
     /// A context for the request with this id, without a user yet.
-    pub fn new(request_id: impl Into<Arc<str>>) -> Self {
-        Self {
+    pub fn new(request_id: impl Into<String>) -> Self {
+        Self(Arc::new(Correlation {
             request_id: request_id.into(),
-            user_id: Arc::default(),
-            audited: Arc::default(),
-        }
+            user_id: OnceLock::new(),
+            audited: AtomicBool::new(false),
+        }))
     }
 
     /// The request id.
     pub fn request_id(&self) -> &str {
-        &self.request_id
+        &self.0.request_id
     }
 
     /// The authenticated user, once authentication has run.
     pub fn user_id(&self) -> Option<&str> {
-        self.user_id.get().map(String::as_str)
+        self.0.user_id.get().map(String::as_str)
     }
 
     /// Records the authenticated user (first call wins) and adds it to the request span.
     pub fn set_user_id(&self, user_id: impl Into<String>) {
         let user_id = user_id.into();
         tracing::Span::current().record("user_id", user_id.as_str());
-        let _ = self.user_id.set(user_id);
+        let _ = self.0.user_id.set(user_id);
     }
 
     /// Notes that the request's work wrote an audit record of what it did.
     pub fn mark_audited(&self) {
-        self.audited.store(true, Ordering::Relaxed);
+        self.0.audited.store(true, Ordering::Relaxed);
     }
 
     /// Whether [`mark_audited`](Self::mark_audited) was called for this request.
     pub fn is_audited(&self) -> bool {
-        self.audited.load(Ordering::Relaxed)
+        self.0.audited.load(Ordering::Relaxed)
     }
 }
 

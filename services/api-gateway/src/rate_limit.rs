@@ -168,7 +168,7 @@ impl RateLimits {
                 key.push_str(&class.name);
                 key.push(':');
                 crate::client_address::push_ip(&mut key, ip);
-                self.counted(limiter.check(&key, class.quotas.per_ip).await)
+                self.counted(decide(limiter.as_ref(), &key, class.quotas.per_ip).await)
             }
             None => None,
         };
@@ -179,7 +179,7 @@ impl RateLimits {
                 key.push_str(&class.name);
                 key.push(':');
                 key.push_str(user.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
-                self.counted(limiter.check(&key, class.quotas.per_user).await)
+                self.counted(decide(limiter.as_ref(), &key, class.quotas.per_user).await)
             }
             None => None,
         };
@@ -216,6 +216,19 @@ impl RateLimits {
                 None
             }
         }
+    }
+}
+
+/// `limiter`'s decision for `key` under `quota`: at once when it can answer at once, without the
+/// boxed future of an asynchronous check.
+async fn decide(
+    limiter: &dyn RateLimiter,
+    key: &str,
+    quota: Quota,
+) -> Result<Decision, keel_ratelimit::RateLimitError> {
+    match limiter.check_now(key, quota) {
+        Some(decision) => decision,
+        None => limiter.check(key, quota).await,
     }
 }
 

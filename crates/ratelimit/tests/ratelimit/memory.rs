@@ -28,6 +28,23 @@ async fn the_limit_is_allowed_within_the_period_then_requests_are_denied() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn check_now_answers_at_once_and_shares_the_budget_of_check() {
+    let limiter = InMemoryRateLimiter::default();
+    let quota = ten_per_minute();
+    for expected_remaining in (5..10).rev() {
+        let decision = limiter.check_now("user:2", quota).expect("in-process").unwrap();
+        assert!(decision.allowed);
+        assert_eq!(decision.remaining, expected_remaining);
+    }
+    for expected_remaining in (0..5).rev() {
+        let decision = limiter.check("user:2", quota).await.unwrap();
+        assert_eq!(decision.remaining, expected_remaining);
+    }
+    let denied = limiter.check_now("user:2", quota).expect("in-process").unwrap();
+    assert!(!denied.allowed);
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_budget_refills_over_time() {
     let limiter = InMemoryRateLimiter::default();
     let quota = ten_per_minute();

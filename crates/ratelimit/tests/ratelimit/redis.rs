@@ -40,6 +40,8 @@ async fn redis_allows_the_limit_then_denies_with_remaining_and_retry_after() {
     let denied = check(&limiter, "user:1", quota).await;
     assert!(!denied.allowed);
     assert_eq!(denied.remaining, 0);
+    // Redis answers over the network: never at once.
+    assert!(limiter.check_now("user:1", quota).is_none());
     let retry_after = denied.retry_after.expect("a denial says when to retry");
     assert!(retry_after > Duration::from_secs(5) && retry_after <= Duration::from_secs(6));
     assert_eq!(denied.retry_after_secs(), Some(6));

@@ -242,7 +242,7 @@ impl Inner {
         // The client's head stays as sent: the request id goes upstream with the fields the
         // gateway sets (`headers::UpstreamFields`).
         let observed = ObservedRequest::begin_detached(&method, route_label, &parts.headers);
-        let request_id = observed.request_id_header().cloned();
+        let request_id = observed.request_id_header();
         let (span, context) = (observed.span.clone(), observed.context.clone());
         let Buffers {
             output,
@@ -255,7 +255,7 @@ impl Inner {
         // Boxed: the wrappers below would each move the whole (large) state machine otherwise.
         let incoming = Incoming {
             parts: &parts,
-            request_id: request_id.as_ref(),
+            request_id,
             peer,
         };
         let working = Box::pin(self.forward(incoming, request_deadline, upstream_head, answer_timer));

@@ -64,16 +64,18 @@ impl Admission {
 
 /// Reads the start of `buffer` as a request head.
 pub(super) fn parse_request(buffer: &[u8], admission: &Admission) -> Head {
-    let mut storage: Vec<MaybeUninit<httparse::Header<'_>>> = Vec::new();
+    // Most heads fit the array on the stack; only one with more fields is parsed again, with
+    // room for as many as the limit allows (a heap allocation per request otherwise).
     let mut stack: [MaybeUninit<httparse::Header<'_>>; 64] = [const { MaybeUninit::uninit() }; 64];
-    let headers: &mut [MaybeUninit<httparse::Header<'_>>] = if admission.max_headers <= stack.len() {
-        &mut stack[..admission.max_headers]
-    } else {
-        storage.resize_with(admission.max_headers, MaybeUninit::uninit);
-        &mut storage
-    };
+    let mut storage: Vec<MaybeUninit<httparse::Header<'_>>> = Vec::new();
     let mut request = httparse::Request::new(&mut []);
-    let len = match request.parse_with_uninit_headers(buffer, headers) {
+    let mut parsed = request.parse_with_uninit_headers(buffer, &mut stack[..admission.max_headers.min(64)]);
+    if matches!(parsed, Err(httparse::Error::TooManyHeaders)) && admission.max_headers > 64 {
+        storage.resize_with(admission.max_headers, MaybeUninit::uninit);
+        request = httparse::Request::new(&mut []);
+        parsed = request.parse_with_uninit_headers(buffer, &mut storage);
+    }
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Head::Partial,
         Err(_) => return Head::Decline,
@@ -757,6 +759,40 @@ mod tests {
             ..admission()
         };
         assert!(matches!(parse_request(&raw, &wide), Head::Take(_)));
+    }
+
+    #[test]
+    fn heads_with_more_fields_than_the_stack_holds_are_parsed_up_to_the_limit() {
+        let head_of = |fields: usize| {
+            let mut raw = b"GET /x HTTP/1.1\r\n".to_vec();
+            for index in 0..fields {
+                raw.extend_from_slice(format!("x-{index}: v{index}\r\n").as_bytes());
+            }
+            raw.extend_from_slice(b"\r\n");
+            raw
+        };
+        let limit = Admission {
+            max_headers: 150,
+            ..admission()
+        };
+        for fields in [63, 64, 65, 150] {
+            let Head::Take(taken) = parse_request(&head_of(fields), &limit) else {
+                panic!("{fields} fields declined")
+            };
+            assert_eq!(taken.fields.len(), fields);
+            let head = Bytes::from(head_of(fields));
+            let parts = request_parts(&head, &taken).unwrap_or_else(|| panic!("no parts"));
+            let last = format!("x-{}", fields - 1);
+            assert_eq!(parts.headers[last.as_str()], format!("v{}", fields - 1).as_str());
+        }
+        assert!(matches!(parse_request(&head_of(151), &limit), Head::Decline));
+        // Under the stack's size the limit still holds.
+        let small = Admission {
+            max_headers: 10,
+            ..admission()
+        };
+        assert!(matches!(parse_request(&head_of(10), &small), Head::Take(_)));
+        assert!(matches!(parse_request(&head_of(11), &small), Head::Decline));
     }
 
     #[test]
