@@ -42,7 +42,7 @@ use crate::pool::{PooledBody, UpstreamError, UpstreamPools};
 use crate::rate_limit::{RateClass, RateLimits};
 use crate::routes::{RouteTable, has_dot_segment};
 use crate::upgrade::ClientUpgrade;
-use crate::upstream::Upstream;
+use crate::upstream::{Target, Upstream};
 
 /// A route ready to serve: where it goes and how.
 #[derive(Debug)]
@@ -350,7 +350,7 @@ pub(crate) struct Admitted {
 /// runs in, its target and its head fields.
 pub(crate) struct Outbound {
     /// The instance (report the outcome to it).
-    pub(crate) pick: Pick,
+    pub(crate) pick: Pick<Target>,
     /// The `gateway.upstream` span.
     pub(crate) span: tracing::Span,
     /// The request target at the upstream (origin form, the route's prefix stripped if it asks).
@@ -381,7 +381,10 @@ pub(crate) fn prepare_upstream(
     let authority = pick.endpoint();
     let span = tracing::debug_span!("gateway.upstream", service, upstream = %authority);
     let strip = route.strip_prefix.then_some(matched);
-    let host = HeaderValue::from_str(authority).map_err(http::Error::from);
+    let host = match &pick.payload().host {
+        Some(host) => Ok(host.clone()),
+        None => HeaderValue::from_str(authority).map_err(http::Error::from),
+    };
     let target = host.and_then(|host| Ok((host, upstream_uri(&parts.uri, strip)?)));
     let (host, uri) = target.map_err(|source| ProxyError::BadTarget {
         service: service.to_owned(),
@@ -404,7 +407,7 @@ pub(crate) fn prepare_upstream(
 /// request that asked to `upgrade` starts the tunnel between the two connections.
 fn settle(
     sent: Result<Result<http::Response<PooledBody>, UpstreamError>, Elapsed>,
-    pick: &Pick,
+    pick: &Pick<Target>,
     route: &Route,
     tripped: Option<&Arc<AtomicBool>>,
     upgrade: Option<ClientUpgrade>,

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use http::HeaderValue;
 use keel_balancer::{Balancer, BalancerConfig, Pick};
 use keel_registry::{ServiceInstance, ServiceRegistry};
 
@@ -20,7 +21,26 @@ use crate::GatewayError;
 /// One routed service: the balancer over its healthy instances' `http` ports.
 #[derive(Debug)]
 pub(crate) struct Upstream {
-    balancer: Balancer,
+    balancer: Balancer<Target>,
+}
+
+/// What the proxy sends to one instance with, made once per instance rather than per request.
+#[derive(Debug)]
+pub(crate) struct Target {
+    /// Its `host:port`, shared by the answers that return a connection to its pool.
+    pub(crate) authority: Arc<str>,
+    /// The `Host` field for it; `None` when `host:port` is not a valid field value (requests to
+    /// it then fail as a bad target).
+    pub(crate) host: Option<HeaderValue>,
+}
+
+impl Target {
+    fn new(authority: &str) -> Self {
+        Self {
+            authority: Arc::from(authority),
+            host: HeaderValue::from_str(authority).ok(),
+        }
+    }
 }
 
 impl Upstream {
@@ -37,7 +57,7 @@ impl Upstream {
     /// The instance the next request goes to, counted as in flight until the [`Pick`] is dropped;
     /// `None` when no healthy instance has an `http` port. Report a refused connection with
     /// [`Pick::failed`] and a response with [`Pick::succeeded`].
-    pub(crate) fn pick_instance(&self) -> Option<Pick> {
+    pub(crate) fn pick_instance(&self) -> Option<Pick<Target>> {
         self.balancer.pick()
     }
 }
@@ -91,7 +111,7 @@ impl<'a> Watcher<'a> {
             })?;
         let balancer = Balancer::builder(service, instances, ServiceInstance::HTTP)
             .config(self.balancing)
-            .build();
+            .build_with(|_, authority| Some(Target::new(authority)));
         let upstream = Arc::new(Upstream { balancer });
         self.known.insert(service.to_owned(), Arc::clone(&upstream));
         Ok(upstream)

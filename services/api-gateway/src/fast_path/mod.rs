@@ -465,7 +465,7 @@ impl Inner {
                     framing,
                     connection,
                     reusable,
-                    authority: authority.into(),
+                    authority: Arc::clone(&outbound.pick.payload().authority),
                     decision,
                 })
             }
@@ -617,7 +617,8 @@ struct UpstreamAnswer {
     connection: Connection,
     /// The upstream keeps the connection open after this response.
     reusable: bool,
-    authority: Box<str>,
+    /// The instance's `host:port`, whose pool the connection goes back to.
+    authority: Arc<str>,
     /// The rate-limit decision whose headers go on the answer.
     decision: Option<keel_ratelimit::Decision>,
 }
