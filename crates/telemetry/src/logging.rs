@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use keel_config::{Config, LogConfig, LogFormat};
+use keel_config::{Config, LogConfig, LogFormat, TraceExporter, TracesConfig};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Subscriber;
@@ -20,12 +20,14 @@ pub struct SubscriberParts {
     pub provider: SdkTracerProvider,
 }
 
-/// Builds the subscriber for `log` writing to `writer`, with spans bridged to `provider`.
+/// Builds the subscriber for `log` writing to `writer`, with spans bridged to `provider`, which
+/// sends them where `traces` says.
 ///
 /// `RUST_LOG`, when set in the process, wins over `log.level`. Tests pass their own writer to read
 /// what was logged.
 pub fn build_subscriber<W>(
     log: &LogConfig,
+    traces: &TracesConfig,
     provider: SdkTracerProvider,
     writer: W,
 ) -> Result<SubscriberParts, TelemetryError>
@@ -62,10 +64,15 @@ where
         LogFormat::Compact => fmt.compact().boxed(),
     };
     let tracer = provider.tracer("keel");
+    // A span's busy and idle times (attributes of the exported span) cost two clock reads each
+    // time it is entered and left, several times per request: only worth it when spans are
+    // exported. Trace ids are made and propagated either way.
+    let exported = traces.exporter != TraceExporter::None;
     let otel_layer: Box<dyn Layer<Registry> + Send + Sync> = tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_location(false)
         .with_threads(false)
+        .with_tracked_inactivity(exported)
         .boxed();
     let subscriber = Registry::default().with(vec![fmt_layer, otel_layer]).with(filter);
     Ok(SubscriberParts {
@@ -80,7 +87,8 @@ where
 pub fn init(config: &Config) -> Result<TelemetryGuard, TelemetryError> {
     let kernel = config.kernel();
     let provider = build_tracer_provider(&kernel.telemetry.traces, &kernel.app.name)?;
-    let parts = build_subscriber(&kernel.telemetry.log, provider, std::io::stdout)?;
+    let telemetry = &kernel.telemetry;
+    let parts = build_subscriber(&telemetry.log, &telemetry.traces, provider, std::io::stdout)?;
     tracing::subscriber::set_global_default(parts.subscriber)
         .map_err(|_| TelemetryError::AlreadyInitialised)?;
     // Route `log` records of dependencies (sqlx, hyper) into tracing.

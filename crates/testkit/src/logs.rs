@@ -120,7 +120,7 @@ pub fn capture_logs(format: LogFormat) -> CapturedLogs {
         level: "info".into(),
         format,
     };
-    let parts = keel_telemetry::build_subscriber(&log, provider, logs.clone()).expect("subscriber");
+    let parts = keel_telemetry::build_subscriber(&log, &traces, provider, logs.clone()).expect("subscriber");
     keep_callsites_dynamic();
     let guard = tracing::subscriber::set_default(parts.subscriber);
     CapturedLogs {
