@@ -11,7 +11,8 @@
 //! themselves; the first address that is not one is the client. An entry that is not an IP
 //! address stops the walk: what lies left of it cannot be vouched for.
 
-use std::net::IpAddr;
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 use http::HeaderMap;
@@ -105,33 +106,35 @@ impl TrustedProxies {
     }
 }
 
+thread_local! {
+    /// The IPv4 address [`push_ip`] wrote last on this thread, and its text.
+    static LAST_IPV4: RefCell<(Option<Ipv4Addr>, String)> = const { RefCell::new((None, String::new())) };
+}
+
 /// Appends `ip` as text to `out` without the formatting machinery (it runs several times per
-/// request): a dotted quad for IPv4, digit by digit into a buffer appended at once; `Display` for
-/// IPv6.
+/// request): a dotted quad for IPv4, digit by digit, remembered per thread for the next address
+/// (requests come in runs from one client, over kept-alive connections); `Display` for IPv6.
 pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
     match ip {
-        IpAddr::V4(v4) => {
-            let mut text = [0_u8; 15];
-            let mut len = 0;
-            for (index, octet) in v4.octets().into_iter().enumerate() {
-                if index > 0 {
-                    text[len] = b'.';
-                    len += 1;
+        IpAddr::V4(v4) => LAST_IPV4.with_borrow_mut(|(last, text)| {
+            if *last != Some(v4) {
+                text.clear();
+                for (index, octet) in v4.octets().into_iter().enumerate() {
+                    if index > 0 {
+                        text.push('.');
+                    }
+                    if octet >= 100 {
+                        text.push(char::from(b'0' + octet / 100));
+                    }
+                    if octet >= 10 {
+                        text.push(char::from(b'0' + octet / 10 % 10));
+                    }
+                    text.push(char::from(b'0' + octet % 10));
                 }
-                if octet >= 100 {
-                    text[len] = b'0' + octet / 100;
-                    len += 1;
-                }
-                if octet >= 10 {
-                    text[len] = b'0' + octet / 10 % 10;
-                    len += 1;
-                }
-                text[len] = b'0' + octet % 10;
-                len += 1;
+                *last = Some(v4);
             }
-            // ASCII digits and dots: always valid UTF-8.
-            out.push_str(std::str::from_utf8(&text[..len]).unwrap_or_default());
-        }
+            out.push_str(text);
+        }),
         IpAddr::V6(v6) => {
             use std::fmt::Write as _;
             let _ = write!(out, "{v6}");
@@ -236,9 +239,12 @@ mod tests {
             "::ffff:192.0.2.1",
         ] {
             let ip: IpAddr = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
-            let mut out = String::from("x:");
-            push_ip(&mut out, ip);
-            assert_eq!(out, format!("x:{ip}"));
+            // Twice in a row (the remembered text), then after another address.
+            for other in [ip, ip, IpAddr::from([9, 9, 9, 9]), ip] {
+                let mut out = String::from("x:");
+                push_ip(&mut out, other);
+                assert_eq!(out, format!("x:{other}"));
+            }
         }
     }
 }
