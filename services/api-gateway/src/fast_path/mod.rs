@@ -252,20 +252,25 @@ impl Inner {
         upstream_head.clear();
         // `http.request_timeout_ms`, as the stack's timeout layer applies it.
         let request_deadline = tokio::time::Instant::now() + self.request_timeout;
-        // Boxed: the wrappers below would each move the whole (large) state machine otherwise.
+        // Pinned in place (in this future's own state): the wrappers below then hold a pointer to
+        // it, where taking it by value would move the whole (large) state machine into each, and
+        // boxing it would cost an allocation and a copy per request.
         let incoming = Incoming {
             parts: &parts,
             request_id,
             peer,
         };
-        let working = Box::pin(self.forward(incoming, request_deadline, upstream_head, answer_timer));
-        let working = keel_telemetry::context::scope(context, working).instrument(span);
         // As hyper does, a client that closes its connection while its request is being served
         // ends the request: the upstream exchange is dropped (its connection with it).
-        let outcome = tokio::select! {
-            biased;
-            outcome = working => outcome,
-            () = client_gone(client) => return Next::Close,
+        let outcome = {
+            let working =
+                std::pin::pin!(self.forward(incoming, request_deadline, upstream_head, answer_timer));
+            let working = keel_telemetry::context::scope(context, working).instrument(span);
+            tokio::select! {
+                biased;
+                outcome = working => outcome,
+                () = client_gone(client) => return Next::Close,
+            }
         };
         // Decided as late as possible: a shutdown that started meanwhile closes this connection.
         let close = closing.now();
