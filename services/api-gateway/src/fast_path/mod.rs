@@ -441,12 +441,15 @@ impl Inner {
         ) || parts.method.as_str() == "QUERY";
         let authority = outbound.pick.endpoint();
         let started = Instant::now();
-        let exchange = self.upstreams.exchange(authority, request, safe);
-        let exchange = exchange.instrument(outbound.span);
-        let sent = tokio::select! {
-            biased;
-            sent = exchange => Ok(sent),
-            () = expires(deadlines.timer, deadline.min(request_deadline)) => Err(()),
+        let sent = {
+            // Pinned in place, as `answer` pins the request's future: not moved into each wrapper.
+            let exchange = std::pin::pin!(self.upstreams.exchange(authority, request, safe));
+            let exchange = exchange.instrument(outbound.span);
+            tokio::select! {
+                biased;
+                sent = exchange => Ok(sent),
+                () = expires(deadlines.timer, deadline.min(request_deadline)) => Err(()),
+            }
         };
         route.metrics.upstream_duration(started.elapsed());
         match sent {
