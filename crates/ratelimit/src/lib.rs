@@ -59,9 +59,11 @@ pub trait RateLimiter: Send + Sync {
     /// or closed.
     async fn check(&self, key: &str, quota: Quota) -> Result<Decision, RateLimitError>;
 
-    /// What [`RateLimiter::check`] would answer, when this limiter can answer at once (an
-    /// in-process store), else `None` (the caller then awaits `check`). For hot paths: `check`'s
-    /// future is boxed, one allocation per call that a store without I/O does not need.
+    /// Performs [`RateLimiter::check`] at once, counting the request as `check` does, when this
+    /// limiter can answer without waiting (an in-process store); `None` when it cannot, having
+    /// counted nothing (the caller then awaits `check`). After `Some`, do not also call `check`:
+    /// the request would be counted twice. For hot paths: `check`'s future is boxed, one
+    /// allocation per call that a store without I/O does not need.
     fn check_now(&self, key: &str, quota: Quota) -> Option<Result<Decision, RateLimitError>> {
         let _ = (key, quota);
         None

@@ -75,7 +75,8 @@ use keel_telemetry::metrics::{
 use crate::edge::AuthOutcome;
 
 /// The series of one route, kept with it: a request it matched records each with one atomic
-/// operation, without looking its labels up.
+/// operation, without looking its labels up (a request answered with a rare status goes through
+/// the per-thread cache: `KeptStatusCounters`).
 #[derive(Debug)]
 pub(crate) struct RouteMetrics {
     /// `keel_gateway_requests_total{route, service, status}`.

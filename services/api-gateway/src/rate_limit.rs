@@ -283,6 +283,35 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn decisions_are_counted_per_class_and_outcome() {
+        let handle = keel_telemetry::metrics::install();
+        let class = RateClassConfig {
+            per_user: "100/minute".parse().expect("quota"),
+            per_ip: "2/minute".parse().expect("quota"),
+        };
+        let config = RateLimitConfig {
+            enabled: true,
+            classes: BTreeMap::from([
+                (DEFAULT_CLASS.to_owned(), class),
+                ("counted-class".to_owned(), class),
+            ]),
+        };
+        let limits = RateLimits::new(&config, Some(Arc::new(InMemoryRateLimiter::default())));
+        let counted = limits.class(Some("counted-class")).expect("class");
+        let ip = Some(IpAddr::from([10, 0, 0, 9]));
+        for _ in 0..3 {
+            limits.check(&counted, ip, None).await;
+        }
+        let rendered = handle.render();
+        for expected in [
+            r#"keel_gateway_rate_limit_decisions_total{class="counted-class",outcome="allowed"} 2"#,
+            r#"keel_gateway_rate_limit_decisions_total{class="counted-class",outcome="denied"} 1"#,
+        ] {
+            assert!(rendered.contains(expected), "{expected} in {rendered}");
+        }
+    }
+
     #[test]
     fn a_section_without_the_default_class_is_refused() {
         let config = RateLimitConfig {

@@ -255,6 +255,8 @@ impl Inner {
         // Pinned in place (in this future's own state): the wrappers below then hold a pointer to
         // it, where taking it by value would move the whole (large) state machine into each, and
         // boxing it would cost an allocation and a copy per request.
+        // A request cut short (the client left) is then dropped at the end of the block, outside
+        // its span and request context: a `Drop` in it that logs has no request id.
         let incoming = Incoming {
             parts: &parts,
             request_id,

@@ -786,6 +786,13 @@ mod tests {
             assert_eq!(parts.headers[last.as_str()], format!("v{}", fields - 1).as_str());
         }
         assert!(matches!(parse_request(&head_of(151), &limit), Head::Decline));
+        // A head of more fields than the stack holds that has not all arrived yet waits for the
+        // rest, as one within it does.
+        let partial = head_of(100);
+        assert!(matches!(
+            parse_request(&partial[..partial.len() - 2], &limit),
+            Head::Partial
+        ));
         // Under the stack's size the limit still holds.
         let small = Admission {
             max_headers: 10,
