@@ -90,7 +90,7 @@ where
         keel_telemetry::propagation::continue_trace(&span, request.headers());
         let mut recorder = CallRecorder::new(Side::Server, service, method);
         Box::pin(async move {
-            let context = RequestContext::new(request_id);
+            let context = RequestContext::new(&request_id);
             let outcome = context::scope(context, inner.call(request))
                 .instrument(span.clone())
                 .await;

@@ -23,10 +23,13 @@ mod path;
 mod problem;
 mod request_id;
 mod server;
+mod shared_value;
 
 pub use front::{ConnectionFront, FrontConnection, Handover};
 pub use json::Json;
-pub use middleware::{ObservedRequest, SecurityHeaders, Stack, request_timeout_problem, security_headers_of};
+pub use middleware::{
+    ObservedRequest, RouteSeries, SecurityHeaders, Stack, request_timeout_problem, security_headers_of,
+};
 pub use openapi::{
     BEARER_SCHEME, InternalError, JsonBodyErrors, Unauthenticated, openapi_path, openapi_router,
     problem_response,
@@ -36,3 +39,4 @@ pub use path::Path;
 pub use problem::{FieldError, Problem};
 pub use request_id::{REQUEST_ID_HEADER, REQUEST_ID_HEADER_NAME, RequestId};
 pub use server::{ConnectionLimits, ConnectionTasks, HttpError, HttpServer};
+pub use shared_value::shared_header_value;

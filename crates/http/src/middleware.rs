@@ -27,7 +27,7 @@
 //! matched route template is known to every layer.
 
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -39,6 +39,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use keel_config::{CorsConfig, HttpConfig};
 use keel_errorbus::{ErrorBus, ErrorRecord};
 use keel_telemetry::context::{self, RequestContext};
+use keel_telemetry::metrics::KeptStatusPairs;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -143,7 +144,9 @@ async fn edge(
     let method = request.method().clone();
     let observed = ObservedRequest::begin(&method, route, request.headers_mut());
     let (span, context) = (observed.span.clone(), observed.context.clone());
-    request.extensions_mut().insert(observed.id.clone());
+    request
+        .extensions_mut()
+        .insert(RequestId(observed.id().to_owned()));
     let mut response = context::scope(context, next.run(request)).instrument(span).await;
     let status = response.status();
     observed.finish(route, status, &security_headers, response.headers_mut());
@@ -155,11 +158,10 @@ async fn edge(
 /// span, access log line, metrics and response headers as a routed request gets.
 #[derive(Debug)]
 pub struct ObservedRequest {
-    /// The request's id (the client's when usable, else a fresh one).
-    pub id: RequestId,
     /// The request span: run the request's work inside it.
     pub span: tracing::Span,
-    /// The request context: run the request's work inside it (`keel_telemetry::context::scope`).
+    /// The request context, which holds the request's id (the client's when usable, else a
+    /// fresh one): run the request's work inside it (`keel_telemetry::context::scope`).
     pub context: RequestContext,
     header_value: Option<HeaderValue>,
     method: Method,
@@ -181,30 +183,72 @@ impl ObservedRequest {
     /// client sent them: for code that passes the request id on itself
     /// ([`ObservedRequest::request_id_header`]).
     pub fn begin_detached(method: &Method, route: &str, headers: &http::HeaderMap) -> Self {
+        Self::begin_detached_at(method, route, headers, Instant::now())
+    }
+
+    /// [`ObservedRequest::begin_detached`] for a request that arrived at `started` (its
+    /// latency is counted from then): for code that has read the clock for the request already.
+    pub fn begin_detached_at(
+        method: &Method,
+        route: &str,
+        headers: &http::HeaderMap,
+        started: Instant,
+    ) -> Self {
         let sent = headers.get(REQUEST_ID_HEADER_NAME);
-        let (id, honoured) = RequestId::from_header(sent);
-        let replaced = sent.is_some() && !honoured;
+        Self::begin_with_sent_id(method, route, headers, sent, started)
+    }
+
+    /// [`ObservedRequest::begin_detached_at`] for code that has found the request's first
+    /// `X-Request-ID` field already, `sent` (what a lookup in `headers` gives), while reading
+    /// the head: it is not looked up again.
+    pub fn begin_with_sent_id(
+        method: &Method,
+        route: &str,
+        headers: &http::HeaderMap,
+        sent: Option<&HeaderValue>,
+        started: Instant,
+    ) -> Self {
+        // The client's id when it is sane (`RequestId::from_header`'s rule): its own value is
+        // passed on, not a copy.
+        let honoured = sent.and_then(|value| {
+            let id = value
+                .to_str()
+                .ok()
+                .filter(|id| context::is_acceptable_request_id(id))?;
+            Some((id, value))
+        });
+        let fresh;
+        let (id, header_value) = match honoured {
+            Some((id, value)) => (id, Some(value.clone())),
+            None => {
+                fresh = context::FreshRequestId::new();
+                (fresh.as_str(), crate::shared_header_value(fresh.as_bytes()))
+            }
+        };
         let span = tracing::info_span!(
             "request",
-            request_id = %id.0,
+            request_id = %id,
             trace_id = tracing::field::Empty,
             user_id = tracing::field::Empty,
             method = %method,
             route = %route,
         );
         keel_telemetry::propagation::continue_trace(&span, headers);
-        if replaced {
+        if sent.is_some() && honoured.is_none() {
             span.in_scope(|| tracing::debug!("replaced an unusable X-Request-ID with a fresh one"));
         }
-        let header_value = HeaderValue::from_str(&id.0).ok();
         Self {
-            context: RequestContext::new(id.0.clone()),
-            id,
+            context: RequestContext::new(id),
             span,
             header_value,
             method: method.clone(),
-            started: Instant::now(),
+            started,
         }
+    }
+
+    /// The request's id (the client's when usable, else a fresh one).
+    pub fn id(&self) -> &str {
+        self.context.request_id()
     }
 
     /// The request's id as the `X-Request-ID` value to send (`None` only for an id that is not a
@@ -238,8 +282,32 @@ impl ObservedRequest {
     /// any other), and leaves the security headers to the caller (those the response does not set
     /// itself).
     pub fn end(self, route: &str, status: http::StatusCode) -> Option<HeaderValue> {
-        let elapsed = self.started.elapsed();
+        self.end_at(route, status, Instant::now())
+    }
+
+    /// [`ObservedRequest::end`] for a request whose answer was ready at `finished` (its latency
+    /// is counted until then): for code that has read the clock for the answer already.
+    pub fn end_at(self, route: &str, status: http::StatusCode, finished: Instant) -> Option<HeaderValue> {
+        let elapsed = finished.saturating_duration_since(self.started);
         record_request(&self.method, route, status, elapsed);
+        self.log_end(route, status, elapsed)
+    }
+
+    /// [`ObservedRequest::end_at`] for a request to the route whose series `series` keeps: the
+    /// count and latency are recorded through its handles, without a label lookup.
+    pub fn end_kept(
+        self,
+        series: &RouteSeries,
+        status: http::StatusCode,
+        finished: Instant,
+    ) -> Option<HeaderValue> {
+        let elapsed = finished.saturating_duration_since(self.started);
+        series.record(&self.method, status, elapsed);
+        self.log_end(series.route, status, elapsed)
+    }
+
+    /// Logs the completion of a request to `route`; the `X-Request-ID` value to send.
+    fn log_end(self, route: &str, status: http::StatusCode, elapsed: Duration) -> Option<HeaderValue> {
         self.span.in_scope(|| {
             let latency_ms = elapsed.as_secs_f64() * 1000.0;
             let status = status.as_u16();
@@ -271,6 +339,46 @@ pub fn request_timeout_problem(timeout: Duration) -> Problem {
     .with_retry_after(1)
 }
 
+/// The request series (`keel_http_requests_total`, `keel_http_request_duration_seconds`) of one
+/// route template, kept by code that answers that route's requests without the router
+/// ([`ObservedRequest::end_kept`]): recording a request is then one atomic operation per series,
+/// with no label lookup, for every method label and the common statuses. Each method's handles
+/// are made on its first request.
+#[derive(Debug)]
+pub struct RouteSeries {
+    route: &'static str,
+    by_method: [OnceLock<KeptStatusPairs>; METHOD_LABELS.len()],
+}
+
+impl RouteSeries {
+    /// The series of requests to `route` (a route template, as the router's `MatchedPath`).
+    pub fn new(route: &'static str) -> Self {
+        Self {
+            route,
+            by_method: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    /// Counts one request of `method` with `status` and records its latency.
+    fn record(&self, method: &Method, status: http::StatusCode, elapsed: Duration) {
+        let index = method_index(method);
+        let method = METHOD_LABELS[index];
+        let pairs = self.by_method[index].get_or_init(|| {
+            KeptStatusPairs::new(
+                REQUESTS_TOTAL,
+                REQUEST_DURATION_SECONDS,
+                &[("method", method), ("route", self.route)],
+            )
+        });
+        pairs.increment_and_record(status, elapsed.as_secs_f64());
+    }
+}
+
+/// The request counter's name.
+const REQUESTS_TOTAL: &str = "keel_http_requests_total";
+/// The request latency histogram's name.
+const REQUEST_DURATION_SECONDS: &str = "keel_http_request_duration_seconds";
+
 /// Counts one request and records its latency (`keel_http_requests_total`,
 /// `keel_http_request_duration_seconds`), by method, route template and status.
 fn record_request(method: &Method, route: &str, status: http::StatusCode, elapsed: Duration) {
@@ -280,30 +388,40 @@ fn record_request(method: &Method, route: &str, status: http::StatusCode, elapse
         ("status", status.as_str()),
     ];
     keel_telemetry::metrics::increment_and_record(
-        "keel_http_requests_total",
-        "keel_http_request_duration_seconds",
+        REQUESTS_TOTAL,
+        REQUEST_DURATION_SECONDS,
         &labels,
         elapsed.as_secs_f64(),
     );
+}
+
+/// The `method` labels ([`method_label`]), in the order of [`method_index`].
+const METHOD_LABELS: [&str; 11] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY", "other",
+];
+
+/// The index of `method`'s label in [`METHOD_LABELS`].
+fn method_index(method: &Method) -> usize {
+    match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::DELETE => 4,
+        Method::CONNECT => 5,
+        Method::OPTIONS => 6,
+        Method::TRACE => 7,
+        Method::PATCH => 8,
+        _ if method.as_str() == "QUERY" => 9,
+        _ => 10,
+    }
 }
 
 /// The `method` label of a request: its method when HTTP defines it (RFC 9110, `PATCH`,
 /// `QUERY`), else `other`. A client chooses the method freely, and every distinct label value is
 /// a time series kept for the process's life: made-up methods must not add series.
 fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::CONNECT => "CONNECT",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::PATCH => "PATCH",
-        _ if method.as_str() == "QUERY" => "QUERY",
-        _ => "other",
-    }
+    METHOD_LABELS[method_index(method)]
 }
 
 /// Step 3: the answer to a panicking handler, and its error-bus record.

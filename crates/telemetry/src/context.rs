@@ -22,7 +22,7 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 pub fn accept_request_id(sent: Option<&str>) -> (String, bool) {
     match sent {
         Some(id) if is_acceptable_request_id(id) => (id.to_owned(), true),
-        _ => (fresh_request_id(), false),
+        _ => (FreshRequestId::new().as_str().to_owned(), false),
     }
 }
 
@@ -36,21 +36,68 @@ pub fn is_acceptable_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// A new UUIDv7: the current Unix time in milliseconds, then random bits from the thread's
-/// generator. Not `Uuid::now_v7`, whose random bits cost a `getrandom` system call per id, on
-/// every request that arrives without an id of its own.
-fn fresh_request_id() -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        });
-    let random: [u8; 10] = rand::random();
-    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
-    // Not `to_string`: the formatting machinery costs more than the id itself.
-    id.hyphenated()
-        .encode_lower(&mut uuid::Uuid::encode_buffer())
-        .to_owned()
+/// A new request id, a UUIDv7 in its hyphenated lowercase form, held on the stack: what
+/// [`accept_request_id`] makes when the caller sent no usable id, for code that keeps it in a
+/// buffer of its own rather than in a new `String`.
+///
+/// The current Unix time in milliseconds, then 74 random bits from the thread's generator
+/// (ChaCha, seeded from the operating system; RFC 9562 §6.9): not `Uuid::now_v7`, whose random
+/// bits cost a `getrandom` system call per id, on every request that arrives without an id of its
+/// own; and formatted digit by digit, without the formatting machinery.
+#[derive(Clone, Copy)]
+pub struct FreshRequestId([u8; 36]);
+
+impl FreshRequestId {
+    /// A new id.
+    pub fn new() -> Self {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+            });
+        let mut rng = rand::rng();
+        let random = (u128::from(rand::RngCore::next_u64(&mut rng)) << 64)
+            | u128::from(rand::RngCore::next_u64(&mut rng));
+        // RFC 9562 §5.7: unix_ts_ms (48 bits), ver (4 bits, 7), rand_a (12), var (2 bits, 10),
+        // rand_b (62).
+        let value = (u128::from(millis & 0xFFFF_FFFF_FFFF) << 80)
+            | (0x7 << 76)
+            | (random & (0xFFF << 64))
+            | (0b10 << 62)
+            | (random & ((1 << 62) - 1));
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        // Where each byte's two digits go: groups of 4, 2, 2, 2 and 6 bytes between hyphens.
+        const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+        let mut text = [b'-'; 36];
+        for (byte, at) in value.to_be_bytes().into_iter().zip(AT) {
+            text[at] = DIGITS[usize::from(byte >> 4)];
+            text[at + 1] = DIGITS[usize::from(byte & 0xF)];
+        }
+        Self(text)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Hex digits and hyphens only: always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The id's bytes (ASCII).
+    pub fn as_bytes(&self) -> &[u8; 36] {
+        &self.0
+    }
+}
+
+impl Default for FreshRequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for FreshRequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 tokio::task_local! {
@@ -64,16 +111,50 @@ pub struct RequestContext(Arc<Correlation>);
 /// What a [`RequestContext`] and its clones share.
 #[derive(Debug)]
 struct Correlation {
-    request_id: String,
+    request_id: IdText,
     user_id: OnceLock<String>,
     audited: AtomicBool,
 }
 
+/// Longest request id kept inside the context's own allocation: a UUID (36) and most ids
+/// clients send fit, so a context costs one allocation, not two.
+const INLINE_ID_LEN: usize = 64;
+
+/// A request id's text, inside the context when it is short enough.
+#[derive(Debug)]
+enum IdText {
+    Inline { len: u8, bytes: [u8; INLINE_ID_LEN] },
+    Heap(Box<str>),
+}
+
+impl IdText {
+    fn new(id: &str) -> Self {
+        match u8::try_from(id.len()) {
+            Ok(len) if id.len() <= INLINE_ID_LEN => {
+                let mut bytes = [0; INLINE_ID_LEN];
+                bytes[..id.len()].copy_from_slice(id.as_bytes());
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Heap(id.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied whole from a `&str`: always UTF-8.
+            Self::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Self::Heap(id) => id,
+        }
+    }
+}
+
 impl RequestContext {
     /// A context for the request with this id, without a user yet.
-    pub fn new(request_id: impl Into<String>) -> Self {
+    pub fn new(request_id: &str) -> Self {
         Self(Arc::new(Correlation {
-            request_id: request_id.into(),
+            request_id: IdText::new(request_id),
             user_id: OnceLock::new(),
             audited: AtomicBool::new(false),
         }))
@@ -81,7 +162,7 @@ impl RequestContext {
 
     /// The request id.
     pub fn request_id(&self) -> &str {
-        &self.0.request_id
+        self.0.request_id.as_str()
     }
 
     /// The authenticated user, once authentication has run.
@@ -131,6 +212,8 @@ mod tests {
         for id in [&first, &second] {
             let uuid = uuid::Uuid::parse_str(id).expect("a UUID");
             assert_eq!(uuid.get_version_num(), 7, "{id}");
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert_eq!(uuid.hyphenated().to_string(), *id, "lowercase, hyphenated");
             let (secs, _) = uuid.get_timestamp().expect("v7 has a timestamp").to_unix();
             let now = before
                 .duration_since(std::time::UNIX_EPOCH)
@@ -138,6 +221,44 @@ mod tests {
                 .as_secs();
             assert!(secs.abs_diff(now) <= 1, "{id}: {secs} vs {now}");
         }
+    }
+
+    #[test]
+    fn fresh_ids_keep_their_random_bits_apart_from_the_fixed_ones() {
+        // Over many ids every random bit is seen both ways; the version and variant never move.
+        let ids: Vec<u128> = (0..256)
+            .map(|_| {
+                uuid::Uuid::parse_str(FreshRequestId::new().as_str())
+                    .expect("a UUID")
+                    .as_u128()
+            })
+            .collect();
+        let (ones, zeros) = ids
+            .iter()
+            .fold((0_u128, 0_u128), |(ones, zeros), id| (ones | id, zeros | !id));
+        let random = (0xFFF_u128 << 64) | ((1 << 62) - 1);
+        assert_eq!(ones & random, random, "every random bit is set in some id");
+        assert_eq!(zeros & random, random, "every random bit is clear in some id");
+        assert!(
+            ids.iter()
+                .all(|id| (id >> 76) & 0xF == 7 && (id >> 62) & 0b11 == 0b10)
+        );
+    }
+
+    #[test]
+    fn ids_of_every_accepted_length_are_kept_whole() {
+        for len in [
+            1,
+            36,
+            INLINE_ID_LEN - 1,
+            INLINE_ID_LEN,
+            INLINE_ID_LEN + 1,
+            MAX_REQUEST_ID_LEN,
+        ] {
+            let id = "a".repeat(len);
+            assert_eq!(RequestContext::new(&id).request_id(), id, "length {len}");
+        }
+        assert_eq!(RequestContext::new("").request_id(), "");
     }
 
     #[tokio::test]

@@ -10,8 +10,8 @@
 //! strings nor hashes a metric key in the shared registry. Where the owner of a label set lives
 //! as long as its series are counted (a gateway route, a rate-limit class), [`KeptCounter`],
 //! [`KeptHistogram`] and [`KeptStatusCounters`] do better still: the owner holds the handles, so
-//! recording is one atomic operation, with no lookup at all (for a status-labelled counter, when
-//! the status is a common one).
+//! recording is one atomic operation, with no lookup at all (for a status-labelled counter, or
+//! [`KeptStatusPairs`]' counter and histogram, when the status is a common one).
 
 use std::cell::RefCell;
 use std::hash::{BuildHasher, Hasher};
@@ -416,6 +416,62 @@ impl KeptStatusCounters {
     }
 }
 
+/// A counter and a histogram of one label set plus a `status` label, kept by their owner: what
+/// [`increment_and_record`] does for a request's count and latency, as one atomic operation per
+/// series for the common statuses ([`KEPT_STATUSES`]) and through [`increment_and_record`] for
+/// the rare others.
+#[derive(Debug)]
+pub struct KeptStatusPairs {
+    counter: &'static str,
+    histogram: &'static str,
+    labels: Vec<(&'static str, String)>,
+    kept: [OnceLock<(metrics::Counter, metrics::Histogram)>; KEPT_STATUSES.len()],
+}
+
+impl KeptStatusPairs {
+    /// The counter `counter` and the histogram `histogram`, both with `labels` and a last label
+    /// `status`.
+    pub fn new(counter: &'static str, histogram: &'static str, labels: &[(&'static str, &str)]) -> Self {
+        Self {
+            counter,
+            histogram,
+            labels: owned(labels),
+            kept: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    /// Adds one to the counter of `status` and records `value` in its histogram.
+    pub fn increment_and_record(&self, status: StatusCode, value: f64) {
+        let with_status = || {
+            let mut all: Vec<(&'static str, &str)> = self
+                .labels
+                .iter()
+                .map(|(label, value)| (*label, value.as_str()))
+                .collect();
+            all.push(("status", status.as_str()));
+            all
+        };
+        let kept = kept_slot(status.as_u16()).and_then(|slot| self.kept.get(slot));
+        match kept {
+            Some(cell) => with_kept_handle(
+                cell,
+                || {
+                    let labels = owned(&with_status());
+                    (
+                        metrics::counter!(self.counter, &labels),
+                        metrics::histogram!(self.histogram, &labels),
+                    )
+                },
+                |(counter, histogram)| {
+                    counter.increment(1);
+                    histogram.record(value);
+                },
+            ),
+            None => increment_and_record(self.counter, self.histogram, &with_status(), value),
+        }
+    }
+}
+
 /// Help texts for the metrics every Keel process exports.
 fn describe() {
     use metrics::{Unit, describe_counter, describe_histogram};
@@ -534,12 +590,31 @@ mod tests {
         statuses.increment(StatusCode::IM_A_TEAPOT);
         // A second owner of the same series adds to it.
         KeptCounter::new("keel_test_kept_total", &[("route", "/k"), ("outcome", "x")]).increment();
+        let pairs = KeptStatusPairs::new(
+            "keel_test_kept_pair_total",
+            "keel_test_kept_pair_seconds",
+            &[("route", "/k")],
+        );
+        pairs.increment_and_record(StatusCode::OK, 0.001);
+        pairs.increment_and_record(StatusCode::OK, 0.002);
+        pairs.increment_and_record(StatusCode::IM_A_TEAPOT, 0.003);
+        // The pairs' series are the ones `increment_and_record` counts in.
+        increment_and_record(
+            "keel_test_kept_pair_total",
+            "keel_test_kept_pair_seconds",
+            &[("route", "/k"), ("status", "200")],
+            0.004,
+        );
         let rendered = handle.render();
         for expected in [
             r#"keel_test_kept_total{route="/k",outcome="x"} 4"#,
             r#"keel_test_kept_seconds_count{route="/k"} 3"#,
             r#"keel_test_kept_status_total{route="/k",status="200"} 3"#,
             r#"keel_test_kept_status_total{route="/k",status="418"} 2"#,
+            r#"keel_test_kept_pair_total{route="/k",status="200"} 3"#,
+            r#"keel_test_kept_pair_seconds_count{route="/k",status="200"} 3"#,
+            r#"keel_test_kept_pair_total{route="/k",status="418"} 1"#,
+            r#"keel_test_kept_pair_seconds_count{route="/k",status="418"} 1"#,
         ] {
             assert!(rendered.contains(expected), "{expected} in {rendered}");
         }

@@ -117,7 +117,7 @@ async fn on_user_event(engine: &Authz, default_roles: &[String], event: &Event) 
     let request_id = event.request_id.clone().unwrap_or_else(|| event.id.to_string());
     let mut delay = RETRY_DELAY;
     for attempt in 1..=ATTEMPTS {
-        let outcome = context::scope(RequestContext::new(request_id.clone()), async {
+        let outcome = context::scope(RequestContext::new(&request_id), async {
             match event.topic.as_str() {
                 topics::USER_CREATED => assign_defaults(engine, user_id, default_roles).await,
                 topics::USER_DELETED => {
