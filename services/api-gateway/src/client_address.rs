@@ -12,10 +12,10 @@
 //! address stops the walk: what lies left of it cannot be vouched for.
 
 use std::cell::RefCell;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::str::FromStr;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use ipnet::IpNet;
 
 /// Where a request comes from, resolved once per request: what the rate limits count and what the
@@ -107,39 +107,67 @@ impl TrustedProxies {
 }
 
 thread_local! {
-    /// The IPv4 address [`push_ip`] wrote last on this thread, and its text.
-    static LAST_IPV4: RefCell<(Option<Ipv4Addr>, String)> = const { RefCell::new((None, String::new())) };
+    /// The address [`with_ip_text`] wrote last on this thread, and its text as a header value.
+    static LAST_IP: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
 }
 
-/// Appends `ip` as text to `out` without the formatting machinery (it runs several times per
-/// request): a dotted quad for IPv4, digit by digit, remembered per thread for the next address
-/// (requests come in runs from one client, over kept-alive connections); `Display` for IPv6.
-pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => LAST_IPV4.with_borrow_mut(|(last, text)| {
-            if *last != Some(v4) {
-                text.clear();
-                for (index, octet) in v4.octets().into_iter().enumerate() {
-                    if index > 0 {
-                        text.push('.');
-                    }
-                    if octet >= 100 {
-                        text.push(char::from(b'0' + octet / 100));
-                    }
-                    if octet >= 10 {
-                        text.push(char::from(b'0' + octet / 10 % 10));
-                    }
-                    text.push(char::from(b'0' + octet % 10));
-                }
-                *last = Some(v4);
-            }
-            out.push_str(text);
-        }),
-        IpAddr::V6(v6) => {
-            use std::fmt::Write as _;
-            let _ = write!(out, "{v6}");
+/// Calls `use_text` with `ip` as text (a header value: what `Display` writes), made without the
+/// formatting machinery for IPv4 (a dotted quad, digit by digit) and remembered per thread for
+/// the next address: it is needed several times per request (rate-limit key, `X-Forwarded-For`,
+/// `X-Keel-Client-Ip`), and requests come in runs from one client, over kept-alive connections.
+pub(crate) fn with_ip_text<R>(ip: IpAddr, use_text: impl FnOnce(&HeaderValue) -> R) -> R {
+    LAST_IP.with_borrow_mut(|last| {
+        if let Some((known, text)) = last.as_ref()
+            && *known == ip
+        {
+            return use_text(text);
         }
-    }
+        let text = ip_text(ip);
+        let used = use_text(&text);
+        *last = Some((ip, text));
+        used
+    })
+}
+
+/// `ip` as a header value (cloning one shares its bytes).
+pub(crate) fn ip_header_value(ip: IpAddr) -> HeaderValue {
+    with_ip_text(ip, HeaderValue::clone)
+}
+
+/// Appends `ip` as text to `out` ([`with_ip_text`]).
+pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
+    with_ip_text(ip, |text| out.push_str(text.to_str().unwrap_or_default()));
+}
+
+/// The text of `ip`, in a header value cut from the thread's block (`keel_http::
+/// shared_header_value`: cloned per request without an allocation).
+fn ip_text(ip: IpAddr) -> HeaderValue {
+    let value = match ip {
+        IpAddr::V4(v4) => {
+            let mut text = [0_u8; 15];
+            let mut len = 0;
+            for (index, octet) in v4.octets().into_iter().enumerate() {
+                let digits = [octet / 100, octet / 10 % 10, octet % 10];
+                let skip = match octet {
+                    100.. => 0,
+                    10.. => 1,
+                    _ => 2,
+                };
+                if index > 0 {
+                    text[len] = b'.';
+                    len += 1;
+                }
+                for digit in &digits[skip..] {
+                    text[len] = b'0' + digit;
+                    len += 1;
+                }
+            }
+            keel_http::shared_header_value(&text[..len])
+        }
+        IpAddr::V6(v6) => keel_http::shared_header_value(v6.to_string().as_bytes()),
+    };
+    // An address's text is always a valid header value.
+    value.unwrap_or_else(|| HeaderValue::from_static(""))
 }
 
 #[cfg(test)]
@@ -244,6 +272,7 @@ mod tests {
                 let mut out = String::from("x:");
                 push_ip(&mut out, other);
                 assert_eq!(out, format!("x:{other}"));
+                assert_eq!(ip_header_value(other), other.to_string().as_str());
             }
         }
     }

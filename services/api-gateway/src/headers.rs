@@ -29,7 +29,7 @@ use http::request::Parts;
 use keel_authn::Principal;
 use keel_http::{REQUEST_ID_HEADER_NAME, RequestId};
 
-use crate::client_address::{Origin, push_ip};
+use crate::client_address::{Origin, ip_header_value};
 
 /// Identity headers a client must never be able to set.
 const INTERNAL_HEADERS: &[&str] = &["x-user-id"];
@@ -160,22 +160,15 @@ impl UpstreamFields {
                 true => &[][..],
                 false => &sent.forwarded_for[..],
             };
-            let mut peer = String::new();
-            push_ip(&mut peer, origin.peer);
+            let peer = ip_header_value(origin.peer);
             if let Some(value) = forwarded_for(chain, &peer) {
                 set.push((X_FORWARDED_FOR, value));
             }
             let client = match origin.client == origin.peer {
                 true => peer,
-                false => {
-                    let mut client = String::new();
-                    push_ip(&mut client, origin.client);
-                    client
-                }
+                false => ip_header_value(origin.client),
             };
-            if let Ok(value) = HeaderValue::try_from(client) {
-                set.push((X_KEEL_CLIENT_IP, value));
-            }
+            set.push((X_KEEL_CLIENT_IP, client));
         }
         // Step 5: the stack's request id: given, or in the header already (the edge layer set it)
         // and then passed on as it is, not rebuilt.
@@ -285,9 +278,9 @@ fn stack_request_id(parts: &Parts, sent: (Option<&HeaderValue>, usize)) -> Optio
 
 /// Step 4's `X-Forwarded-For: <what the client sent>, <peer>`, as one field (`chain`: the
 /// client's values, in order; `peer`: the connection's peer address as text).
-fn forwarded_for(chain: &[&HeaderValue], peer: &str) -> Option<HeaderValue> {
+fn forwarded_for(chain: &[&HeaderValue], peer: &HeaderValue) -> Option<HeaderValue> {
     if chain.is_empty() {
-        return HeaderValue::from_str(peer).ok();
+        return Some(peer.clone());
     }
     let mut value = String::new();
     for sent in chain {
@@ -298,7 +291,7 @@ fn forwarded_for(chain: &[&HeaderValue], peer: &str) -> Option<HeaderValue> {
             value.push_str(", ");
         }
     }
-    value.push_str(peer);
+    value.push_str(peer.to_str().ok()?);
     HeaderValue::try_from(value).ok()
 }
 

@@ -109,15 +109,21 @@ impl Pattern {
         let mut position = 0;
         for segment in &self.segments {
             let rest = path.get(position..)?.strip_prefix('/')?;
-            let text = rest.split('/').next().unwrap_or_default();
-            let matches = match segment {
-                Segment::Literal(literal) => **literal == *text,
-                Segment::Any => !text.is_empty(),
+            let len = match segment {
+                // The literal, then the end of the segment: compared in place, not split off.
+                Segment::Literal(literal) => {
+                    let after = rest.strip_prefix(&**literal)?;
+                    if !(after.is_empty() || after.starts_with('/')) {
+                        return None;
+                    }
+                    literal.len()
+                }
+                Segment::Any => match memchr::memchr(b'/', rest.as_bytes()).unwrap_or(rest.len()) {
+                    0 => return None,
+                    len => len,
+                },
             };
-            if !matches {
-                return None;
-            }
-            position += 1 + text.len();
+            position += 1 + len;
         }
         match self.exact && position != path.len() {
             true => None,
@@ -176,8 +182,8 @@ fn parse_segment(segment: &str) -> Result<Segment, String> {
 /// the edge: a service's router does not resolve them, so the route they seem to name and the one
 /// that would serve them could differ.
 pub(crate) fn has_dot_segment(path: &str) -> bool {
-    // Most paths have neither a dot nor an escape: one scan of the bytes says so.
-    if !path.bytes().any(|byte| byte == b'.' || byte == b'%') {
+    // Most paths have neither a dot nor an escape: one (vectorised) scan of the bytes says so.
+    if memchr::memchr2(b'.', b'%', path.as_bytes()).is_none() {
         return false;
     }
     path.split('/').any(|segment| match segment.contains('%') {

@@ -37,7 +37,7 @@ use axum::response::Response;
 use bytes::{BufMut, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Version};
-use keel_http::{ConnectionFront, FrontConnection, Handover, ObservedRequest};
+use keel_http::{ConnectionFront, FrontConnection, Handover, ObservedRequest, RouteSeries};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::Instrument;
@@ -82,6 +82,9 @@ struct Inner {
     security: wire::SecurityFields,
     request_timeout: Duration,
     admission: Admission,
+    /// The stack's request series of the two route labels the fast path answers under.
+    root_series: RouteSeries,
+    catch_all_series: RouteSeries,
 }
 
 impl FastPath {
@@ -104,6 +107,8 @@ impl FastPath {
                     max_headers: limits.max_headers.unwrap_or(DEFAULT_MAX_HEADERS),
                     reserved_paths,
                 },
+                root_series: RouteSeries::new(ROOT_ROUTE),
+                catch_all_series: RouteSeries::new(CATCH_ALL_ROUTE),
             }),
         }
     }
@@ -143,6 +148,8 @@ impl Inner {
         let mut input = BytesMut::with_capacity(READ_CHUNK);
         let mut output = BytesMut::with_capacity(READ_CHUNK);
         let mut upstream_head = BytesMut::with_capacity(1024);
+        // The request's header map, kept for the next request (cleared, its memory kept).
+        let mut spare_headers = HeaderMap::new();
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
         // One timer for the connection's life per deadline it waits on (the next head, an
@@ -169,9 +176,9 @@ impl Inner {
                 Wait::Decline => return Some(Handover::new(stream, input.freeze())),
             };
             let head = input.split_to(taken.len()).freeze();
-            let parts = wire::request_parts(&head, &taken)
-                .filter(|parts| !self.admission.is_reserved(parts.uri.path()));
-            let Some(parts) = parts else {
+            let parts = wire::request_parts(&head, &taken, std::mem::take(&mut spare_headers))
+                .filter(|(parts, _)| !self.admission.is_reserved(parts.uri.path()));
+            let Some((mut parts, sent_id)) = parts else {
                 // Not an `http` value after all, or the router's own path once parsed: the stack
                 // reads the same bytes and answers.
                 let mut unread = BytesMut::from(&head[..]);
@@ -188,9 +195,18 @@ impl Inner {
                 requested: taken.close,
                 shutdown: &shutdown,
             };
-            match self.answer(&mut stream, buffers, parts, peer, closing).await {
-                Next::KeepAlive if !shutdown.is_cancelled() => {}
-                Next::KeepAlive | Next::Close => return None,
+            let request = Request {
+                parts: &parts,
+                sent_id: sent_id.as_ref(),
+                peer,
+            };
+            let next = self.answer(&mut stream, buffers, request, closing).await;
+            spare_headers = std::mem::take(&mut parts.headers);
+            // A shutdown that started after the answer said keep-alive ends the connection at the
+            // next wait for a head (`read_head`), or answers a request already sent with `close`.
+            match next {
+                Next::KeepAlive => {}
+                Next::Close => return None,
             }
         }
     }
@@ -230,18 +246,21 @@ impl Inner {
         &self,
         client: &mut TcpStream,
         buffers: Buffers<'_>,
-        parts: http::request::Parts,
-        peer: SocketAddr,
+        request: Request<'_>,
         closing: Closing<'_>,
     ) -> Next {
-        let route_label = match parts.uri.path() {
-            "/" => ROOT_ROUTE,
-            _ => CATCH_ALL_ROUTE,
+        let Request { parts, sent_id, peer } = request;
+        let (route_label, series) = match parts.uri.path() {
+            "/" => (ROOT_ROUTE, &self.root_series),
+            _ => (CATCH_ALL_ROUTE, &self.catch_all_series),
         };
         let method = parts.method.clone();
+        // One clock reading for the request's start: its latency, its deadline.
+        let arrived = Instant::now();
         // The client's head stays as sent: the request id goes upstream with the fields the
         // gateway sets (`headers::UpstreamFields`).
-        let observed = ObservedRequest::begin_detached(&method, route_label, &parts.headers);
+        let observed =
+            ObservedRequest::begin_with_sent_id(&method, route_label, &parts.headers, sent_id, arrived);
         let request_id = observed.request_id_header();
         let (span, context) = (observed.span.clone(), observed.context.clone());
         let Buffers {
@@ -251,22 +270,27 @@ impl Inner {
         } = buffers;
         upstream_head.clear();
         // `http.request_timeout_ms`, as the stack's timeout layer applies it.
-        let request_deadline = tokio::time::Instant::now() + self.request_timeout;
+        let request_deadline = tokio::time::Instant::from_std(arrived) + self.request_timeout;
         // Pinned in place (in this future's own state): the wrappers below then hold a pointer to
         // it, where taking it by value would move the whole (large) state machine into each, and
         // boxing it would cost an allocation and a copy per request.
         // A request cut short (the client left) is then dropped at the end of the block, outside
         // its span and request context: a `Drop` in it that logs has no request id.
         let incoming = Incoming {
-            parts: &parts,
+            parts,
             request_id,
             peer,
+            arrived,
+        };
+        let mut upstream_answer = None;
+        let exchange = Exchange {
+            request: upstream_head,
+            answer: &mut upstream_answer,
         };
         // As hyper does, a client that closes its connection while its request is being served
         // ends the request: the upstream exchange is dropped (its connection with it).
         let outcome = {
-            let working =
-                std::pin::pin!(self.forward(incoming, request_deadline, upstream_head, answer_timer));
+            let working = std::pin::pin!(self.forward(incoming, request_deadline, exchange, answer_timer));
             let working = keel_telemetry::context::scope(context, working).instrument(span);
             tokio::select! {
                 biased;
@@ -300,9 +324,12 @@ impl Inner {
                     Ok(()) | Err(_) => Next::Close,
                 }
             }
-            Outcome::Upstream(answer) => {
-                let status = answer.head.status;
-                let request_id = observed.end(route_label, status);
+            Outcome::Upstream { status, answered_at } => {
+                // `send` left the answer there when it answered `Upstream`.
+                let Some(answer) = upstream_answer else {
+                    return Next::Close;
+                };
+                let request_id = observed.end_kept(series, status, answered_at);
                 let close = close || answer.framing == Framing::UntilClose;
                 let stamp = wire::Stamp {
                     request_id: request_id.as_ref(),
@@ -329,14 +356,14 @@ impl Inner {
         &self,
         incoming: Incoming<'_>,
         request_deadline: tokio::time::Instant,
-        upstream_head: &mut BytesMut,
+        exchange: Exchange<'_>,
         answer_timer: Pin<&mut tokio::time::Sleep>,
     ) -> Outcome {
-        let received = Instant::now();
         let Incoming {
             parts,
             request_id,
             peer,
+            arrived: received,
         } = incoming;
         let routing = self.proxy.routing.load_full();
         let path = parts.uri.path();
@@ -356,7 +383,7 @@ impl Inner {
                 let response = fail(NO_SERVICE, &error);
                 metrics::request(UNMATCHED_ROUTE, NO_SERVICE, response.status());
                 metrics::request_duration(UNMATCHED_ROUTE, received.elapsed());
-                return Outcome::Local(response);
+                return Outcome::Local(Box::new(response));
             }
         };
         // A timer only when admission has to wait (a token to verify, a permission to ask).
@@ -367,7 +394,7 @@ impl Inner {
         );
         let outcome = match admitted.await {
             Err(_) => self.timed_out(),
-            Ok(Err(refused)) => Outcome::Local(refused),
+            Ok(Err(refused)) => Outcome::Local(Box::new(refused)),
             Ok(Ok(admitted)) => {
                 let deadlines = Deadlines {
                     request: request_deadline,
@@ -377,18 +404,21 @@ impl Inner {
                     parts,
                     request_id,
                     peer,
+                    arrived: received,
                 };
-                self.send(route, matched, incoming, admitted, deadlines, upstream_head)
+                self.send(route, matched, incoming, admitted, deadlines, exchange)
                     .await
             }
         };
-        let status = match &outcome {
-            Outcome::Local(response) => response.status(),
-            Outcome::Upstream(answer) => answer.head.status,
+        let (status, finished) = match &outcome {
+            Outcome::Local(response) => (response.status(), Instant::now()),
+            Outcome::Upstream { status, answered_at } => (*status, *answered_at),
             // On the general path the stack's timeout drops the proxy before it counts anything.
             Outcome::TimedOut(_) => return outcome,
         };
-        route.metrics.answered(status, received.elapsed());
+        route
+            .metrics
+            .answered(status, finished.saturating_duration_since(received));
         outcome
     }
 
@@ -399,7 +429,7 @@ impl Inner {
             "request timed out"
         );
         let problem = keel_http::request_timeout_problem(self.request_timeout);
-        Outcome::TimedOut(axum::response::IntoResponse::into_response(problem))
+        Outcome::TimedOut(Box::new(axum::response::IntoResponse::into_response(problem)))
     }
 
     /// Sends an admitted request upstream and reads the response head, by the route's deadline
@@ -411,7 +441,7 @@ impl Inner {
         incoming: Incoming<'_>,
         admitted: Admitted,
         deadlines: Deadlines<'_>,
-        request: &mut BytesMut,
+        exchange: Exchange<'_>,
     ) -> Outcome {
         let request_deadline = deadlines.request;
         let service = route.upstream.service();
@@ -422,8 +452,10 @@ impl Inner {
             deadline,
             ..
         } = admitted;
-        let failed =
-            |error: ProxyError| Outcome::Local(with_decision(fail(service, &error), decision.as_ref()));
+        let failed = |error: ProxyError| {
+            Outcome::Local(Box::new(with_decision(fail(service, &error), decision.as_ref())))
+        };
+        let Exchange { request, answer } = exchange;
         let parts = incoming.parts;
         let outbound = match prepare_upstream(
             route,
@@ -445,7 +477,7 @@ impl Inner {
         let started = Instant::now();
         let sent = {
             // Pinned in place, as `answer` pins the request's future: not moved into each wrapper.
-            let exchange = std::pin::pin!(self.upstreams.exchange(authority, request, safe));
+            let exchange = std::pin::pin!(self.upstreams.exchange(authority, request, safe, started));
             let exchange = exchange.instrument(outbound.span);
             tokio::select! {
                 biased;
@@ -453,7 +485,11 @@ impl Inner {
                 () = expires(deadlines.timer, deadline.min(request_deadline)) => Err(()),
             }
         };
-        route.metrics.upstream_duration(started.elapsed());
+        // One clock reading for the end of the exchange and of the request's latency.
+        let answered_at = Instant::now();
+        route
+            .metrics
+            .upstream_duration(answered_at.saturating_duration_since(started));
         match sent {
             Ok(Ok((head, connection))) => {
                 outbound.pick.succeeded();
@@ -470,14 +506,16 @@ impl Inner {
                 let reusable = framing != Framing::UntilClose && keeps_alive(&head);
                 // The hop-by-hop fields are left out, and the decision's headers added, as the
                 // head is written (`wire::write_proxied_response_head`).
-                Outcome::Upstream(UpstreamAnswer {
+                let status = head.status;
+                *answer = Some(UpstreamAnswer {
                     head,
                     framing,
                     connection,
                     reusable,
                     authority: Arc::clone(&outbound.pick.payload().authority),
                     decision,
-                })
+                });
+                Outcome::Upstream { status, answered_at }
             }
             Ok(Err(source)) if source.is_connect() => {
                 outbound.pick.failed();
@@ -536,6 +574,16 @@ impl Inner {
     }
 }
 
+/// A request as read from the client.
+struct Request<'a> {
+    /// Its head.
+    parts: &'a http::request::Parts,
+    /// Its first `X-Request-ID` field.
+    sent_id: Option<&'a HeaderValue>,
+    /// The connection's peer.
+    peer: SocketAddr,
+}
+
 /// The request being served, as the client sent it.
 #[derive(Clone, Copy)]
 struct Incoming<'a> {
@@ -545,6 +593,8 @@ struct Incoming<'a> {
     request_id: Option<&'a HeaderValue>,
     /// The connection's peer.
     peer: SocketAddr,
+    /// When its head had been read (its latency counts from then).
+    arrived: Instant,
 }
 
 /// The connection's buffers (and timer) a request uses.
@@ -611,14 +661,30 @@ async fn client_gone(client: &TcpStream) {
     }
 }
 
-/// What a request is answered with.
+/// What a request is answered with. Small, because it is moved up through every future that
+/// polls the request's (the request context's, the span's, `select!`'s): an upstream's answer,
+/// a few hundred bytes, waits in [`Exchange::answer`] instead, and the gateway's own answers
+/// (errors, refusals: rare) are boxed.
 enum Outcome {
     /// An answer of the gateway's own (a problem, a refusal).
-    Local(Response),
+    Local(Box<Response>),
     /// The stack's 503 for a request over `http.request_timeout_ms`.
-    TimedOut(Response),
-    /// The upstream's response head, its body still to relay.
-    Upstream(UpstreamAnswer),
+    TimedOut(Box<Response>),
+    /// The upstream answered with `status` at `answered_at`: the head is in
+    /// [`Exchange::answer`], its body still to relay.
+    Upstream {
+        status: http::StatusCode,
+        answered_at: Instant,
+    },
+}
+
+/// What the upstream exchange of a request writes: kept in the state of the future serving the
+/// request, so that nothing large moves up through the futures between.
+struct Exchange<'a> {
+    /// The request head for the upstream.
+    request: &'a mut BytesMut,
+    /// The upstream's answer, once its head has come.
+    answer: &'a mut Option<UpstreamAnswer>,
 }
 
 struct UpstreamAnswer {

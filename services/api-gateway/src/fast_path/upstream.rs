@@ -127,16 +127,19 @@ impl RawPools {
 
     /// Sends `request` (a whole request: head, no body) to `authority` on an idle connection or
     /// a new one and reads the response head; `safe` says whether it may be sent again after a
-    /// kept-alive connection closed under it. Answers the head and the connection, whose buffer
-    /// holds the body bytes read with the head.
+    /// kept-alive connection closed under it; `now` is the time it starts (the caller's clock
+    /// reading, not taken again). Answers the head and the connection, whose buffer holds the
+    /// body bytes read with the head.
     pub(super) async fn exchange(
         &self,
         authority: &str,
         request: &[u8],
         safe: bool,
+        now: Instant,
     ) -> Result<(ResponseHead, Connection), UpstreamError> {
-        while let Some((mut connection, idle_for)) = self.checkout(authority) {
-            let written = Instant::now();
+        while let Some((mut connection, idle_for)) = self.checkout(authority, now) {
+            // When the request went out, as far as the replay window is concerned.
+            let written = now;
             // A first write that fails wrote nothing: the request never left, any method may
             // go on another connection.
             match connection.stream.write(request).await {
@@ -171,11 +174,10 @@ impl RawPools {
     }
 
     /// The most recently used idle connection to `authority` on this thread and how long it was
-    /// idle, dropping those idle too long or closed.
-    fn checkout(&self, authority: &str) -> Option<(Connection, Duration)> {
+    /// idle at `now`, dropping those idle too long or closed.
+    fn checkout(&self, authority: &str, now: Instant) -> Option<(Connection, Duration)> {
         let mut pool = self.thread_pool();
         let idle = pool.get_mut(authority)?;
-        let now = Instant::now();
         while let Some(Idle {
             mut connection,
             since,

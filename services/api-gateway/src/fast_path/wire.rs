@@ -14,7 +14,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, StatusCode, Uri, Version};
-use keel_http::{REQUEST_ID_HEADER, SecurityHeaders};
+use keel_http::{REQUEST_ID_HEADER, REQUEST_ID_HEADER_NAME, SecurityHeaders};
 
 use crate::headers::{self, UpstreamFields};
 
@@ -131,12 +131,21 @@ pub(super) fn parse_request(buffer: &[u8], admission: &Admission) -> Head {
 }
 
 /// The request head `taken` describes, its bytes `head` (the buffer [`parse_request`] read, cut
-/// to the head): values share `head`'s memory. `None` when a part does not make an `http` value
-/// (the caller hands the connection over, and the general stack answers).
-pub(super) fn request_parts(head: &Bytes, taken: &Taken) -> Option<Parts> {
+/// to the head), its fields in `headers` (emptied first; a map kept from an earlier request
+/// keeps its memory): values share `head`'s memory. With it, the value of its first
+/// `X-Request-ID` field, found on the way (`ObservedRequest::begin_with_sent_id`). `None` when a
+/// part does not make an `http` value (the caller hands the connection over, and the general
+/// stack answers).
+pub(super) fn request_parts(
+    head: &Bytes,
+    taken: &Taken,
+    mut headers: HeaderMap,
+) -> Option<(Parts, Option<HeaderValue>)> {
     let method = Method::from_bytes(&head[taken.method.clone()]).ok()?;
     let uri = Uri::from_maybe_shared(head.slice(taken.target.clone())).ok()?;
-    let mut headers = HeaderMap::with_capacity(taken.fields.len() + 8);
+    headers.clear();
+    headers.reserve(taken.fields.len());
+    let mut sent_id = None;
     for (name, value) in &taken.fields {
         let name = HeaderName::from_bytes(&head[name.clone()]).ok()?;
         // Identical `Content-Length: 0` fields (the only kind taken) count once, as hyper keeps them.
@@ -144,6 +153,9 @@ pub(super) fn request_parts(head: &Bytes, taken: &Taken) -> Option<Parts> {
             continue;
         }
         let value = HeaderValue::from_maybe_shared(head.slice(value.clone())).ok()?;
+        if sent_id.is_none() && name == REQUEST_ID_HEADER_NAME {
+            sent_id = Some(value.clone());
+        }
         headers.append(name, value);
     }
     let (mut parts, ()) = http::Request::new(()).into_parts();
@@ -151,7 +163,7 @@ pub(super) fn request_parts(head: &Bytes, taken: &Taken) -> Option<Parts> {
     parts.uri = uri;
     parts.version = Version::HTTP_11;
     parts.headers = headers;
-    Some(parts)
+    Some((parts, sent_id))
 }
 
 /// Appends the head of the request `parts` (the client's) as it goes upstream to `out`: the
@@ -638,7 +650,7 @@ mod tests {
         };
         assert_eq!(taken.len(), raw.len() - "GET /next".len());
         assert!(taken.close);
-        let Some(parts) = request_parts(&head, &taken) else {
+        let Some((parts, _)) = request_parts(&head, &taken, HeaderMap::new()) else {
             panic!("no parts")
         };
         assert_eq!(parts.method, Method::GET);
@@ -653,6 +665,31 @@ mod tests {
             "{out:?}"
         );
         assert!(out.ends_with(b"\r\n\r\n"));
+        // The map kept for the next request holds that request's fields only.
+        let Some((next_head, next_taken)) = take(b"GET /next HTTP/1.1\r\nHost: gw\r\n\r\n") else {
+            panic!("declined")
+        };
+        let Some((next, None)) = request_parts(&next_head, &next_taken, parts.headers) else {
+            panic!("no parts, or a request id")
+        };
+        assert_eq!(next.headers.len(), 1);
+        let Some((with_ids, sent_id)) =
+            take(b"GET / HTTP/1.1\r\nX-Request-Id: first\r\nx-request-id: second\r\n\r\n")
+                .and_then(|(head, taken)| request_parts(&head, &taken, HeaderMap::new()))
+        else {
+            panic!("declined")
+        };
+        assert_eq!(
+            sent_id.as_ref(),
+            with_ids.headers.get(REQUEST_ID_HEADER_NAME),
+            "the first, as a lookup finds it"
+        );
+        assert_eq!(sent_id.as_ref().map(HeaderValue::as_bytes), Some(&b"first"[..]));
+        assert_eq!(
+            next.headers.get("host").map(HeaderValue::as_bytes),
+            Some(&b"gw"[..])
+        );
+        assert!(next.headers.get("x-a").is_none());
     }
 
     #[test]
@@ -673,7 +710,7 @@ mod tests {
             let Some((head, taken)) = take(raw) else {
                 panic!("declined")
             };
-            let Some(mut parts) = request_parts(&head, &taken) else {
+            let Some((mut parts, _)) = request_parts(&head, &taken, HeaderMap::new()) else {
                 panic!("no parts")
             };
             let fields = UpstreamFields::of(
@@ -738,7 +775,7 @@ mod tests {
         else {
             panic!("declined")
         };
-        let parts = request_parts(&head, &taken).unwrap_or_else(|| panic!("no parts"));
+        let (parts, _) = request_parts(&head, &taken, HeaderMap::new()).unwrap_or_else(|| panic!("no parts"));
         assert_eq!(parts.headers.get_all(header::CONTENT_LENGTH).iter().count(), 1);
     }
 
@@ -781,7 +818,8 @@ mod tests {
             };
             assert_eq!(taken.fields.len(), fields);
             let head = Bytes::from(head_of(fields));
-            let parts = request_parts(&head, &taken).unwrap_or_else(|| panic!("no parts"));
+            let (parts, _) =
+                request_parts(&head, &taken, HeaderMap::new()).unwrap_or_else(|| panic!("no parts"));
             let last = format!("x-{}", fields - 1);
             assert_eq!(parts.headers[last.as_str()], format!("v{}", fields - 1).as_str());
         }

@@ -143,3 +143,46 @@ async fn the_request_id_and_the_trace_context_reach_the_upstream() -> anyhow::Re
     );
     Ok(())
 }
+
+/// Many requests on one kept-alive connection (the fast path's, unless it is off), each with a
+/// fresh id: every id is a UUIDv7 of its own, the same on both sides, whatever the ids before it
+/// (their text shares memory, `keel_http::shared_header_value`). A client's unusable id is
+/// replaced, and of two ids the first counts.
+#[tokio::test]
+async fn fresh_request_ids_stay_whole_and_distinct_over_many_requests() -> anyhow::Result<()> {
+    let (gateway, _upstream) = echo_gateway().await?;
+    let client = client();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..300 {
+        let response = client.get(gateway.url("/api/v1/echo")).send().await?;
+        let answered = response.headers()["x-request-id"].to_str()?.to_owned();
+        let echo: Echo = response.json().await?;
+        assert_eq!(echo.header("x-request-id"), Some(answered.as_str()));
+        let uuid = uuid::Uuid::parse_str(&answered)?;
+        assert_eq!(uuid.get_version_num(), 7, "{answered}");
+        assert_eq!(uuid.hyphenated().to_string(), answered, "lowercase, hyphenated");
+        assert!(seen.insert(answered), "distinct ids");
+    }
+
+    let response = client
+        .get(gateway.url("/api/v1/echo"))
+        .header("x-request-id", "not acceptable!")
+        .send()
+        .await?;
+    let answered = response.headers()["x-request-id"].to_str()?.to_owned();
+    let echo: Echo = response.json().await?;
+    assert!(uuid::Uuid::parse_str(&answered).is_ok(), "replaced: {answered}");
+    assert_eq!(echo.header("x-request-id"), Some(answered.as_str()));
+
+    let mut request = client.get(gateway.url("/api/v1/echo")).build()?;
+    for id in ["first-id", "second-id"] {
+        request
+            .headers_mut()
+            .append("x-request-id", http::HeaderValue::from_static(id));
+    }
+    let response = client.execute(request).await?;
+    assert_eq!(response.headers()["x-request-id"], "first-id");
+    let echo: Echo = response.json().await?;
+    assert_eq!(echo.header("x-request-id"), Some("first-id"));
+    Ok(())
+}
