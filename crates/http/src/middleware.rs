@@ -172,7 +172,17 @@ impl ObservedRequest {
     /// Starts observing a request of `method` to `route` (its route template, the metric label)
     /// with the request `headers`, whose `X-Request-ID` it sets to the request's id.
     pub fn begin(method: &Method, route: &str, headers: &mut http::HeaderMap) -> Self {
-        let observed = Self::begin_detached(method, route, headers);
+        let sent = headers.get(REQUEST_ID_HEADER_NAME);
+        // A fresh id's value has an allocation of its own: the request's headers, which hold it,
+        // may be kept by a handler for long (not a slice of a block: `shared_header_value`).
+        let observed = Self::observe(
+            method,
+            route,
+            headers,
+            sent,
+            Instant::now(),
+            HeaderValue::from_bytes,
+        );
         if let Some(value) = &observed.header_value {
             headers.insert(REQUEST_ID_HEADER_NAME, value.clone());
         }
@@ -201,12 +211,29 @@ impl ObservedRequest {
     /// [`ObservedRequest::begin_detached_at`] for code that has found the request's first
     /// `X-Request-ID` field already, `sent` (what a lookup in `headers` gives), while reading
     /// the head: it is not looked up again.
+    /// A fresh id's value is cut from the thread's block (`shared_header_value`): the front
+    /// holds it for the request's life only.
     pub fn begin_with_sent_id(
         method: &Method,
         route: &str,
         headers: &http::HeaderMap,
         sent: Option<&HeaderValue>,
         started: Instant,
+    ) -> Self {
+        Self::observe(method, route, headers, sent, started, |bytes| {
+            crate::shared_header_value(bytes).ok_or(())
+        })
+    }
+
+    /// Starts observing a request (`begin_with_sent_id`), making a fresh id's header value with
+    /// `value_of`.
+    fn observe<E>(
+        method: &Method,
+        route: &str,
+        headers: &http::HeaderMap,
+        sent: Option<&HeaderValue>,
+        started: Instant,
+        value_of: impl FnOnce(&[u8]) -> Result<HeaderValue, E>,
     ) -> Self {
         // The client's id when it is sane (`RequestId::from_header`'s rule): its own value is
         // passed on, not a copy.
@@ -221,8 +248,8 @@ impl ObservedRequest {
         let (id, header_value) = match honoured {
             Some((id, value)) => (id, Some(value.clone())),
             None => {
-                fresh = context::FreshRequestId::new();
-                (fresh.as_str(), crate::shared_header_value(fresh.as_bytes()))
+                fresh = context::FreshRequestId::generate();
+                (fresh.as_str(), value_of(fresh.as_bytes()).ok())
             }
         };
         let span = tracing::info_span!(

@@ -2,8 +2,8 @@
 //!
 //! Why it exists: a value built from bytes (`HeaderValue::from_bytes`) copies them into a new
 //! allocation, and its first clone allocates again (the copy's reference count). A proxy builds
-//! a few such values for every request (a fresh request id, the client's address in
-//! `X-Forwarded-For`) and clones some of them. [`shared_header_value`] writes the bytes into a
+//! such values for every request (a fresh request id, sent upstream and back to the client) and
+//! clones them. [`shared_header_value`] writes the bytes into a
 //! block of 4 KiB kept per thread instead and hands out a slice of it: values share the block's
 //! one reference count, so neither making nor cloning one allocates, and the block is reused in
 //! place once every value cut from it has been dropped (a new one is allocated only while older

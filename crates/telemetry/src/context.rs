@@ -22,7 +22,7 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 pub fn accept_request_id(sent: Option<&str>) -> (String, bool) {
     match sent {
         Some(id) if is_acceptable_request_id(id) => (id.to_owned(), true),
-        _ => (FreshRequestId::new().as_str().to_owned(), false),
+        _ => (FreshRequestId::generate().as_str().to_owned(), false),
     }
 }
 
@@ -49,7 +49,7 @@ pub struct FreshRequestId([u8; 36]);
 
 impl FreshRequestId {
     /// A new id.
-    pub fn new() -> Self {
+    pub fn generate() -> Self {
         let millis = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| {
@@ -85,12 +85,6 @@ impl FreshRequestId {
     /// The id's bytes (ASCII).
     pub fn as_bytes(&self) -> &[u8; 36] {
         &self.0
-    }
-}
-
-impl Default for FreshRequestId {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -228,7 +222,7 @@ mod tests {
         // Over many ids every random bit is seen both ways; the version and variant never move.
         let ids: Vec<u128> = (0..256)
             .map(|_| {
-                uuid::Uuid::parse_str(FreshRequestId::new().as_str())
+                uuid::Uuid::parse_str(FreshRequestId::generate().as_str())
                     .expect("a UUID")
                     .as_u128()
             })

@@ -139,8 +139,8 @@ pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
     with_ip_text(ip, |text| out.push_str(text.to_str().unwrap_or_default()));
 }
 
-/// The text of `ip`, in a header value cut from the thread's block (`keel_http::
-/// shared_header_value`: cloned per request without an allocation).
+/// The text of `ip` as a header value of its own (kept per thread past any request: not cut from
+/// `keel_http::shared_header_value`'s blocks, which it would hold; its clones share its bytes).
 fn ip_text(ip: IpAddr) -> HeaderValue {
     let value = match ip {
         IpAddr::V4(v4) => {
@@ -162,12 +162,12 @@ fn ip_text(ip: IpAddr) -> HeaderValue {
                     len += 1;
                 }
             }
-            keel_http::shared_header_value(&text[..len])
+            HeaderValue::from_bytes(&text[..len])
         }
-        IpAddr::V6(v6) => keel_http::shared_header_value(v6.to_string().as_bytes()),
+        IpAddr::V6(v6) => HeaderValue::from_str(&v6.to_string()),
     };
     // An address's text is always a valid header value.
-    value.unwrap_or_else(|| HeaderValue::from_static(""))
+    value.unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[cfg(test)]

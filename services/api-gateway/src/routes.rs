@@ -29,7 +29,8 @@ use crate::policy;
 /// One segment of a prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
-    /// Matches exactly this text.
+    /// Matches exactly this text (never containing `/`: `Pattern::matched_len` compares it in
+    /// place, up to the next `/`).
     Literal(Box<str>),
     /// `*`: matches any one non-empty segment.
     Any,
@@ -78,7 +79,10 @@ impl Pattern {
             .segments()
             .iter()
             .map(|segment| match segment {
-                PathSegment::Literal(text) => Segment::Literal(text.as_str().into()),
+                PathSegment::Literal(text) => {
+                    debug_assert!(!text.contains('/'), "a path segment: {text}");
+                    Segment::Literal(text.as_str().into())
+                }
                 PathSegment::Param(_) => Segment::Any,
             })
             .collect();

@@ -201,9 +201,14 @@ impl Inner {
                 peer,
             };
             let next = self.answer(&mut stream, buffers, request, closing).await;
+            // Kept empty: its values are slices of this request's head, whose buffer `input`
+            // reuses in place for the next read only once nothing else refers to it.
             spare_headers = std::mem::take(&mut parts.headers);
+            spare_headers.clear();
             // A shutdown that started after the answer said keep-alive ends the connection at the
-            // next wait for a head (`read_head`), or answers a request already sent with `close`.
+            // next wait for a head (`read_head`), or answers a request already sent with `close`;
+            // a head the client has begun to send is waited for (as hyper waits for one), within
+            // `http.header_read_timeout_ms` and the drain's grace period.
             match next {
                 Next::KeepAlive => {}
                 Next::Close => return None,
@@ -256,7 +261,8 @@ impl Inner {
         };
         let method = parts.method.clone();
         // One clock reading for the request's start: its latency, its deadline.
-        let arrived = Instant::now();
+        // Tokio's clock (paused in tests), as the route's deadline reads it.
+        let arrived = tokio::time::Instant::now().into_std();
         // The client's head stays as sent: the request id goes upstream with the fields the
         // gateway sets (`headers::UpstreamFields`).
         let observed =
@@ -325,8 +331,9 @@ impl Inner {
                 }
             }
             Outcome::Upstream { status, answered_at } => {
-                // `send` left the answer there when it answered `Upstream`.
+                // `send` leaves the answer there whenever it answers `Upstream`.
                 let Some(answer) = upstream_answer else {
+                    tracing::error!("an upstream answer went missing; connection closed");
                     return Next::Close;
                 };
                 let request_id = observed.end_kept(series, status, answered_at);
@@ -351,7 +358,8 @@ impl Inner {
     }
 
     /// Routes, admits and forwards a request (by `request_deadline`, writing the upstream request
-    /// in `upstream_head`, waiting for its answer on `answer_timer`); the answer to write.
+    /// and its answer in `exchange`, waiting for the answer on `answer_timer`); the answer to
+    /// write.
     async fn forward(
         &self,
         incoming: Incoming<'_>,

@@ -138,7 +138,8 @@ impl RawPools {
         now: Instant,
     ) -> Result<(ResponseHead, Connection), UpstreamError> {
         while let Some((mut connection, idle_for)) = self.checkout(authority, now) {
-            // When the request went out, as far as the replay window is concerned.
+            // The exchange's start stands for when the request went out (microseconds before; on
+            // a retry after a failed write, a little earlier): the replay window counts from it.
             let written = now;
             // A first write that fails wrote nothing: the request never left, any method may
             // go on another connection.
