@@ -375,6 +375,19 @@ fn kept_slot(status: u16) -> Option<usize> {
     })
 }
 
+/// `labels`, then `status` as the `status` label.
+fn labels_with_status<'a>(
+    labels: &'a [(&'static str, String)],
+    status: &'a StatusCode,
+) -> Vec<(&'static str, &'a str)> {
+    let mut all: Vec<(&'static str, &str)> = labels
+        .iter()
+        .map(|(label, value)| (*label, value.as_str()))
+        .collect();
+    all.push(("status", status.as_str()));
+    all
+}
+
 /// A counter of one name and label set plus a `status` label (an HTTP status), kept by its owner:
 /// the common statuses ([`KEPT_STATUSES`]) count with one atomic add, the rare others through
 /// [`increment_counter`] (a label list built for the call, then the per-thread cache).
@@ -396,14 +409,7 @@ impl KeptStatusCounters {
     /// Adds one to the series of `status`.
     pub fn increment(&self, status: StatusCode) {
         let Series { name, labels } = &self.series;
-        let with_status = || {
-            let mut all: Vec<(&'static str, &str)> = labels
-                .iter()
-                .map(|(label, value)| (*label, value.as_str()))
-                .collect();
-            all.push(("status", status.as_str()));
-            all
-        };
+        let with_status = || labels_with_status(labels, &status);
         let kept = kept_slot(status.as_u16()).and_then(|slot| self.kept.get(slot));
         match kept {
             Some(cell) => with_kept_handle(
@@ -442,15 +448,7 @@ impl KeptStatusPairs {
 
     /// Adds one to the counter of `status` and records `value` in its histogram.
     pub fn increment_and_record(&self, status: StatusCode, value: f64) {
-        let with_status = || {
-            let mut all: Vec<(&'static str, &str)> = self
-                .labels
-                .iter()
-                .map(|(label, value)| (*label, value.as_str()))
-                .collect();
-            all.push(("status", status.as_str()));
-            all
-        };
+        let with_status = || labels_with_status(&self.labels, &status);
         let kept = kept_slot(status.as_u16()).and_then(|slot| self.kept.get(slot));
         match kept {
             Some(cell) => with_kept_handle(
