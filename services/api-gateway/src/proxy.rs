@@ -177,7 +177,11 @@ impl Proxy {
         };
         match found {
             Err(error) => {
-                let response = fail(NO_SERVICE, &error);
+                let peer = request
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(address)| *address);
+                let response = self.unrouted(&routing, &error, request.headers(), peer).await;
                 metrics::request(UNMATCHED_ROUTE, NO_SERVICE, response.status());
                 metrics::request_duration(UNMATCHED_ROUTE, received.elapsed());
                 response
@@ -190,9 +194,8 @@ impl Proxy {
         }
     }
 
-    /// Answers a request `route` matched (`matched` bytes of its path), in order: header limits
-    /// (431), declared body size (413), authentication and permission (401, 403), then the
-    /// upstream.
+    /// Answers a request `route` matched (`matched` bytes of its path): admitted (`admit`: rate
+    /// limits, header limits, declared body size, authentication and permission), then proxied.
     async fn serve_route(
         &self,
         routing: &Routing,
@@ -221,7 +224,7 @@ impl Proxy {
             Some(length @ 1..) if length <= routing.buffer_body_bytes => {
                 match read_whole(body, deadline, route.timeout).await {
                     Ok(body) => body,
-                    Err(error) => return fail(service, &error),
+                    Err(error) => return with_decision(fail(service, &error), decision.as_ref()),
                 }
             }
             _ => body,
@@ -235,21 +238,20 @@ impl Proxy {
             origin,
             deadline,
         );
-        let mut response = match sent.await {
+        let response = match sent.await {
             Ok(response) => response,
             Err(error) => fail(service, &error),
         };
-        if let Some(decision) = decision {
-            decision.apply_headers(response.headers_mut());
-        }
-        response
+        with_decision(response, decision.as_ref())
     }
 
     /// The first half of serving a request `route` matched (its head `parts` and `body`; the
     /// stack's `request_id` when `parts` are as the client sent them, as for
-    /// `HeaderLimits::check`), from `peer` (`None` when unknown): header limits (431), declared body size (413), authentication and permission (401, 403),
-    /// rate limits (429), each refusal answered. What is admitted has been counted against the
-    /// rate limits and has the deadline of the route's timeout, from now.
+    /// `HeaderLimits::check`), from `peer` (`None` when unknown), in order: the client address's
+    /// rate limit (429), header limits (431), declared body size (413), authentication and
+    /// permission (401, 403), the user's rate limit (429), each refusal answered with the
+    /// rate-limit headers. What is admitted has been counted against the rate limits and has the
+    /// deadline of the route's timeout, from now.
     pub(crate) async fn admit(
         &self,
         routing: &Routing,
@@ -260,22 +262,42 @@ impl Proxy {
         peer: Option<SocketAddr>,
     ) -> Result<Admitted, Response> {
         let service = route.upstream.service();
+        let origin = peer.map(|address| routing.trusted_proxies.resolve(address.ip(), &parts.headers));
+        let class = route.rate_class.as_deref();
+        // Counted before anything else is checked: a request refused below draws on its address's
+        // budget too, and once that is spent a flood of bad tokens costs no verification.
+        let by_address = match class {
+            Some(class) => {
+                let client = origin.map(|origin| origin.client);
+                routing.limits.check_address(class, client).await
+            }
+            None => None,
+        };
+        let refuse = |response: Response, decision: Option<&Decision>| {
+            if let Some(class) = class {
+                routing.limits.settle(class, decision);
+            }
+            with_decision(response, decision)
+        };
+        if let Some(decision) = by_address.filter(|decision| !decision.allowed) {
+            return Err(refuse(rate_limited(&decision), Some(&decision)));
+        }
         let checked = routing
             .header_limits
             .check(&parts.headers, request_id)
             .and_then(|()| limit_body(&parts.headers, body, route.body_limit));
-        let body = checked.map_err(|error| fail(service, &error))?;
+        let body = checked.map_err(|error| refuse(fail(service, &error), by_address.as_ref()))?;
         let admitted = self.auth.admit(&route.access, &parts.headers).await;
         route.metrics.auth(edge::outcome(&route.access, &admitted));
-        let principal = admitted.map_err(IntoResponse::into_response)?;
-        let origin = peer.map(|address| routing.trusted_proxies.resolve(address.ip(), &parts.headers));
+        let principal = admitted.map_err(|refused| refuse(refused.into_response(), by_address.as_ref()))?;
         // The caller is known (`principal`, else the client address) and nothing has been sent
-        // upstream yet: count the request.
-        let decision = match &route.rate_class {
+        // upstream yet: count the request against its user's budget too.
+        let decision = match class {
             Some(class) => {
                 let user = principal.as_deref().map(|principal| principal.user_id);
-                let client = origin.map(|origin| origin.client);
-                routing.limits.check(class, client, user).await
+                let decision = routing.limits.check_user(class, user, by_address).await;
+                routing.limits.settle(class, decision.as_ref());
+                decision
             }
             None => None,
         };
@@ -291,6 +313,32 @@ impl Proxy {
             // timeout bounds both together.
             deadline: tokio::time::Instant::now() + route.timeout,
         })
+    }
+
+    /// The answer to a request no route takes (`error`: 404, 405, or 400 for a dot segment),
+    /// from `peer` (`None` when unknown): like every request, it counts against its client
+    /// address's budget (of the `default` class) and carries the rate-limit headers, or is 429
+    /// once that budget is spent.
+    pub(crate) async fn unrouted(
+        &self,
+        routing: &Routing,
+        error: &ProxyError,
+        headers: &http::HeaderMap,
+        peer: Option<SocketAddr>,
+    ) -> Response {
+        let decision = match (routing.limits.default_class(), peer) {
+            (Some(class), Some(peer)) => {
+                let client = routing.trusted_proxies.resolve(peer.ip(), headers).client;
+                let decision = routing.limits.check_address(class, Some(client)).await;
+                routing.limits.settle(class, decision.as_ref());
+                decision
+            }
+            _ => None,
+        };
+        match decision {
+            Some(decision) if !decision.allowed => rate_limited(&decision),
+            decision => with_decision(fail(NO_SERVICE, error), decision.as_ref()),
+        }
     }
 
     /// Sends the request to an instance of `route`'s service as `principal` (if any), from
@@ -476,6 +524,14 @@ async fn read_whole(
 /// The axum handler every path is routed to.
 pub(crate) async fn serve(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
     proxy.forward(request).await
+}
+
+/// `response` with the rate-limit headers of `decision` (none without one).
+pub(crate) fn with_decision(mut response: Response, decision: Option<&Decision>) -> Response {
+    if let Some(decision) = decision {
+        decision.apply_headers(response.headers_mut());
+    }
+    response
 }
 
 /// The 429 problem of a denied request, with the rate-limit headers and `Retry-After`.

@@ -6,10 +6,13 @@
 //! is `keel-ratelimit`'s: in this process's memory, or in Redis so that every gateway replica
 //! draws on one budget (`ratelimit.backend`).
 //!
-//! Each request is counted once against its address (`ip:<class>:<address>`) and, when the
-//! caller authenticated, once against its user (`user:<class>:<id>`); the stricter decision wins
-//! and sets `X-RateLimit-Limit`, `-Remaining` and `-Reset` on the answer, whatever it is. A denied
-//! request is answered 429 problem+json with `Retry-After` and never reaches an upstream. When
+//! Each request is counted once against its address (`ip:<class>:<address>`), before anything
+//! else is checked, and, once the caller has authenticated, once against its user
+//! (`user:<class>:<id>`); the stricter decision wins and sets `X-RateLimit-Limit`, `-Remaining`
+//! and `-Reset` on the answer, whatever it is: refusals (404, 401, 403, 413, 431) count and carry
+//! them too, so a flood of bad tokens or unknown paths is limited like any other traffic. A
+//! denied request is answered 429 problem+json with `Retry-After` and never reaches an upstream
+//! (nor, when the address's budget is spent, the token check). When
 //! the counters cannot be reached (Redis down), requests go through without headers (fail open:
 //! a rate limiter must not take the platform down with it), logged at most once a minute and
 //! counted in `keel_gateway_rate_limit_unavailable_total`.
@@ -152,28 +155,37 @@ impl RateLimits {
             .cloned()
     }
 
-    /// Counts one request of `class` from `ip` by `user`: the stricter decision of the two, or
-    /// `None` when limits are off or the counters cannot be reached.
-    pub(crate) async fn check(
+    /// The `default` class, which requests no route takes count against (`None` only for a
+    /// section that failed validation).
+    pub(crate) fn default_class(&self) -> Option<&RateClass> {
+        self.classes.get(DEFAULT_CLASS).map(Arc::as_ref)
+    }
+
+    /// Counts one request of `class` against the budget of its client address `ip`: the
+    /// decision, or `None` when limits are off, the address is unknown or the counters cannot be
+    /// reached. Every request a route takes is counted here first, before any other check, so
+    /// that refused requests draw on the budget too ([`Self::settle`] records the outcome).
+    pub(crate) async fn check_address(&self, class: &RateClass, ip: Option<IpAddr>) -> Option<Decision> {
+        let limiter = self.limiter.as_ref()?;
+        let ip = ip?;
+        let mut key = String::with_capacity(class.name.len() + 20);
+        key.push_str("ip:");
+        key.push_str(&class.name);
+        key.push(':');
+        crate::client_address::push_ip(&mut key, ip);
+        self.counted(decide(limiter.as_ref(), &key, class.quotas.per_ip).await)
+    }
+
+    /// Counts the request against its authenticated `user`'s budget too (none for an anonymous
+    /// one): the stricter of that decision and the address's, `by_address`.
+    pub(crate) async fn check_user(
         &self,
         class: &RateClass,
-        ip: Option<IpAddr>,
         user: Option<Uuid>,
+        by_address: Option<Decision>,
     ) -> Option<Decision> {
-        let limiter = self.limiter.as_ref()?;
-        let by_ip = match ip {
-            Some(ip) => {
-                let mut key = String::with_capacity(class.name.len() + 20);
-                key.push_str("ip:");
-                key.push_str(&class.name);
-                key.push(':');
-                crate::client_address::push_ip(&mut key, ip);
-                self.counted(decide(limiter.as_ref(), &key, class.quotas.per_ip).await)
-            }
-            None => None,
-        };
-        let by_user = match user {
-            Some(user) => {
+        let by_user = match (self.limiter.as_ref(), user) {
+            (Some(limiter), Some(user)) => {
                 let mut key = String::with_capacity(class.name.len() + 42);
                 key.push_str("user:");
                 key.push_str(&class.name);
@@ -181,18 +193,22 @@ impl RateLimits {
                 key.push_str(user.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
                 self.counted(decide(limiter.as_ref(), &key, class.quotas.per_user).await)
             }
-            None => None,
+            _ => None,
         };
-        let decision = match (by_ip, by_user) {
-            (Some(ip), Some(user)) => Some(ip.stricter(user)),
+        match (by_address, by_user) {
+            (Some(address), Some(user)) => Some(address.stricter(user)),
             (one, other) => one.or(other),
-        };
-        match &decision {
+        }
+    }
+
+    /// Records, once per request of `class`, what the limits decided for it (nothing when they
+    /// decided nothing) in `keel_gateway_rate_limit_decisions_total`.
+    pub(crate) fn settle(&self, class: &RateClass, decision: Option<&Decision>) {
+        match decision {
             Some(decision) if decision.allowed => class.allowed.increment(),
             Some(_) => class.denied.increment(),
             None => {}
         }
-        decision
     }
 
     /// The decision, or `None` after logging (at most once a minute) and counting a failure.
@@ -237,6 +253,23 @@ mod tests {
     use super::*;
     use keel_ratelimit::InMemoryRateLimiter;
 
+    /// The checks of one request as the proxy makes them (`Proxy::admit`): the address, then,
+    /// unless that refused, the user; recorded once.
+    async fn check(
+        limits: &RateLimits,
+        class: &RateClass,
+        ip: Option<IpAddr>,
+        user: Option<Uuid>,
+    ) -> Option<Decision> {
+        let by_address = limits.check_address(class, ip).await;
+        let decision = match by_address {
+            Some(refused) if !refused.allowed => Some(refused),
+            _ => limits.check_user(class, user, by_address).await,
+        };
+        limits.settle(class, decision.as_ref());
+        decision
+    }
+
     fn limits(per_user: &str, per_ip: &str) -> RateLimits {
         let class = RateClassConfig {
             per_user: per_user.parse().expect("quota"),
@@ -255,18 +288,18 @@ mod tests {
         let class = limits.class(None).expect("default class");
         let ip = Some(IpAddr::from([10, 0, 0, 1]));
         let user = Some(Uuid::now_v7());
-        let first = limits.check(&class, ip, user).await.expect("decision");
+        let first = check(&limits, &class, ip, user).await.expect("decision");
         assert!(first.allowed);
         assert_eq!(
             (first.limit, first.remaining),
             (2, 1),
             "the user budget is the smaller"
         );
-        assert!(limits.check(&class, ip, user).await.is_some_and(|d| d.allowed));
-        let third = limits.check(&class, ip, user).await.expect("decision");
+        assert!(check(&limits, &class, ip, user).await.is_some_and(|d| d.allowed));
+        let third = check(&limits, &class, ip, user).await.expect("decision");
         assert!(!third.allowed, "the user's budget is spent");
         // Every request arriving from the address counted against it (3 of 5), the refused one too.
-        let anonymous = limits.check(&class, ip, None).await.expect("decision");
+        let anonymous = check(&limits, &class, ip, None).await.expect("decision");
         assert!(anonymous.allowed);
         assert_eq!((anonymous.limit, anonymous.remaining), (5, 1));
     }
@@ -277,7 +310,7 @@ mod tests {
         let class = off.class(Some("no-such-class")).expect("falls back to default");
         assert_eq!(&*class.name, DEFAULT_CLASS);
         assert!(
-            off.check(&class, Some(IpAddr::from([127, 0, 0, 1])), None)
+            check(&off, &class, Some(IpAddr::from([127, 0, 0, 1])), None)
                 .await
                 .is_none()
         );
@@ -301,7 +334,7 @@ mod tests {
         let counted = limits.class(Some("counted-class")).expect("class");
         let ip = Some(IpAddr::from([10, 0, 0, 9]));
         for _ in 0..3 {
-            limits.check(&counted, ip, None).await;
+            check(&limits, &counted, ip, None).await;
         }
         let rendered = handle.render();
         for expected in [

@@ -47,7 +47,7 @@ use crate::error::ProxyError;
 use crate::headers;
 use crate::metrics::{self, NO_SERVICE, UNMATCHED_ROUTE};
 use crate::pool::UpstreamError;
-use crate::proxy::{Admitted, Proxy, fail, prepare_upstream};
+use crate::proxy::{Admitted, Proxy, fail, prepare_upstream, with_decision};
 use crate::routes::has_dot_segment;
 use upstream::{Connection, RawPools, ResponseHead};
 use wire::{Admission, ChunkedScanner, Framing, Head};
@@ -388,7 +388,10 @@ impl Inner {
         let (route, matched) = match found {
             Ok(found) => found,
             Err(error) => {
-                let response = fail(NO_SERVICE, &error);
+                let response = self
+                    .proxy
+                    .unrouted(&routing, &error, &parts.headers, Some(peer))
+                    .await;
                 metrics::request(UNMATCHED_ROUTE, NO_SERVICE, response.status());
                 metrics::request_duration(UNMATCHED_ROUTE, received.elapsed());
                 return Outcome::Local(Box::new(response));
@@ -705,14 +708,6 @@ struct UpstreamAnswer {
     authority: Arc<str>,
     /// The rate-limit decision whose headers go on the answer.
     decision: Option<keel_ratelimit::Decision>,
-}
-
-/// `response` with the rate-limit headers of `decision`.
-fn with_decision(mut response: Response, decision: Option<&keel_ratelimit::Decision>) -> Response {
-    if let Some(decision) = decision {
-        decision.apply_headers(response.headers_mut());
-    }
-    response
 }
 
 /// Whether the upstream keeps the connection of `head` open.

@@ -1,11 +1,12 @@
-//! Rate limits at the edge: headers on every answer, 429 with `Retry-After` before the upstream,
-//! one budget shared by two gateways through real Redis, and failing open when Redis is down.
+//! Rate limits at the edge: headers on every answer (refusals included), 429 with `Retry-After`
+//! before the upstream, one budget shared by two gateways through real Redis, and failing open
+//! when Redis is down.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_gateway::{GatewayConfig, RateClassConfig, RateLimitConfig, RouteConfig};
+use keel_gateway::{AuthPolicy, GatewayConfig, RateClassConfig, RateLimitConfig, RouteConfig};
 use keel_ratelimit::{InMemoryRateLimiter, RateLimiter, RedisOptions, RedisRateLimiter};
 use keel_registry::StaticRegistry;
 use reqwest::StatusCode;
@@ -72,6 +73,99 @@ async fn every_answer_carries_the_budget_and_the_request_past_it_is_429_before_t
         upstream.hits(),
         3,
         "the refused request never reached the upstream"
+    );
+    Ok(())
+}
+
+/// The headers a test compares: status, `X-RateLimit-Limit`, `X-RateLimit-Remaining`.
+fn budget(response: &reqwest::Response) -> (StatusCode, Option<String>, Option<String>) {
+    (
+        response.status(),
+        header(response, "x-ratelimit-limit"),
+        header(response, "x-ratelimit-remaining"),
+    )
+}
+
+#[tokio::test]
+async fn refused_requests_count_against_the_address_and_carry_the_budget() -> anyhow::Result<()> {
+    let upstream = Upstream::start("echo-1").await?;
+    let class = RateClassConfig {
+        per_user: "100/minute".parse()?,
+        per_ip: "5/minute".parse()?,
+    };
+    let mut limits = RateLimitConfig::default();
+    limits.classes = BTreeMap::from([("default".to_owned(), class)]);
+    let config = GatewayConfig::new(vec![
+        RouteConfig::new("/open", "echo"),
+        RouteConfig::new("/private", "echo").with_auth(AuthPolicy::Required),
+    ])
+    .with_rate_limits(limits)
+    .with_header_limits(10, 8192);
+    let limiter: Arc<dyn RateLimiter> = Arc::new(InMemoryRateLimiter::default());
+    let gateway = gateway_with(config, StaticRegistry::new(), limiter).await?;
+    gateway.add("echo", &upstream).await?;
+    let http = client();
+
+    let mut too_many = reqwest::header::HeaderMap::new();
+    for index in 0..12 {
+        too_many.insert(
+            reqwest::header::HeaderName::from_bytes(format!("x-filler-{index}").as_bytes())?,
+            reqwest::header::HeaderValue::from_static("1"),
+        );
+    }
+    let answers = [
+        http.get(gateway.url("/nowhere")).send().await?,
+        http.get(gateway.url("/private")).send().await?,
+        http.get(gateway.url("/private"))
+            .bearer_auth("not.a.token")
+            .send()
+            .await?,
+        http.get(gateway.url("/open")).headers(too_many).send().await?,
+        http.get(gateway.url("/open")).send().await?,
+    ];
+    let seen: Vec<_> = answers.iter().map(budget).collect();
+    let five = || Some("5".to_owned());
+    let remaining = |left: &str| Some(left.to_owned());
+    assert_eq!(
+        seen,
+        [
+            (StatusCode::NOT_FOUND, five(), remaining("4")),
+            (StatusCode::UNAUTHORIZED, five(), remaining("3")),
+            (StatusCode::UNAUTHORIZED, five(), remaining("2")),
+            (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                five(),
+                remaining("1")
+            ),
+            (StatusCode::OK, five(), remaining("0")),
+        ],
+        "each answer, refusals included, draws on the address's budget and says so"
+    );
+
+    // The budget is spent: whatever comes next is 429, before its path is looked up or its token
+    // looked at.
+    let token = gateway.key.sign(&valid_claims());
+    let after = [
+        http.get(gateway.url("/private"))
+            .bearer_auth(&token)
+            .send()
+            .await?,
+        http.get(gateway.url("/nowhere")).send().await?,
+        http.get(gateway.url("/private"))
+            .bearer_auth("not.a.token")
+            .send()
+            .await?,
+    ];
+    for refused in after {
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(header(&refused, "retry-after").is_some());
+        assert_eq!(header(&refused, "x-ratelimit-remaining").as_deref(), Some("0"));
+        assert_eq!(problem(refused).await?["type"], "urn:keel:problem:rate-limited");
+    }
+    assert_eq!(
+        upstream.hits(),
+        1,
+        "only the one admitted request reached the upstream"
     );
     Ok(())
 }
