@@ -27,7 +27,8 @@ pub use loader::{AdminSeed, Config, ConfigLoader};
 pub use model::{
     AppConfig, ConsulConfig, CorsConfig, DatabaseConfig, DatabaseOverride, ErrorBusConfig, EtcdConfig,
     GrpcConfig, HealthConfig, HttpConfig, KernelConfig, KubernetesConfig, LogConfig, LogFormat, PoolConfig,
-    RegistryConfig, RegistryKind, SecurityHeadersConfig, TelemetryConfig, TraceExporter, TracesConfig,
+    RegistryConfig, RegistryKind, SecurityHeadersConfig, StaticHealthCheckConfig, TelemetryConfig,
+    TraceExporter, TracesConfig,
 };
 pub use redact::redact_value;
 /// Re-exported so callers can hold secrets without naming `secrecy` themselves.

@@ -13,7 +13,9 @@ use serde::Deserialize;
 
 mod registry;
 
-pub use registry::{ConsulConfig, EtcdConfig, KubernetesConfig, RegistryConfig, RegistryKind};
+pub use registry::{
+    ConsulConfig, EtcdConfig, KubernetesConfig, RegistryConfig, RegistryKind, StaticHealthCheckConfig,
+};
 
 /// Everything the kernel reads from configuration.
 #[derive(Debug, Clone, Deserialize)]

@@ -134,7 +134,7 @@ impl KernelBuilder {
         }
         let registry = match self.registry {
             Some(registry) => registry,
-            None => keel_registry::build_registry(&kernel_config.registry)?,
+            None => keel_registry::start_registry(&kernel_config.registry)?,
         };
         let upkeep = metrics.clone();
         let upkeep_stop = shutdown.clone();

@@ -147,9 +147,9 @@ pub trait ServiceRegistry: Send + Sync {
 
 /// The backend `config.kind` names, built from `config`.
 ///
-/// The static backend is returned without health checks: configuration has no interval for them
-/// yet. To check health, build a [`StaticRegistry`] and call
-/// [`StaticRegistry::spawn_health_checks`] before sharing it. The Kubernetes backend takes its
+/// The static backend is returned without health checks, whatever `registry.health_check` says
+/// (so this needs no Tokio runtime): [`start_registry`] starts them, or build a
+/// [`StaticRegistry`] and call [`StaticRegistry::spawn_health_checks`]. The Kubernetes backend takes its
 /// missing settings from this process's pod ([`PodEnvironment::from_process`]).
 ///
 /// Fails with the backend's configuration error ([`RegistryError::InvalidAddress`],
@@ -161,5 +161,31 @@ pub fn build_registry(config: &RegistryConfig) -> Result<Arc<dyn ServiceRegistry
         RegistryKind::Etcd => Ok(Arc::new(EtcdRegistry::from_config(config)?)),
         RegistryKind::Consul => Ok(Arc::new(ConsulRegistry::from_config(config)?)),
         RegistryKind::Kubernetes => Ok(Arc::new(KubernetesRegistry::from_config(config)?)),
+    }
+}
+
+/// [`build_registry`], and for the static backend with `registry.health_check.interval_ms` set,
+/// its health checks started ([`StaticRegistry::spawn_health_checks`] with an [`HttpProbe`]) on
+/// the current Tokio runtime; they end when the registry is dropped. What a process's kernel uses.
+///
+/// Fails as [`build_registry`] does.
+///
+/// # Panics
+///
+/// Outside a Tokio runtime, when health checks are on.
+pub fn start_registry(config: &RegistryConfig) -> Result<Arc<dyn ServiceRegistry>, RegistryError> {
+    let checks = &config.health_check;
+    match config.kind {
+        RegistryKind::Static if checks.interval_ms > 0 => {
+            let registry = StaticRegistry::from_config(config)?;
+            let settings = HealthCheckSettings {
+                interval: std::time::Duration::from_millis(checks.interval_ms),
+                timeout: std::time::Duration::from_millis(checks.timeout_ms),
+            };
+            // Detached: the task ends by itself once the registry is dropped.
+            drop(registry.spawn_health_checks(Arc::new(HttpProbe::new()), settings));
+            Ok(Arc::new(registry))
+        }
+        _ => build_registry(config),
     }
 }

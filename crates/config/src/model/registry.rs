@@ -21,6 +21,10 @@ pub struct RegistryConfig {
     /// For `static`: service name → instance addresses (`host:port`).
     #[serde(default)]
     pub services: BTreeMap<String, Vec<String>>,
+    /// For `static`: probing of the instances it holds, so that one that stops answering leaves
+    /// the healthy set (off by default).
+    #[serde(default)]
+    pub health_check: StaticHealthCheckConfig,
     /// For the remote backends (etcd, Consul, Kubernetes): how long one request to the backend
     /// may take (a blocking query or watch stream waits longer, by its own rule).
     #[serde(default = "default_request_timeout_ms")]
@@ -42,6 +46,7 @@ impl Default for RegistryConfig {
         Self {
             kind: RegistryKind::Static,
             services: BTreeMap::new(),
+            health_check: StaticHealthCheckConfig::default(),
             request_timeout_ms: default_request_timeout_ms(),
             etcd: EtcdConfig::default(),
             consul: ConsulConfig::default(),
@@ -52,6 +57,31 @@ impl Default for RegistryConfig {
 
 fn default_request_timeout_ms() -> u64 {
     5_000
+}
+
+/// Health checks of the `static` backend (the remote backends learn about dead instances from
+/// their server: an expired lease, a failing Consul check, a pod's readiness).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaticHealthCheckConfig {
+    /// Time between two rounds of probes, in milliseconds; `0` (the default) probes nothing. An
+    /// instance that stops answering leaves the healthy set within `interval_ms + timeout_ms`,
+    /// and comes back at its first answered probe. Set it when `registry.services` names other
+    /// processes; in the all-in-one `platform` every instance lives and dies with the process.
+    pub interval_ms: u64,
+    /// Longest one probe may take, in milliseconds; below `interval_ms`. A probe asks the
+    /// instance's health endpoint (in-process registrations: `/ready`) for a 2xx, or, for an
+    /// instance without one (the addresses of `registry.services`), connects to each of its ports.
+    pub timeout_ms: u64,
+}
+
+impl Default for StaticHealthCheckConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: 0,
+            timeout_ms: 2_000,
+        }
+    }
 }
 
 /// Registry backends.
@@ -187,6 +217,12 @@ impl RegistryConfig {
             self.request_timeout_ms > 0,
             "registry.request_timeout_ms",
             "must be positive",
+        );
+        let health = &self.health_check;
+        check(
+            health.interval_ms == 0 || (1..health.interval_ms).contains(&health.timeout_ms),
+            "registry.health_check.timeout_ms",
+            "must be positive and below registry.health_check.interval_ms when health checks are on",
         );
         let etcd = &self.etcd;
         check(

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use keel_config::{RegistryConfig, RegistryKind};
 use keel_registry::{
     HealthCheckSettings, Probe, RegistryError, ServiceInstance, ServiceRegistry, StaticRegistry,
-    build_registry,
+    build_registry, start_registry,
 };
 
 use crate::support::{PATIENCE, TestResult, ids, instance, next};
@@ -336,5 +336,40 @@ async fn health_checks_stop_when_the_registry_is_dropped() -> TestResult {
     let checks = registry.spawn_health_checks(Arc::new(Scripted::default()), SETTINGS);
     drop(registry);
     tokio::time::timeout(SETTINGS.interval * 2, checks).await??;
+    Ok(())
+}
+
+#[tokio::test]
+async fn configured_health_checks_drop_a_listed_address_that_stops_accepting_and_take_it_back() -> TestResult
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?.to_string();
+    let mut settings = config(&[("audit", &[address.as_str()])]);
+    settings.health_check.interval_ms = 100;
+    settings.health_check.timeout_ms = 50;
+    let registry = start_registry(&settings)?;
+    let mut watch = registry.watch("audit").await?;
+    assert_eq!(ids(&watch.borrow_and_update()), [address.as_str()]);
+    // Accepting connections: it stays through a few rounds of probes.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(ids(&registry.discover("audit").await?), [address.as_str()]);
+
+    drop(listener);
+    assert_eq!(
+        next(&mut watch).await?,
+        Vec::<String>::new(),
+        "refused connections take it out"
+    );
+    let _listener = tokio::net::TcpListener::bind(address.as_str()).await?;
+    assert_eq!(
+        next(&mut watch).await?,
+        [address.as_str()],
+        "back at its first answered probe"
+    );
+
+    // Off by default: the same listing, never probed, stays whatever happens to it.
+    let unprobed = start_registry(&config(&[("audit", &["127.0.0.1:9"])]))?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(ids(&unprobed.discover("audit").await?), ["127.0.0.1:9"]);
     Ok(())
 }
