@@ -50,17 +50,15 @@ where
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let deserializer = ObjectsOnly(&mut serde_json::Deserializer::from_slice(bytes));
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let field = match error.path().to_string() {
-            path if path == "." => String::new(),
-            path => path,
-        };
+        let path = error.path().to_string();
         let inner = error.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
                 let message = inner.to_string();
+                let code = code_of(&message);
                 Problem::validation(vec![FieldError::new(
-                    field,
-                    code_of(&message),
+                    field_of(&path, code, &message),
+                    code,
                     strip_position(&message),
                 )])
             }
@@ -86,6 +84,24 @@ fn code_of(message: &str) -> &'static str {
         "invalid_choice"
     } else {
         "invalid_value"
+    }
+}
+
+/// The path of the field a data error is about. serde reports a missing field at the path of the
+/// object that lacks it (`.` for the body itself) and names the field only in its message
+/// (``missing field `email` ``), so the name is appended; every other error, an unknown field
+/// included, is at the path of its own value.
+fn field_of(path: &str, code: &str, message: &str) -> String {
+    let named = match code {
+        "required" => message.split('`').nth(1),
+        "unknown_field" if path == "." => message.split('`').nth(1),
+        _ => None,
+    };
+    match (path, named) {
+        (".", Some(name)) => name.to_owned(),
+        (".", None) => String::new(),
+        (parent, Some(name)) => format!("{parent}.{name}"),
+        (own, None) => own.to_owned(),
     }
 }
 
@@ -145,18 +161,34 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_field_is_rejected_by_name() {
+    fn an_unknown_field_is_rejected_by_name_and_path() {
         let problem =
             parse::<Register>(br#"{"email":"a@b.c","profile":{"age":3},"role":"admin"}"#).unwrap_err();
         assert_eq!(problem.status, 422);
         assert_eq!(problem.errors[0].code, "unknown_field");
+        assert_eq!(problem.errors[0].field, "role");
         assert!(problem.errors[0].message.contains("role"));
+        let nested = parse::<Register>(br#"{"email":"a@b.c","profile":{"age":3,"admin":true}}"#).unwrap_err();
+        assert_eq!(
+            (nested.errors[0].field.as_str(), nested.errors[0].code.as_str()),
+            ("profile.admin", "unknown_field")
+        );
     }
 
     #[test]
-    fn a_missing_field_is_required() {
+    fn a_missing_field_is_required_by_name_and_path() {
         let problem = parse::<Register>(br#"{"profile":{"age":3}}"#).unwrap_err();
-        assert_eq!(problem.errors[0].code, "required");
+        assert_eq!(
+            (problem.errors[0].field.as_str(), problem.errors[0].code.as_str()),
+            ("email", "required")
+        );
+        let nested = parse::<Register>(br#"{"email":"a@b.c","profile":{}}"#).unwrap_err();
+        assert_eq!(
+            (nested.errors[0].field.as_str(), nested.errors[0].code.as_str()),
+            ("profile.age", "required")
+        );
+        let listed = parse::<Vec<Profile>>(br#"[{"age": 3}, {}]"#).unwrap_err();
+        assert_eq!(listed.errors[0].field, "[1].age");
     }
 
     #[derive(Debug, Deserialize, PartialEq)]

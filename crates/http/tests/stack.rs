@@ -255,6 +255,7 @@ async fn bad_json_bodies_are_typed_problems() {
     assert_eq!(unknown.status(), 422);
     let body: serde_json::Value = unknown.json().await.expect("json");
     assert_eq!(body["errors"][0]["code"], "unknown_field");
+    assert_eq!(body["errors"][0]["field"], "owner");
     let wrong_type = post(r#"{"title":5}"#, "application/json").await.expect("request");
     let body: serde_json::Value = wrong_type.json().await.expect("json");
     assert_eq!(body["errors"][0]["field"], "title");

@@ -178,12 +178,7 @@ async fn malformed_unknown_field_and_non_json_bodies_are_refused_and_write_nothi
         )
         .await?;
     let missing = app
-        .send(
-            Method::POST,
-            "/api/v1/auth/refresh",
-            Some(json!({"token": "x"})),
-            None,
-        )
+        .send(Method::POST, "/api/v1/auth/refresh", Some(json!({})), None)
         .await?;
     let text = app
         .raw(
@@ -198,7 +193,14 @@ async fn malformed_unknown_field_and_non_json_bodies_are_refused_and_write_nothi
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(unknown.body["errors"][0]["code"], "unknown_field");
+    assert_eq!(unknown.body["errors"][0]["field"], "role");
     assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        missing.body["errors"][0]["field"], "refresh_token",
+        "{}",
+        missing.body
+    );
+    assert_eq!(missing.body["errors"][0]["code"], "required");
     assert_eq!(text.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     for reply in [&malformed, &unknown, &missing, &text] {
         assert_eq!(reply.headers["content-type"], "application/problem+json");

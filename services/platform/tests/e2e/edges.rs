@@ -31,6 +31,8 @@ async fn malformed_unknown_and_invalid_bodies_are_problems_with_field_paths_and_
         unknown.body
     );
     assert_eq!(unknown.content_type, "application/problem+json");
+    assert_eq!(unknown.body["errors"][0]["field"], "role", "{}", unknown.body);
+    assert_eq!(unknown.body["errors"][0]["code"], "unknown_field");
 
     let invalid = platform
         .call(
