@@ -142,8 +142,8 @@ async fn refused_requests_count_against_the_address_and_carry_the_budget() -> an
         "each answer, refusals included, draws on the address's budget and says so"
     );
 
-    // The budget is spent: whatever comes next is 429, before its path is looked up or its token
-    // looked at.
+    // The budget is spent: whatever comes next is 429 (an unknown path too), a valid token's
+    // request as much as a forged one's, whose token is not even verified.
     let token = gateway.key.sign(&valid_claims());
     let after = [
         http.get(gateway.url("/private"))
