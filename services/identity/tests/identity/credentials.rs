@@ -18,6 +18,7 @@ on_both_backends!(
     verify_credentials_refuses_unverified_addresses_when_configured,
     grpc_errors_carry_their_codes_and_field_violations,
     a_login_on_weaker_hash_parameters_re_hashes_the_password,
+    the_account_methods_work_over_grpc_as_over_rest,
 );
 
 /// Serves the app's gRPC service on a free port; returns a client and the server's stop signal.
@@ -292,4 +293,216 @@ async fn assert_token_and_reset_codes(client: &mut IdentityServiceClient<Channel
         })
         .await;
     assert!(reset.is_ok(), "answers OK for an unknown address");
+}
+
+/// The methods auth's login does not use, through the real gRPC server: finding, listing,
+/// updating and deleting users, and changing and resetting passwords.
+async fn the_account_methods_work_over_grpc_as_over_rest(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ada = app.register("ada@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let cy = app.register("cy@example.com").await;
+    let (mut client, stop) = grpc(&app).await;
+    let admin = pb::RequestOrigin {
+        actor_id: ada.to_string(),
+        ip: "192.0.2.1".into(),
+        user_agent: "grpc-test".into(),
+    };
+
+    // Found by address, case-insensitively; an unknown address is NOT_FOUND.
+    let found = client
+        .get_user_by_email(pb::GetUserByEmailRequest {
+            email: "BOB@example.com".into(),
+        })
+        .await
+        .expect("by e-mail")
+        .into_inner();
+    assert_eq!(found.id, bob.to_string());
+    let missing = client
+        .get_user_by_email(pb::GetUserByEmailRequest {
+            email: "nobody@example.com".into(),
+        })
+        .await
+        .expect_err("unknown address");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    // Listed two at a time: every user once, the last page without a cursor.
+    let first = client
+        .list_users(pb::ListUsersRequest {
+            limit: 2,
+            cursor: String::new(),
+        })
+        .await
+        .expect("first page")
+        .into_inner();
+    assert_eq!(first.users.len(), 2);
+    assert!(!first.next_cursor.is_empty());
+    let second = client
+        .list_users(pb::ListUsersRequest {
+            limit: 2,
+            cursor: first.next_cursor.clone(),
+        })
+        .await
+        .expect("second page")
+        .into_inner();
+    assert!(second.next_cursor.is_empty(), "three users fill two pages");
+    let mut listed: Vec<String> = first
+        .users
+        .iter()
+        .chain(&second.users)
+        .map(|u| u.id.clone())
+        .collect();
+    listed.sort();
+    let mut registered = vec![ada.to_string(), bob.to_string(), cy.to_string()];
+    registered.sort();
+    assert_eq!(listed, registered);
+    let bad_cursor = client
+        .list_users(pb::ListUsersRequest {
+            limit: 2,
+            cursor: "not-a-cursor".into(),
+        })
+        .await
+        .expect_err("bad cursor");
+    assert_eq!(bad_cursor.code(), tonic::Code::InvalidArgument);
+
+    // Updated, and read back so.
+    let updated = client
+        .update_user(pb::UpdateUserRequest {
+            id: cy.to_string(),
+            display_name: Some("Cy Young".into()),
+            origin: Some(admin.clone()),
+        })
+        .await
+        .expect("update")
+        .into_inner();
+    assert_eq!(updated.display_name, "Cy Young");
+    let read = client
+        .get_user(pb::GetUserRequest { id: cy.to_string() })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(read.display_name, "Cy Young");
+    let unknown = client
+        .update_user(pb::UpdateUserRequest {
+            id: uuid::Uuid::now_v7().to_string(),
+            display_name: Some("Nobody".into()),
+            origin: Some(admin.clone()),
+        })
+        .await
+        .expect_err("unknown user");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    // A password change needs the current password, and ends the user's sessions.
+    let new_password = "cobalt-meadow-91-lantern";
+    let wrong = client
+        .change_password(pb::ChangePasswordRequest {
+            user_id: bob.to_string(),
+            current_password: "not-the-password-at-all".into(),
+            new_password: new_password.into(),
+            origin: None,
+        })
+        .await
+        .expect_err("wrong current password");
+    assert_eq!(wrong.code(), tonic::Code::PermissionDenied);
+    client
+        .change_password(pb::ChangePasswordRequest {
+            user_id: bob.to_string(),
+            current_password: GOOD_PASSWORD.into(),
+            new_password: new_password.into(),
+            origin: None,
+        })
+        .await
+        .expect("change");
+    assert_eq!(
+        verdict(&client, "bob@example.com", new_password).await,
+        pb::CredentialsVerdict::Valid
+    );
+    assert_eq!(
+        verdict(&client, "bob@example.com", GOOD_PASSWORD).await,
+        pb::CredentialsVerdict::Invalid
+    );
+    assert!(app.auth.revocations().iter().any(|(user, _)| *user == bob));
+
+    // A reset by the mailed token sets the password once.
+    client
+        .request_password_reset(pb::RequestPasswordResetRequest {
+            email: "cy@example.com".into(),
+            origin: None,
+        })
+        .await
+        .expect("reset request");
+    let token = reset_token_mailed(&app).await;
+    let reset = |token: String| pb::ResetPasswordRequest {
+        token,
+        new_password: new_password.into(),
+        origin: None,
+    };
+    client.reset_password(reset(token.clone())).await.expect("reset");
+    assert_eq!(
+        verdict(&client, "cy@example.com", new_password).await,
+        pb::CredentialsVerdict::Valid
+    );
+    let again = client.reset_password(reset(token)).await.expect_err("used token");
+    assert_eq!(again.code(), tonic::Code::InvalidArgument);
+
+    // Deleted: its roles released first, then gone; the last administrator stays.
+    client
+        .delete_user(pb::DeleteUserRequest {
+            id: bob.to_string(),
+            origin: Some(admin.clone()),
+        })
+        .await
+        .expect("delete");
+    assert!(app.authz.released().contains(&bob));
+    let gone = client
+        .get_user(pb::GetUserRequest { id: bob.to_string() })
+        .await
+        .expect_err("deleted");
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+    app.authz.make_last_admin(ada);
+    let refused = client
+        .delete_user(pb::DeleteUserRequest {
+            id: ada.to_string(),
+            origin: Some(admin),
+        })
+        .await
+        .expect_err("the last administrator");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        client
+            .get_user(pb::GetUserRequest { id: ada.to_string() })
+            .await
+            .is_ok(),
+        "still there"
+    );
+    stop.cancel();
+    app.finish().await;
+}
+
+/// The verdict on `email` and `password`.
+async fn verdict(
+    client: &IdentityServiceClient<Channel>,
+    email: &str,
+    password: &str,
+) -> pb::CredentialsVerdict {
+    client
+        .clone()
+        .verify_credentials(credentials(email, password))
+        .await
+        .expect("verify")
+        .into_inner()
+        .verdict()
+}
+
+/// The token of the first password-reset mail `app` sent, waiting up to 5 s for it.
+async fn reset_token_mailed(app: &TestApp) -> String {
+    for _ in 0..100 {
+        if let Some(mail) = app.mails().iter().find(|mail| mail.contains("reset-password")) {
+            return token_in(mail, "reset-password");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no password-reset mail after 5 s: {:?}", app.mails());
 }
