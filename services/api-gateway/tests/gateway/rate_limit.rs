@@ -171,6 +171,50 @@ async fn refused_requests_count_against_the_address_and_carry_the_budget() -> an
 }
 
 #[tokio::test]
+async fn each_route_class_keeps_its_own_budget() -> anyhow::Result<()> {
+    let upstream = Upstream::start("echo-1").await?;
+    let quotas = |per_ip: &str| -> anyhow::Result<RateClassConfig> {
+        Ok(RateClassConfig {
+            per_user: "100/minute".parse()?,
+            per_ip: per_ip.parse()?,
+        })
+    };
+    let mut limits = RateLimitConfig::default();
+    limits.classes = BTreeMap::from([
+        ("default".to_owned(), quotas("5/minute")?),
+        ("credentials".to_owned(), quotas("2/minute")?),
+    ]);
+    let config = GatewayConfig::new(vec![
+        RouteConfig::new("/login", "echo").with_rate_limit_class("credentials"),
+        RouteConfig::new("/other", "echo"),
+    ])
+    .with_rate_limits(limits);
+    let limiter: Arc<dyn RateLimiter> = Arc::new(InMemoryRateLimiter::default());
+    let gateway = gateway_with(config, StaticRegistry::new(), limiter).await?;
+    gateway.add("echo", &upstream).await?;
+    let http = client();
+
+    let mut seen = Vec::new();
+    for path in ["/login", "/login", "/login", "/other", "/other"] {
+        seen.push(budget(&http.get(gateway.url(path)).send().await?));
+    }
+    let answer =
+        |status, limit: &str, remaining: &str| (status, Some(limit.to_owned()), Some(remaining.to_owned()));
+    assert_eq!(
+        seen,
+        [
+            answer(StatusCode::OK, "2", "1"),
+            answer(StatusCode::OK, "2", "0"),
+            answer(StatusCode::TOO_MANY_REQUESTS, "2", "0"),
+            answer(StatusCode::OK, "5", "4"),
+            answer(StatusCode::OK, "5", "3"),
+        ],
+        "the credentials class is spent; the default class is untouched by it"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_authenticated_user_is_held_to_the_per_user_budget() -> anyhow::Result<()> {
     let upstream = Upstream::start("echo-1").await?;
     let registry = StaticRegistry::new();

@@ -1,6 +1,7 @@
-//! The audit service is cut off in the middle of a burst of logins and comes back: every login's
-//! audit record arrives, exactly once, because each is written to auth's outbox in the login's
-//! own transaction and relayed (idempotently, by record id) until the audit service acknowledges.
+//! The audit service is stopped in the middle of a burst of logins (its relays sending, logins
+//! still in flight), stays down while more logins happen, and comes back: every login's audit
+//! record arrives, exactly once, because each is written to auth's outbox in the login's own
+//! transaction and relayed (idempotently, by record id) until the audit service acknowledges.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,16 +101,6 @@ async fn stopping_the_audit_service_during_a_burst_of_logins_loses_no_audit_reco
         .expect("seeded");
     let (audit, _) = start(&config, &registry, &bus, &[CoreService::Audit]).await;
 
-    let mut succeeded = logins(&shared.clients, 15).await;
-    stop(audit).await;
-    succeeded += logins(&shared.clients, 15).await;
-    assert_eq!(
-        succeeded, 30,
-        "logins do not depend on the audit service being up"
-    );
-
-    let (audit, _) = start(&config, &registry, &bus, &[CoreService::Audit]).await;
-    let reader = audit.core.audit.as_ref().expect("audit built").local_client();
     let query = || AuditQuery {
         action: Some("auth.login.succeeded".to_owned()),
         page: PageRequest {
@@ -118,6 +109,38 @@ async fn stopping_the_audit_service_during_a_burst_of_logins_loses_no_audit_reco
         },
         ..AuditQuery::default()
     };
+    let mut succeeded = logins(&shared.clients, 15).await;
+    let before = audit.core.audit.as_ref().expect("audit built").local_client();
+    let delivered_before = eventually(
+        || async { before.query(query()).await.map(|page| page.items.len()) },
+        15,
+    )
+    .await;
+    assert_eq!(delivered_before, 15, "delivered while the audit service is up");
+
+    // A burst of logins, and the audit service stopped while it is in flight: once the first of its
+    // records has arrived (its relays are sending), before its last login has answered.
+    let clients = shared.clients.clone();
+    let burst = tokio::spawn(async move { logins(&clients, 60).await });
+    eventually(
+        || async { before.query(query()).await.map(|page| page.items.len()) },
+        16,
+    )
+    .await;
+    assert!(
+        !burst.is_finished(),
+        "the audit service goes down while the burst is still in flight"
+    );
+    stop(audit).await;
+    succeeded += burst.await.expect("burst");
+    succeeded += logins(&shared.clients, 15).await;
+    assert_eq!(
+        succeeded, 90,
+        "logins do not depend on the audit service being up"
+    );
+
+    let (audit, _) = start(&config, &registry, &bus, &[CoreService::Audit]).await;
+    let reader = audit.core.audit.as_ref().expect("audit built").local_client();
     let deadline = Instant::now() + Duration::from_secs(60);
     let records = loop {
         let page = reader.query(query()).await.expect("query");
@@ -135,4 +158,22 @@ async fn stopping_the_audit_service_during_a_burst_of_logins_loses_no_audit_reco
 
     stop(audit).await;
     stop(main).await;
+}
+
+/// What `count` answers once it reaches `at_least`, polled every 10 ms for up to 60 s (its last
+/// answer then).
+async fn eventually<F, Fut, E>(count: F, at_least: usize) -> usize
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, E>>,
+    E: std::fmt::Debug,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = count().await.expect("count");
+        if seen >= at_least || Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
