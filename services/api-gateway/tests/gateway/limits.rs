@@ -1,12 +1,18 @@
-//! What a client may send: body size per route (413), header count and size (431), and the
-//! protocols it may speak (HTTP/1.1 and HTTP/2 with prior knowledge).
+//! What a client may send: body size per route (413), header count and size (431), how long it
+//! may take over its request head or stay idle (`http.header_read_timeout_ms`), and the protocols
+//! it may speak (HTTP/1.1 and HTTP/2 with prior knowledge).
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use keel_gateway::{GatewayConfig, RouteConfig};
 use keel_registry::StaticRegistry;
 
-use crate::support::{Echo, TestGateway, Upstream, client, problem, raw_exchange};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{Echo, TestGateway, Upstream, client, problem, raw_exchange, read_raw_response};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -186,5 +192,55 @@ async fn a_client_speaking_http2_with_prior_knowledge_is_proxied() -> anyhow::Re
         .send()
         .await?;
     assert_eq!(response.status(), 413, "and its limit");
+    Ok(())
+}
+
+/// Waits up to 5 s for the server to close `stream`; what it sent before closing.
+async fn closed_by_server(stream: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
+    let mut rest = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await {
+        Ok(Ok(_)) => Ok(rest),
+        Ok(Err(error)) if error.kind() == std::io::ErrorKind::ConnectionReset => Ok(rest),
+        Ok(Err(error)) => Err(error.into()),
+        Err(_) => anyhow::bail!("the connection is still open after 5 s"),
+    }
+}
+
+#[tokio::test]
+async fn a_client_slower_than_the_header_timeout_is_cut_off_and_an_idle_one_closed() -> anyhow::Result<()> {
+    let upstream = Upstream::start("files-1").await?;
+    let http = keel_testkit::test_config(&[("KEEL_HTTP__HEADER_READ_TIMEOUT_MS", "200")])
+        .kernel()
+        .http
+        .clone();
+    let mut config = GatewayConfig::new(vec![RouteConfig::new("/api/v1/files", "files")]);
+    // As `TestGateway::start_with` does: both ways of serving, by the test run's setting.
+    if std::env::var("KEEL_TEST_GATEWAY_FAST_PATH").as_deref() == Ok("off") {
+        config.fast_path = false;
+    }
+    let gateway = TestGateway::start_served(config, StaticRegistry::new(), None, http).await?;
+    gateway.add("files", &upstream).await?;
+
+    // Half a head, then nothing: the connection is closed and nothing reaches the upstream.
+    let mut slow = TcpStream::connect(gateway.address).await?;
+    slow.write_all(b"GET /api/v1/files/count HTTP/1.1\r\nhost: keel\r\n")
+        .await?;
+    let sent = closed_by_server(&mut slow).await?;
+    assert!(
+        sent.is_empty() || sent.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&sent)
+    );
+    assert_eq!(upstream.hits(), 0);
+
+    // A kept-alive connection is answered, then closed once idle for as long.
+    let mut idle = TcpStream::connect(gateway.address).await?;
+    idle.write_all(b"GET /api/v1/files/count HTTP/1.1\r\nhost: keel\r\n\r\n")
+        .await?;
+    let answered = read_raw_response(&mut idle).await?;
+    assert_eq!(answered.status, 200);
+    let after = closed_by_server(&mut idle).await?;
+    assert!(after.is_empty(), "{}", String::from_utf8_lossy(&after));
+    assert_eq!(upstream.hits(), 1);
     Ok(())
 }
