@@ -11,6 +11,7 @@ on_both_stores!(
     a_retry_within_the_grace_window_gets_a_fresh_pair_of_the_same_session,
     the_successor_a_grace_retry_retired_is_a_replay_even_within_the_window,
     two_concurrent_uses_of_one_token_give_one_success_and_one_reuse,
+    refresh_tokens_are_stored_only_as_their_sha256,
 );
 
 async fn refresh_rotates_into_a_new_pair_of_the_same_session(store: &Store) -> anyhow::Result<()> {
@@ -244,5 +245,30 @@ async fn an_unknown_refresh_token_is_401() -> anyhow::Result<()> {
 
     assert_eq!(made_up.status, StatusCode::UNAUTHORIZED);
     assert_eq!(not_even_base64.status, StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+/// Hex SHA-256 of `token`, as a database reader would have to guess it.
+fn sha256_hex(token: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn refresh_tokens_are_stored_only_as_their_sha256(store: &Store) -> anyhow::Result<()> {
+    let app = TestApp::spawn(store, &[]).await?;
+    app.peers.identity.add("ada@example.com", "pw", true);
+    let first = app.login_ok("ada@example.com", "pw").await?;
+    let second = tokens(app.refresh(&first.refresh).await?)?;
+
+    let stored = app.stored_refresh_hashes().await?;
+    let mut expected = vec![sha256_hex(&first.refresh), sha256_hex(&second.refresh)];
+    expected.sort();
+    assert_eq!(stored, expected, "one row per token, keyed by its hash");
+    for token in [&first.refresh, &second.refresh] {
+        assert!(
+            stored.iter().all(|hash| !hash.contains(token.as_str())),
+            "no token is stored as issued"
+        );
+    }
     Ok(())
 }

@@ -321,6 +321,23 @@ impl TestApp {
         Ok(self.outbox_audit().await?.into_iter().map(|r| r.action).collect())
     }
 
+    /// The `hash` column of every stored refresh token, sorted.
+    pub(crate) async fn stored_refresh_hashes(&self) -> anyhow::Result<Vec<String>> {
+        let db = self.service.database().connection();
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT hash FROM refresh_tokens".to_owned(),
+            ))
+            .await?;
+        let mut hashes = rows
+            .iter()
+            .map(|row| row.try_get::<String>("", "hash"))
+            .collect::<Result<Vec<_>, _>>()?;
+        hashes.sort();
+        Ok(hashes)
+    }
+
     /// Rows in a table of the auth store.
     pub(crate) async fn count(&self, table: &str) -> anyhow::Result<i64> {
         let db = self.service.database().connection();

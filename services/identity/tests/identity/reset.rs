@@ -13,6 +13,7 @@ on_both_backends!(
     a_reset_request_answers_202_alike_whether_or_not_the_account_exists,
     a_reset_token_sets_the_password_once_after_ending_the_sessions,
     a_reset_token_expires_after_30_minutes,
+    a_reset_token_still_works_a_second_before_its_30_minutes,
     when_sessions_cannot_be_ended_a_reset_is_503_and_changes_nothing,
     when_sessions_cannot_be_ended_again_after_the_commit_the_reset_stands,
     a_refused_new_password_is_422_and_keeps_the_token_usable,
@@ -192,6 +193,23 @@ async fn a_reset_token_expires_after_30_minutes(backend: Backend) {
         app.auth.revocations().is_empty(),
         "no session ended for an expired token"
     );
+    app.finish().await;
+}
+
+async fn a_reset_token_still_works_a_second_before_its_30_minutes(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let token = reset_token(&app, "prompt@example.com").await;
+    app.clock.advance(TimeDelta::minutes(30) - TimeDelta::seconds(1));
+    let reply = app
+        .post(
+            "/api/v1/users/password-reset/confirm",
+            json!({"token": token, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert!(login(&app, "prompt@example.com", NEW_PASSWORD).await);
     app.finish().await;
 }
 
