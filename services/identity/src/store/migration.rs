@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(keel_events::OutboxMigration),
             Box::new(CreateUsersAndTokens),
+            Box::new(UniqueLowerCaseEmail),
         ]
     }
 }
@@ -137,4 +138,38 @@ fn tokens() -> TableCreateStatement {
                 .on_delete(ForeignKeyAction::Cascade),
         )
         .to_owned()
+}
+
+/// A UNIQUE index on `lower(email)`: the service stores addresses lower-cased, and this makes the
+/// database itself refuse a second spelling of a stored address (`Ada@…` beside `ada@…`) from any
+/// writer, not only from this service's code. (SQLite's `lower` folds ASCII letters, PostgreSQL's
+/// every letter.)
+struct UniqueLowerCaseEmail;
+
+impl MigrationName for UniqueLowerCaseEmail {
+    fn name(&self) -> &str {
+        "m20261127_000001_identity_users_unique_lower_email"
+    }
+}
+
+#[allow(elided_lifetimes_in_paths)]
+#[async_trait::async_trait]
+impl MigrationTrait for UniqueLowerCaseEmail {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE UNIQUE INDEX IF NOT EXISTS users_email_lower_key ON users (lower(email))",
+            )
+            .await
+            .map(|_| ())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared("DROP INDEX IF EXISTS users_email_lower_key")
+            .await
+            .map(|_| ())
+    }
 }

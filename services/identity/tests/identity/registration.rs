@@ -9,6 +9,7 @@ on_both_backends!(
     registering_answers_201_with_the_user_and_stores_mails_and_records_it,
     a_second_registration_of_an_address_is_409_whatever_its_case,
     fifty_concurrent_registrations_of_one_address_create_exactly_one_user,
+    the_database_refuses_a_second_spelling_of_a_stored_address,
     closed_registration_is_403_and_writes_nothing,
     a_verification_mail_that_cannot_be_sent_is_counted_and_the_registration_stands,
 );
@@ -189,4 +190,27 @@ async fn assert_registration_recorded(app: &TestApp, id: &str) {
         events[0]["payload"],
         json!({"user_id": id, "email": "ada.lovelace@example.com"})
     );
+}
+
+async fn the_database_refuses_a_second_spelling_of_a_stored_address(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    app.register("ada@example.com").await;
+    app.register("bob@example.com").await;
+    // A writer that bypasses the service (and its lower-casing) cannot store Ada's address again.
+    let sneaky = app
+        .try_execute("UPDATE users SET email = 'ADA@Example.com' WHERE email = 'bob@example.com'")
+        .await;
+    assert!(
+        sneaky.is_err(),
+        "a second spelling of a stored address is refused"
+    );
+    assert!(
+        app.try_execute("UPDATE users SET email = 'bob.new@example.com' WHERE email = 'bob@example.com'")
+            .await
+            .is_ok(),
+        "another address is fine"
+    );
+    app.finish().await;
 }

@@ -180,6 +180,16 @@ impl TestApp {
     }
 
     /// Runs `sql` (no result) on the service's store.
+    /// Runs `sql` on the store, as another writer would: its outcome.
+    pub(crate) async fn try_execute(&self, sql: &str) -> Result<(), sea_orm::DbErr> {
+        let backend = self.store.backend();
+        self.store
+            .connection()
+            .execute_raw(Statement::from_string(backend, sql.to_owned()))
+            .await
+            .map(|_| ())
+    }
+
     pub(crate) async fn execute(&self, sql: &str) {
         let backend = self.store.backend();
         self.store
