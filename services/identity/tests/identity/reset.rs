@@ -7,7 +7,7 @@ use keel_clients::{CredentialsVerdict, IdentityClient as _};
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::support::{Backend, GOOD_PASSWORD, TestApp, on_both_backends, token_in};
+use crate::support::{Backend, GOOD_PASSWORD, Reply, TestApp, on_both_backends, token_in};
 
 on_both_backends!(
     a_reset_request_answers_202_alike_whether_or_not_the_account_exists,
@@ -89,6 +89,15 @@ async fn reset_token(app: &TestApp, email: &str) -> String {
     assert_eq!(reply.status, StatusCode::ACCEPTED);
     let mails = app.mails_eventually(2).await;
     token_in(&mails[1], "reset-password")
+}
+
+/// Confirms a reset with `token` and `new_password`.
+async fn confirm(app: &TestApp, token: &str, new_password: &str) -> Reply {
+    app.post(
+        "/api/v1/users/password-reset/confirm",
+        json!({"token": token, "new_password": new_password}),
+    )
+    .await
 }
 
 async fn a_reset_request_answers_202_alike_whether_or_not_the_account_exists(backend: Backend) {
@@ -181,12 +190,7 @@ async fn a_reset_token_expires_after_30_minutes(backend: Backend) {
     };
     let token = reset_token(&app, "late@example.com").await;
     app.clock.advance(TimeDelta::minutes(30) + TimeDelta::seconds(1));
-    let reply = app
-        .post(
-            "/api/v1/users/password-reset/confirm",
-            json!({"token": token, "new_password": NEW_PASSWORD}),
-        )
-        .await;
+    let reply = confirm(&app, &token, NEW_PASSWORD).await;
     reply.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(login(&app, "late@example.com", GOOD_PASSWORD).await);
     assert!(
@@ -202,12 +206,7 @@ async fn a_reset_token_still_works_a_second_before_its_30_minutes(backend: Backe
     };
     let token = reset_token(&app, "prompt@example.com").await;
     app.clock.advance(TimeDelta::minutes(30) - TimeDelta::seconds(1));
-    let reply = app
-        .post(
-            "/api/v1/users/password-reset/confirm",
-            json!({"token": token, "new_password": NEW_PASSWORD}),
-        )
-        .await;
+    let reply = confirm(&app, &token, NEW_PASSWORD).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     assert!(login(&app, "prompt@example.com", NEW_PASSWORD).await);
     app.finish().await;
@@ -251,12 +250,7 @@ async fn when_sessions_cannot_be_ended_again_after_the_commit_the_reset_stands(b
     let token = reset_token(&app, "late-auth@example.com").await;
     // The ending before the commit succeeds; the one after it fails.
     app.auth.fail_after(1);
-    let reply = app
-        .post(
-            "/api/v1/users/password-reset/confirm",
-            json!({"token": token, "new_password": NEW_PASSWORD}),
-        )
-        .await;
+    let reply = confirm(&app, &token, NEW_PASSWORD).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     assert_eq!(app.auth.revocations().len(), 1);
     assert!(login(&app, "late-auth@example.com", NEW_PASSWORD).await);
@@ -278,24 +272,14 @@ async fn a_refused_new_password_is_422_and_keeps_the_token_usable(backend: Backe
         return;
     };
     let token = reset_token(&app, "weak@example.com").await;
-    let weak = app
-        .post(
-            "/api/v1/users/password-reset/confirm",
-            json!({"token": token, "new_password": "qwerty123"}),
-        )
-        .await;
+    let weak = confirm(&app, &token, "qwerty123").await;
     weak.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         weak.field_errors(),
         [("new_password".to_owned(), "common_password".to_owned())]
     );
     assert!(app.auth.revocations().is_empty());
-    let strong = app
-        .post(
-            "/api/v1/users/password-reset/confirm",
-            json!({"token": token, "new_password": NEW_PASSWORD}),
-        )
-        .await;
+    let strong = confirm(&app, &token, NEW_PASSWORD).await;
     assert_eq!(strong.status, StatusCode::NO_CONTENT);
     app.finish().await;
 }
@@ -320,12 +304,7 @@ async fn a_password_change_retires_reset_links_sent_before_it(backend: Backend) 
         )
         .await
         .expect("changed");
-    let late = app
-        .post(
-            "/api/v1/users/password-reset/confirm",
-            json!({"token": token, "new_password": "another-long-passphrase-42"}),
-        )
-        .await;
+    let late = confirm(&app, &token, "another-long-passphrase-42").await;
     late.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         login(&app, "olga@example.com", NEW_PASSWORD).await,
